@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ccdeck",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ccdeck", targets: ["ccdeck"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Thin executable: argument parsing and printing only.
+        .executableTarget(
+            name: "ccdeck",
+            dependencies: [
+                "CCDeckCore",
+                "CCDeckBackends",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Domain and pure logic: no terminal, no processes.
+        .target(name: "CCDeckCore"),
+        // One file per backend behind one protocol, the process runner, the run store.
+        .target(name: "CCDeckBackends", dependencies: ["CCDeckCore"]),
+        // Fixtures shared by the test targets (paths, engine environment, helpers).
+        .target(name: "_CCDeckTestSupport", dependencies: ["CCDeckCore", "CCDeckBackends"]),
+
+        .testTarget(name: "CCDeckCoreTests", dependencies: ["CCDeckCore", "_CCDeckTestSupport"]),
+        .testTarget(name: "CCDeckBackendsTests", dependencies: ["CCDeckBackends", "_CCDeckTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["ccdeck", "_CCDeckTestSupport"]),
+    ]
+)

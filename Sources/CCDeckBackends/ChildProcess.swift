@@ -1,0 +1,190 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// A command to run: program, arguments and the complete environment it gets.
+///
+/// Secrets travel in `environment`, never in `arguments`: argv is world-readable in `ps`.
+public struct Command: Sendable, Equatable {
+    public var executable: String
+    public var arguments: [String]
+    public var environment: [String: String]
+
+    public init(_ executable: String, _ arguments: [String] = [],
+                environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+    }
+
+    /// `docker run …` for messages: the program name and its arguments, never the environment.
+    public var displayString: String { ([executable] + arguments).joined(separator: " ") }
+}
+
+public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    public var succeeded: Bool { self == .exited(0) }
+    public var code: Int32 {
+        switch self {
+        case .exited(let c): return c
+        case .signaled(let s): return 128 + s
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .exited(let c): return "exit status \(c)"
+        case .signaled(let s): return "killed by signal \(s)"
+        }
+    }
+}
+
+public enum ProcessError: Error, Equatable, CustomStringConvertible {
+    case notFound(String)
+    case spawnFailed(String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .notFound(let name): return "\(name): command not found in PATH"
+        case .spawnFailed(let name, let e): return "could not start \(name): \(String(cString: strerror(e)))"
+        }
+    }
+}
+
+/// A child process started with `posix_spawn`, in its own process group so a Ctrl-C
+/// at the terminal reaches ccdeck alone, which then stops the run on purpose.
+public final class ChildProcess: @unchecked Sendable {
+    public enum Stream: Sendable { case null, inherit, pipe }
+
+    public let pid: pid_t
+    /// Read ends of the child's stdout / stderr, when piped. Owned by this object.
+    public private(set) var stdoutFD: Int32 = -1
+    public private(set) var stderrFD: Int32 = -1
+    /// Write end of the child's stdin, when piped.
+    public private(set) var stdinFD: Int32 = -1
+    private var status: ExitStatus?
+
+    private init(pid: pid_t) { self.pid = pid }
+
+    deinit {
+        for fd in [stdoutFD, stderrFD, stdinFD] where fd >= 0 { close(fd) }
+    }
+
+    /// Finds `name` on the PATH of `environment` (or accepts a path with a slash).
+    public static func resolve(_ name: String, environment: [String: String]) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") where !dir.isEmpty {
+            let candidate = "\(dir)/\(name)"
+            var st = stat()
+            if stat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
+                return candidate
+            }
+        }
+        return nil
+    }
+
+    /// Pipes are made and marked close-on-exec under this lock, so a child spawned by another
+    /// thread (probes run in parallel) never inherits a pipe end and holds it open.
+    private static let spawnLock = NSLock()
+
+    public static func spawn(_ command: Command, stdin: Stream = .null, stdout: Stream = .pipe,
+                             stderr: Stream = .pipe, newProcessGroup: Bool = true) throws -> ChildProcess {
+        spawnLock.lock()
+        defer { spawnLock.unlock() }
+        guard let path = resolve(command.executable, environment: command.environment) else {
+            throw ProcessError.notFound(command.executable)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+
+        var parentEnds: [Int32] = [-1, -1, -1]
+        var childEnds: [Int32] = []
+        defer { childEnds.forEach { close($0) } }
+        for (target, mode) in [(Int32(0), stdin), (1, stdout), (2, stderr)] {
+            switch mode {
+            case .inherit: break
+            case .null: posix_spawn_file_actions_addopen(&actions, target, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0)
+            case .pipe:
+                var fds: [Int32] = [-1, -1]
+                guard pipe(&fds) == 0 else { throw ProcessError.spawnFailed(path, errno: errno) }
+                fds.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
+                let (childEnd, parentEnd) = target == 0 ? (fds[0], fds[1]) : (fds[1], fds[0])
+                childEnds.append(childEnd)
+                parentEnds[Int(target)] = parentEnd
+                posix_spawn_file_actions_adddup2(&actions, childEnd, target)
+            }
+        }
+
+        // The child starts with default signal handling and an empty mask, whatever ccdeck set.
+        var flags = Int32(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
+        if newProcessGroup {
+            flags |= Int32(POSIX_SPAWN_SETPGROUP)
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGCHLD, SIGWINCH, SIGTSTP, SIGTTOU, SIGTTIN] {
+            sigaddset(&defaults, sig)
+        }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+
+        let argv = ([path] + command.arguments).map { strdup($0) } + [nil]
+        let envp = command.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        guard rc == 0 else {
+            parentEnds.filter { $0 >= 0 }.forEach { close($0) }
+            throw ProcessError.spawnFailed(command.executable, errno: rc)
+        }
+        let child = ChildProcess(pid: pid)
+        child.stdinFD = parentEnds[0]
+        child.stdoutFD = parentEnds[1]
+        child.stderrFD = parentEnds[2]
+        return child
+    }
+
+    /// Closes our end of the child's stdin (it then sees end of file).
+    public func closeStdin() {
+        if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
+    }
+
+    /// Sends a signal to the child's whole process group (or the child alone).
+    public func signal(_ sig: Int32, group: Bool = true) {
+        guard status == nil else { return }
+        if group { _ = kill(-pid, sig) } else { _ = kill(pid, sig) }
+    }
+
+    /// Blocks until the child exits.
+    @discardableResult
+    public func wait() -> ExitStatus {
+        if let status { return status }
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        let s = Self.decode(raw)
+        status = s
+        return s
+    }
+
+    static func decode(_ raw: Int32) -> ExitStatus {
+        let sig = raw & 0x7F
+        return sig == 0 ? .exited((raw >> 8) & 0xFF) : .signaled(sig)
+    }
+}

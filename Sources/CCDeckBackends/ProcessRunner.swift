@@ -1,0 +1,160 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import CCDeckCore
+
+/// Runs commands to completion (probes, engine queries) or streams their output line
+/// by line (runs). One `poll` waits on every pipe: no threads, no busy loops.
+public enum ProcessRunner {
+    public struct Output: Sendable {
+        public var status: ExitStatus
+        public var stdout: String
+        public var stderr: String
+        /// The deadline passed and the process group was killed.
+        public var timedOut: Bool
+
+        /// The last non-empty stderr line (inert), for one-line error messages.
+        public var stderrSummary: String {
+            let line = stderr.split(separator: "\n").last(where: { !$0.allSatisfy(\.isWhitespace) }).map(String.init)
+                ?? stdout.split(separator: "\n").last.map(String.init) ?? ""
+            return InertText.line(line.trimmingCharacters(in: .whitespaces))
+        }
+    }
+
+    /// Runs `command`, feeding `input` to its stdin, and collects its output.
+    /// Past `timeout` the whole process group gets SIGKILL and `timedOut` is set.
+    public static func run(_ command: Command, input: Data? = nil, timeout: TimeInterval? = nil) throws -> Output {
+        let child = try ChildProcess.spawn(command, stdin: input == nil ? .null : .pipe)
+        var out = Data(), err = Data()
+        var pendingInput = input ?? Data()
+        if input != nil && pendingInput.isEmpty { child.closeStdin() }
+        let deadline = timeout.map { Date().addingTimeInterval($0) }
+        var timedOut = false
+        var open: [Int32: Bool] = [child.stdoutFD: true, child.stderrFD: true]
+        while open.values.contains(true) || child.stdinFD >= 0 {
+            var fds: [pollfd] = open.filter(\.value).map { pollfd(fd: $0.key, events: Int16(POLLIN), revents: 0) }
+            if child.stdinFD >= 0 { fds.append(pollfd(fd: child.stdinFD, events: Int16(POLLOUT), revents: 0)) }
+            var waitMS: Int32 = -1
+            if let deadline {
+                let left = deadline.timeIntervalSinceNow
+                if left <= 0 { timedOut = true; break }
+                waitMS = Int32(min(left * 1000 + 1, 60_000))
+            }
+            let n = poll(&fds, nfds_t(fds.count), waitMS)
+            if n < 0 { if errno == EINTR { continue } else { break } }
+            for p in fds where p.revents != 0 {
+                if p.fd == child.stdinFD {
+                    let written = pendingInput.withUnsafeBytes { write(p.fd, $0.baseAddress, $0.count) }
+                    if written > 0 { pendingInput.removeFirst(written) }
+                    if written < 0 || pendingInput.isEmpty { child.closeStdin() }
+                    continue
+                }
+                let more = p.fd == child.stdoutFD ? readChunk(p.fd, into: &out) : readChunk(p.fd, into: &err)
+                if !more { open[p.fd] = false }
+            }
+        }
+        if timedOut {
+            child.signal(SIGKILL)
+        }
+        let status = child.wait()
+        return Output(status: status, stdout: String(decoding: out, as: UTF8.self),
+                      stderr: String(decoding: err, as: UTF8.self), timedOut: timedOut)
+    }
+
+    /// Reads what is available; false at end of file or on error.
+    private static func readChunk(_ fd: Int32, into data: inout Data) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n > 0 { data.append(contentsOf: buffer[..<n]); return true }
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { return true }
+        return false
+    }
+
+    /// Streams a running child's stdout and stderr as lines until both close, then waits for it.
+    ///
+    /// - Parameters:
+    ///   - wakeFD: optional extra descriptor (a signal self-pipe); when readable, it is drained
+    ///     and `onWake` runs, so a Ctrl-C can stop the run while the stream goes on.
+    ///   - maxLineBytes: longer lines are delivered cut to this size (the caller keeps the raw bytes).
+    public static func stream(_ child: ChildProcess, wakeFD: Int32? = nil, maxLineBytes: Int = 16 << 20,
+                              onStdoutBytes: (UnsafeRawBufferPointer) -> Void = { _ in },
+                              onStdoutLine: (Data) -> Void,
+                              onStderrLine: (Data) -> Void = { _ in },
+                              onWake: () -> Void = {}) -> ExitStatus {
+        var splitters: [Int32: LineSplitter] = [
+            child.stdoutFD: LineSplitter(maxLineBytes: maxLineBytes),
+            child.stderrFD: LineSplitter(maxLineBytes: maxLineBytes),
+        ]
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while !splitters.isEmpty {
+            var fds = splitters.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if let wakeFD { fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)) }
+            if poll(&fds, nfds_t(fds.count), -1) < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for p in fds where p.revents != 0 {
+                if p.fd == wakeFD {
+                    _ = buffer.withUnsafeMutableBytes { read(p.fd, $0.baseAddress, $0.count) }
+                    onWake()
+                    continue
+                }
+                let n = buffer.withUnsafeMutableBytes { read(p.fd, $0.baseAddress, $0.count) }
+                if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+                let isStdout = p.fd == child.stdoutFD
+                func deliver(_ line: Data) { isStdout ? onStdoutLine(line) : onStderrLine(line) }
+                if n <= 0 {
+                    splitters[p.fd]?.finish(deliver)
+                    splitters[p.fd] = nil
+                    continue
+                }
+                buffer.withUnsafeBytes { raw in
+                    let chunk = UnsafeRawBufferPointer(rebasing: raw[..<n])
+                    if isStdout { onStdoutBytes(chunk) }
+                    splitters[p.fd]?.feed(chunk, deliver)
+                }
+            }
+        }
+        return child.wait()
+    }
+}
+
+/// Splits a byte stream into lines without holding more than one (capped) line.
+struct LineSplitter {
+    let maxLineBytes: Int
+    private var pending = Data()
+    private var overflow = false
+
+    init(maxLineBytes: Int) { self.maxLineBytes = maxLineBytes }
+
+    mutating func feed(_ chunk: UnsafeRawBufferPointer, _ deliver: (Data) -> Void) {
+        var start = 0
+        while let nl = chunk[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            append(chunk[start..<nl])
+            deliver(pending)
+            pending.removeAll(keepingCapacity: true)
+            overflow = false
+            start = nl + 1
+        }
+        append(chunk[start...])
+    }
+
+    mutating func finish(_ deliver: (Data) -> Void) {
+        if !pending.isEmpty { deliver(pending) }
+        pending.removeAll()
+    }
+
+    private mutating func append(_ bytes: Slice<UnsafeRawBufferPointer>) {
+        guard !overflow else { return }
+        let room = maxLineBytes - pending.count
+        if bytes.count <= room {
+            pending.append(contentsOf: bytes)
+        } else {
+            pending.append(contentsOf: bytes.prefix(room))
+            overflow = true
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import CCDeckCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum RunStoreError: Error, CustomStringConvertible, Equatable {
+    case notFound(String)
+    case ambiguous(String, [String])
+    case unreadable(String, String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let id): return "no run with id \(InertText.line(id)) (see `ccdeck runs ls`)"
+        case .ambiguous(let id, let matches):
+            return "\(InertText.line(id)) matches several runs: \(matches.prefix(5).joined(separator: ", "))"
+        case .unreadable(let path, let why): return "cannot read \(path): \(why)"
+        }
+    }
+}
+
+/// Runs on disk: `$XDG_STATE_HOME/ccdeck/runs/<id>/` holds `record.json`, the full raw
+/// `output.jsonl`, `stderr.log` and, for runs ccdeck made one for, the `workspace/`.
+public struct RunStore: Sendable {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public init(environment: [String: String]) {
+        self.init(root: Self.defaultRoot(environment: environment))
+    }
+
+    public static func defaultRoot(environment: [String: String]) -> String {
+        if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") { return state + "/ccdeck" }
+        return (environment["HOME"] ?? NSHomeDirectory()) + "/.local/state/ccdeck"
+    }
+
+    /// Labels on every resource this store's runs create: a ccdeck with another store
+    /// (another user, host or state directory) never takes them for its own.
+    public var storeID: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in (ProcessInfo.processInfo.hostName + ":" + root).utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return String(String(hash, radix: 16).suffix(12))
+    }
+
+    public var runsDirectory: String { root + "/runs" }
+    public func directory(for id: String) -> String { runsDirectory + "/" + id }
+    public func recordPath(for id: String) -> String { directory(for: id) + "/record.json" }
+    public func outputPath(for id: String) -> String { directory(for: id) + "/output.jsonl" }
+    public func stderrPath(for id: String) -> String { directory(for: id) + "/stderr.log" }
+    public func workspacePath(for id: String) -> String { directory(for: id) + "/workspace" }
+
+    /// Creates the run's directory (private to the user) and writes its first record.
+    public func create(_ record: RunRecord) throws {
+        try FileManager.default.createDirectory(atPath: runsDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(atPath: directory(for: record.id), withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        try save(record)
+    }
+
+    /// Writes the record atomically: a reader never sees half a file.
+    public func save(_ record: RunRecord) throws {
+        let data = try Self.encoder.encode(record)
+        try data.write(to: URL(fileURLWithPath: recordPath(for: record.id)), options: .atomic)
+    }
+
+    public func load(_ id: String) throws -> RunRecord {
+        let path = recordPath(for: id)
+        guard let data = FileManager.default.contents(atPath: path) else { throw RunStoreError.notFound(id) }
+        do { return try Self.decoder.decode(RunRecord.self, from: data) } catch {
+            throw RunStoreError.unreadable(path, "not a ccdeck run record")
+        }
+    }
+
+    /// Every readable record, newest first.
+    public func list() -> [RunRecord] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? []
+        return ids.compactMap { try? load($0) }.sorted { $0.createdAt > $1.createdAt }
+    }
+
+    /// A run by its full id or an unambiguous prefix of it.
+    public func find(_ idOrPrefix: String) throws -> RunRecord {
+        guard !idOrPrefix.isEmpty, !idOrPrefix.contains("/"), !idOrPrefix.hasPrefix(".") else {
+            throw RunStoreError.notFound(idOrPrefix)
+        }
+        if FileManager.default.fileExists(atPath: recordPath(for: idOrPrefix)) { return try load(idOrPrefix) }
+        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? [])
+            .filter { $0.hasPrefix(idOrPrefix) }
+        switch ids.count {
+        case 0: throw RunStoreError.notFound(idOrPrefix)
+        case 1: return try load(ids[0])
+        default: throw RunStoreError.ambiguous(idOrPrefix, ids.sorted())
+        }
+    }
+
+    /// A run whose record says live but whose driving ccdeck is gone was left by a ccdeck that died.
+    public func isOrphaned(_ record: RunRecord) -> Bool {
+        guard record.state.isLive, record.host == ProcessInfo.processInfo.hostName else { return false }
+        return kill(record.driverPID, 0) != 0 && errno == ESRCH
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.dateEncodingStrategy = .iso8601WithMilliseconds
+        return e
+    }()
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601WithMilliseconds
+        return d
+    }()
+}
+
+extension JSONEncoder.DateEncodingStrategy {
+    static let iso8601WithMilliseconds = custom { date, encoder in
+        var c = encoder.singleValueContainer()
+        try c.encode(date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)))
+    }
+}
+
+extension JSONDecoder.DateDecodingStrategy {
+    static let iso8601WithMilliseconds = custom { decoder in
+        let c = try decoder.singleValueContainer()
+        let s = try c.decode(String.self)
+        guard let d = EngineOutput.parseRFC3339(s) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "bad date \(s)")
+        }
+        return d
+    }
+}
+
+/// Appends lines to a file with one `write` each, so a crash loses at most the line in flight.
+final class AppendLog {
+    private let fd: Int32
+
+    init(path: String) throws {
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw RunStoreError.unreadable(path, String(cString: strerror(errno))) }
+    }
+
+    deinit { close(fd) }
+
+    func append(line: Data) {
+        var bytes = line
+        bytes.append(0x0A)
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 { if errno == EINTR { continue } else { return } }
+                offset += n
+            }
+        }
+    }
+}

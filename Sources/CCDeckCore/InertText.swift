@@ -1,0 +1,72 @@
+/// Makes untrusted text (agent output, container logs, error messages from engines)
+/// safe to put on a terminal: no escape sequence or control character survives.
+///
+/// ESC and every other C0 control become visible Unicode control pictures (`␛`, `␇`, …),
+/// C1 controls become `�`, tabs expand to spaces, and a line never contains a newline.
+/// A sequence such as `ESC ] 0 ; title BEL` therefore shows up as text and does nothing.
+public enum InertText {
+    /// One display line from arbitrary text: newlines and carriage returns are made visible too.
+    public static func line(_ text: some StringProtocol, tabWidth: Int = 4) -> String {
+        var out = String()
+        out.reserveCapacity(text.utf8.count)
+        var column = 0
+        for scalar in text.unicodeScalars {
+            let v = scalar.value
+            if v == 0x09 {
+                let spaces = tabWidth - column % tabWidth
+                out.append(String(repeating: " ", count: spaces))
+                column += spaces
+                continue
+            }
+            if v < 0x20 {
+                out.unicodeScalars.append(Unicode.Scalar(0x2400 + v)!)
+            } else if v == 0x7F {
+                out.unicodeScalars.append("\u{2421}")
+            } else if (0x80...0x9F).contains(v) {
+                out.unicodeScalars.append("\u{FFFD}")
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+            column += 1
+        }
+        return out
+    }
+
+    /// Several display lines: split on newlines (CR LF and LF), each line made inert.
+    public static func lines(_ text: some StringProtocol) -> [String] {
+        var result: [String] = []
+        for part in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            var p = Substring(part)
+            if p.last == "\r" { p = p.dropLast() }
+            result.append(line(p))
+        }
+        if result.count > 1, result.last == "" { result.removeLast() }
+        return result
+    }
+
+    /// True when the text would reach a terminal unchanged.
+    public static func isInert(_ text: some StringProtocol) -> Bool {
+        !text.unicodeScalars.contains { v in
+            v.value < 0x20 || v.value == 0x7F || (0x80...0x9F).contains(v.value)
+        }
+    }
+}
+
+extension InertText {
+    /// A JSON line made safe for a terminal: JSON already escapes C0 controls inside strings,
+    /// so only C1 controls (valid unescaped in JSON) and stray controls need escaping.
+    public static func jsonLine(_ raw: some Collection<UInt8>) -> String {
+        let text = String(decoding: raw, as: UTF8.self)
+        guard !isInert(text) else { return text }
+        var out = String()
+        for scalar in text.unicodeScalars {
+            let v = scalar.value
+            if v < 0x20 || v == 0x7F || (0x80...0x9F).contains(v) {
+                out += String(format: "\\u%04x", v)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}

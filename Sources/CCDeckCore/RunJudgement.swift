@@ -1,0 +1,58 @@
+/// How a run ended, judged by its final `result` event rather than the exit code:
+/// the CLI can exit 0 after an API error (`is_error: true`), and a run with no
+/// `result` event at all did not finish.
+public enum RunOutcome: String, Sendable, Codable, Equatable {
+    case succeeded, failed, stopped
+}
+
+public struct RunVerdict: Sendable, Equatable, Codable {
+    public var outcome: RunOutcome
+    /// One line, inert, never contains the token.
+    public var reason: String
+
+    public init(outcome: RunOutcome, reason: String) {
+        self.outcome = outcome
+        self.reason = reason
+    }
+}
+
+public enum RunJudgement {
+    /// - Parameters:
+    ///   - result: the run's `result` event, if one arrived.
+    ///   - exitStatus: the agent process's exit status (nil when unknown).
+    ///   - stopped: the user stopped the run.
+    ///   - stderrTail: last lines the process wrote to stderr, for the reason when nothing else explains.
+    public static func judge(result: ResultEvent?, exitStatus: Int32?, stopped: Bool = false,
+                             stderrTail: [String] = []) -> RunVerdict {
+        if stopped {
+            return RunVerdict(outcome: .stopped, reason: "stopped by the user")
+        }
+        guard let result else {
+            var reason = "no result event"
+            if let exitStatus { reason += " (agent exited with status \(exitStatus))" }
+            if let last = stderrTail.last(where: { !$0.trimmingCharactersInWhitespace.isEmpty }) {
+                reason += ": " + InertText.line(last.trimmingCharactersInWhitespace)
+            }
+            return RunVerdict(outcome: .failed, reason: reason)
+        }
+        if !result.isError && result.subtype == "success" {
+            return RunVerdict(outcome: .succeeded, reason: "success")
+        }
+        var reason = result.subtype
+        if let t = result.terminalReason, t != result.subtype { reason += " (\(t))" }
+        if let text = result.result?.split(separator: "\n").first, !text.isEmpty {
+            reason += ": " + InertText.line(text)
+        }
+        // A non-success subtype fails even with is_error false: the agent did not finish the task.
+        return RunVerdict(outcome: .failed, reason: reason)
+    }
+}
+
+extension StringProtocol {
+    var trimmingCharactersInWhitespace: Substring {
+        let s = self[...]
+        guard let first = s.firstIndex(where: { !$0.isWhitespace }) else { return "" }
+        let last = s.lastIndex(where: { !$0.isWhitespace })!
+        return Substring(s[first...last])
+    }
+}

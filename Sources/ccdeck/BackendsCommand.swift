@@ -1,0 +1,69 @@
+import ArgumentParser
+import CCDeckBackends
+import CCDeckCore
+import Foundation
+
+struct BackendsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backends",
+        abstract: "Detect docker, podman, docker sandbox, sbx, fly and incus: installed, reachable, version.",
+        aliases: ["doctor"]
+    )
+
+    @Flag(help: "Print JSON for scripts.")
+    var json = false
+
+    @Option(help: "Seconds each probe may take before its daemon counts as not responding.")
+    var timeout: Double = 3
+
+    func validate() throws {
+        guard timeout > 0, timeout <= 60 else { throw ValidationError("--timeout must be between 0 and 60 seconds") }
+    }
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        let statuses = BackendRegistry.probeAll(BackendRegistry.all(environment: env), timeout: timeout)
+        if json {
+            Terminal.out(try Terminal.json(statuses.map(BackendJSON.init)))
+            return
+        }
+        let rows = statuses.map { s in
+            [s.kind.displayName, s.kind.modeLetter, Self.stateLabel(s.state), s.version ?? "-", s.detail.isEmpty ? "" : s.detail]
+        }
+        Terminal.table(["BACKEND", "MODE", "STATE", "VERSION", "DETAIL"], rows).forEach(Terminal.out)
+    }
+
+    static func stateLabel(_ state: BackendStatus.State) -> String {
+        switch state {
+        case .ready: return "ready"
+        case .notInstalled: return "not installed"
+        case .daemonDown: return "daemon down"
+        case .notResponding: return "not responding"
+        case .error: return "error"
+        }
+    }
+
+    struct BackendJSON: Encodable {
+        var backend: String
+        var mode: String
+        var state: String
+        var installed: Bool
+        var reachable: Bool
+        var clientVersion: String?
+        var serverVersion: String?
+        var detail: String
+        var executable: String?
+
+        init(_ s: BackendStatus) {
+            backend = s.kind.rawValue
+            mode = s.kind.modeLetter
+            state = s.state.rawValue
+            installed = s.isInstalled
+            reachable = s.state == .ready
+            clientVersion = s.clientVersion
+            serverVersion = s.serverVersion
+            detail = s.detail
+            executable = s.executable
+        }
+    }
+}

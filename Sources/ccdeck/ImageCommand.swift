@@ -1,0 +1,57 @@
+import ArgumentParser
+import CCDeckBackends
+import CCDeckCore
+import Foundation
+
+struct ImageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "image",
+        abstract: "Build the runner image.",
+        subcommands: [Build.self]
+    )
+
+    struct Build: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build the runner image (node:22-slim + Claude Code, user agent) from ccdeck's Dockerfile."
+        )
+
+        @Option(help: "Container engine: docker or podman.")
+        var runtime: Engine = .docker
+
+        @Option(help: "Image name and tag.")
+        var tag = RunnerImage.defaultTag
+
+        @Option(help: "Build from this Dockerfile instead of the one built into ccdeck (its folder is the context).")
+        var file: String?
+
+        func run() throws {
+            let env = ProcessInfo.processInfo.environment
+            let backend = ContainerBackend(kind: runtime.kind, environment: env)
+            let build = try ImageCommand.imageBuild(file: file)
+            Terminal.err("building \(tag) with \(runtime.rawValue)…")
+            do {
+                try backend.build(image: tag, build) { Terminal.err("  " + $0) }
+            } catch let error as BackendError {
+                throw CLIError.setup("\(error)")
+            } catch ProcessError.notFound(let name) {
+                throw CLIError.setup("\(name) is not installed")
+            }
+            Terminal.out("built \(tag)")
+        }
+    }
+
+    static func imageBuild(file: String?) throws -> ImageBuild {
+        guard let file else { return ImageBuild(dockerfile: RunnerImage.dockerfile) }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw CLIError.usage("cannot read Dockerfile \(file)")
+        }
+        let dir = URL(fileURLWithPath: file).deletingLastPathComponent().path
+        return ImageBuild(dockerfile: String(decoding: data, as: UTF8.self), contextDirectory: dir)
+    }
+}
+
+enum Engine: String, ExpressibleByArgument, CaseIterable {
+    case docker, podman
+
+    var kind: BackendKind { self == .docker ? .docker : .podman }
+}
