@@ -23,7 +23,7 @@ public struct IncusBackend: ProbeOnlyBackend {
     /// `incus version`: `Client version: 6.0.3` / `Server version: 6.0.3` (or `unreachable`).
     static func parseVersion(_ text: String) -> EngineOutput.Versions {
         var v = EngineOutput.Versions()
-        for line in text.split(separator: "\n") {
+        for line in text.lineSlices {
             let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { continue }
             if parts[0] == "Client version" { v.client = parts[1] }

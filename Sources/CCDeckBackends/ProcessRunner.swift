@@ -18,8 +18,8 @@ public enum ProcessRunner {
 
         /// The last non-empty stderr line (inert), for one-line error messages.
         public var stderrSummary: String {
-            let line = stderr.split(separator: "\n").last(where: { !$0.allSatisfy(\.isWhitespace) }).map(String.init)
-                ?? stdout.split(separator: "\n").last.map(String.init) ?? ""
+            let line = stderr.lineSlices.last(where: { !$0.allSatisfy(\.isWhitespace) }).map(String.init)
+                ?? stdout.lineSlices.last(where: { !$0.isEmpty }).map(String.init) ?? ""
             return InertText.line(line.trimmingCharacters(in: .whitespaces))
         }
     }

@@ -10,6 +10,12 @@ public struct Dotenv: Sendable, Equatable {
     public struct ParseError: Error, Equatable, CustomStringConvertible, Sendable {
         public var line: Int
         public var problem: String
+
+        public init(line: Int, problem: String) {
+            self.line = line
+            self.problem = problem
+        }
+
         public var description: String { "line \(line): \(problem)" }
     }
 
@@ -18,9 +24,7 @@ public struct Dotenv: Sendable, Equatable {
     public static func parse(_ text: String) throws(ParseError) -> Dotenv {
         var values: [String: String] = [:]
         var keys: [String] = []
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
-            $0.last == "\r" ? $0.dropLast() : $0
-        }
+        let lines = text.lineSlices
         var index = 0
         while index < lines.count {
             let lineNumber = index + 1

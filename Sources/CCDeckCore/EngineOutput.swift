@@ -28,6 +28,14 @@ public enum EngineOutput {
         public var state: String
         public var labels: [String: String]
         public var createdAt: Date?
+
+        public init(id: String, name: String, state: String, labels: [String: String], createdAt: Date?) {
+            self.id = id
+            self.name = name
+            self.state = state
+            self.labels = labels
+            self.createdAt = createdAt
+        }
     }
 
     /// `docker ps -a --format '{{json .}}'` prints one object per line with labels as
@@ -40,7 +48,7 @@ public enum EngineOutput {
             }
             return items.compactMap(container(from:))
         }
-        return trimmed.split(separator: "\n").compactMap { line in
+        return trimmed.lineSlices.compactMap { line in
             (try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8))).flatMap(container(from:))
         }
     }

@@ -77,12 +77,12 @@ public struct EventRenderer: Sendable {
         head += r.subtype
         if let t = r.terminalReason, r.isError, t != r.subtype { head += " (\(t))" }
         if let text = r.result, !text.isEmpty {
-            head += ": " + InertText.line(text.split(separator: "\n").first.map(String.init) ?? "")
+            head += ": " + InertText.line(text.firstLine)
         }
         return head
     }
 
-    /// The argument a person wants to see next to a tool name.
+    /// The argument a person wants to see next to a tool name (raw: the caller makes it inert).
     public static func mainArgument(tool: String, input: JSONValue) -> String {
         let keys: [String]
         switch tool {
@@ -96,7 +96,7 @@ public struct EventRenderer: Sendable {
         default: keys = ["file_path", "path", "command", "url", "query", "pattern", "description"]
         }
         for k in keys {
-            if let s = input[k]?.stringValue { return InertText.line(s) }
+            if let s = input[k]?.stringValue { return s }
         }
         return ""
     }
@@ -106,8 +106,8 @@ public struct EventRenderer: Sendable {
     }
 
     private func firstLine(_ s: String) -> String {
-        let first = s.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
-        return s.contains("\n") ? first + " …" : first
+        let lines = s.trimmingCharacters(in: .newlines).lineSlices
+        return InertText.line(lines.first ?? "") + (lines.count > 1 ? " …" : "")
     }
 
     private func cut(_ s: String) -> String {

@@ -35,10 +35,8 @@ public enum InertText {
     /// Several display lines: split on newlines (CR LF and LF), each line made inert.
     public static func lines(_ text: some StringProtocol) -> [String] {
         var result: [String] = []
-        for part in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            var p = Substring(part)
-            if p.last == "\r" { p = p.dropLast() }
-            result.append(line(p))
+        for part in text.lineSlices {
+            result.append(line(part))
         }
         if result.count > 1, result.last == "" { result.removeLast() }
         return result
@@ -68,5 +66,17 @@ extension InertText {
             }
         }
         return out
+    }
+}
+
+extension StringProtocol {
+    /// Lines split on LF and CR LF (Swift treats CR LF as one Character, so splitting on "\n" misses it).
+    public var lineSlices: [SubSequence] {
+        split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+    }
+
+    /// The first line, or "" for empty text.
+    public var firstLine: SubSequence {
+        lineSlices.first ?? self[startIndex..<startIndex]
     }
 }

@@ -40,7 +40,7 @@ public enum RunJudgement {
         }
         var reason = result.subtype
         if let t = result.terminalReason, t != result.subtype { reason += " (\(t))" }
-        if let text = result.result?.split(separator: "\n").first, !text.isEmpty {
+        if let text = result.result?.firstLine, !text.isEmpty {
             reason += ": " + InertText.line(text)
         }
         // A non-success subtype fails even with is_error false: the agent did not finish the task.

@@ -20,6 +20,16 @@ public enum StreamEvent: Sendable, Equatable {
         public var claudeCodeVersion: String?
         public var apiKeySource: String?
         public var tools: [String]
+
+        public init(sessionID: String?, model: String?, cwd: String?, claudeCodeVersion: String?,
+                    apiKeySource: String?, tools: [String]) {
+            self.sessionID = sessionID
+            self.model = model
+            self.cwd = cwd
+            self.claudeCodeVersion = claudeCodeVersion
+            self.apiKeySource = apiKeySource
+            self.tools = tools
+        }
     }
 
     public enum ContentBlock: Sendable, Equatable {
@@ -33,6 +43,12 @@ public enum StreamEvent: Sendable, Equatable {
         public var toolUseID: String
         public var content: String
         public var isError: Bool
+
+        public init(toolUseID: String, content: String, isError: Bool) {
+            self.toolUseID = toolUseID
+            self.content = content
+            self.isError = isError
+        }
     }
 }
 

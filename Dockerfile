@@ -1,0 +1,29 @@
+# ccdeck runner image: Claude Code, headless, as a non-root user.
+# Built by `ccdeck image build` (this text is compiled into ccdeck; keep the two equal).
+FROM node:22-slim
+
+ARG CLAUDE_CODE_VERSION=latest
+
+# bash for the Bash tool, git and certificates for real work.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bash ca-certificates git \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN npm install -g @anthropic-ai/claude-code@${CLAUDE_CODE_VERSION} \
+ && npm cache clean --force
+
+# The node image's uid 1000 user becomes `agent`: uid 1000 matches most hosts' first user,
+# so the mounted workspace stays writable without chmod.
+RUN groupmod -n agent node \
+ && usermod -l agent -d /home/agent -m node \
+ && mkdir -p /workspace \
+ && chown agent:agent /workspace
+
+USER agent
+ENV HOME=/home/agent
+# The interactive UI (what attach shows) ignores CLAUDE_CODE_OAUTH_TOKEN until onboarding is done.
+RUN echo '{"hasCompletedOnboarding": true}' > /home/agent/.claude.json
+
+WORKDIR /workspace
+ENTRYPOINT ["claude", "-p", "--dangerously-skip-permissions"]
+

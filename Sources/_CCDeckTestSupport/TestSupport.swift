@@ -1,0 +1,80 @@
+import CCDeckBackends
+import CCDeckCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Paths and helpers shared by every test target.
+public enum TestPaths {
+    /// The repository root, found from this file's location.
+    public static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    public static var fixtures: String { repositoryRoot + "/Tests/Fixtures" }
+
+    public static func fixture(_ name: String) -> String {
+        let path = fixtures + "/" + name
+        guard let data = FileManager.default.contents(atPath: path) else { fatalError("missing fixture \(path)") }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The built `ccdeck` executable (CCDECK_BIN, else the debug build next to the tests).
+    public static var ccdeckBinary: String {
+        if let bin = ProcessInfo.processInfo.environment["CCDECK_BIN"], !bin.isEmpty { return bin }
+        for config in ["debug", "release"] {
+            let candidate = repositoryRoot + "/.build/\(config)/ccdeck"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return repositoryRoot + "/.build/debug/ccdeck"
+    }
+}
+
+/// A temporary folder removed when the value goes away.
+public final class TemporaryDirectory: @unchecked Sendable {
+    public let path: String
+
+    public init(_ prefix: String = "ccdeck-test") {
+        var template = Array((FileManager.default.temporaryDirectory.path + "/\(prefix)-XXXXXX").utf8CString)
+        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    @discardableResult
+    public func write(_ name: String, _ text: String, mode: Int = 0o644) -> String {
+        let file = path + "/" + name
+        try? FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent,
+                                                 withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: file, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+        return file
+    }
+}
+
+/// Runs the real `ccdeck` executable and captures what it prints.
+public struct CCDeckInvocation: Sendable {
+    public var status: ExitStatus
+    public var stdout: String
+    public var stderr: String
+    public var output: String { stdout + stderr }
+
+    /// - Parameter environment: the complete environment (nothing is inherited implicitly).
+    public static func run(_ arguments: [String], environment: [String: String], timeout: TimeInterval = 300,
+                           input: Data? = nil) throws -> CCDeckInvocation {
+        let out = try ProcessRunner.run(Command(TestPaths.ccdeckBinary, arguments, environment: environment),
+                                        input: input, timeout: timeout)
+        return CCDeckInvocation(status: out.status, stdout: out.stdout, stderr: out.stderr)
+    }
+
+    /// A minimal environment: PATH and a private HOME/state folder, no token.
+    public static func baseEnvironment(home: String) -> [String: String] {
+        let host = ProcessInfo.processInfo.environment
+        var env = ["PATH": host["PATH"] ?? "/usr/local/bin:/usr/bin:/bin", "HOME": home,
+                   "XDG_STATE_HOME": home + "/state", "LANG": "C.UTF-8"]
+        for key in ["TMPDIR", "DOCKER_HOST", "CONTAINERS_CONF"] { env[key] = host[key] }
+        return env
+    }
+}

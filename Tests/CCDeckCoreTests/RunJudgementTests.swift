@@ -1,0 +1,47 @@
+import CCDeckCore
+import Testing
+
+@Suite struct RunJudgementTests {
+    @Test func successNeedsAResultWithoutError() {
+        let v = RunJudgement.judge(result: ResultEvent(subtype: "success", isError: false), exitStatus: 0)
+        #expect(v == RunVerdict(outcome: .succeeded, reason: "success"))
+    }
+
+    @Test func exitZeroWithAnAPIErrorIsAFailure() {
+        let r = ResultEvent(subtype: "success", isError: true, result: "API Error: 401 OAuth token has expired",
+                            terminalReason: "api_error")
+        let v = RunJudgement.judge(result: r, exitStatus: 0)
+        #expect(v.outcome == .failed)
+        #expect(v.reason == "success (api_error): API Error: 401 OAuth token has expired")
+    }
+
+    @Test func errorSubtypes() {
+        let v = RunJudgement.judge(result: ResultEvent(subtype: "error_max_turns", isError: true), exitStatus: 1)
+        #expect(v == RunVerdict(outcome: .failed, reason: "error_max_turns"))
+        let quiet = RunJudgement.judge(result: ResultEvent(subtype: "error_during_execution", isError: false), exitStatus: 0)
+        #expect(quiet.outcome == .failed)
+    }
+
+    @Test func noResultEventIsAFailureEvenWithExitZero() {
+        let v = RunJudgement.judge(result: nil, exitStatus: 0, stderrTail: ["boom", "  "])
+        #expect(v == RunVerdict(outcome: .failed, reason: "no result event (agent exited with status 0): boom"))
+    }
+
+    @Test func engineErrorsExplainTheMissingResult() {
+        let v = RunJudgement.judge(result: nil, exitStatus: 125,
+                                   stderrTail: ["docker: Error response from daemon: pull access denied for nope."])
+        #expect(v.reason.contains("status 125"))
+        #expect(v.reason.contains("pull access denied"))
+    }
+
+    @Test func stoppedWinsOverEverything() {
+        let v = RunJudgement.judge(result: ResultEvent(subtype: "success", isError: false), exitStatus: 137, stopped: true)
+        #expect(v.outcome == .stopped)
+    }
+
+    @Test func reasonsAreInert() {
+        let r = ResultEvent(subtype: "error_during_execution", isError: true, result: "bad \u{1B}]0;title\u{07} thing")
+        #expect(InertText.isInert(RunJudgement.judge(result: r, exitStatus: 1).reason))
+        #expect(InertText.isInert(RunJudgement.judge(result: nil, exitStatus: 1, stderrTail: ["\u{1B}[2Jx"]).reason))
+    }
+}

@@ -1,0 +1,105 @@
+import CCDeckCore
+import Foundation
+import Testing
+import _CCDeckTestSupport
+
+@Suite struct StreamEventParserTests {
+    let parser = StreamEventParser()
+
+    @Test func realRecordingOfWriteAndBashParsesCompletely() throws {
+        let lines = TestPaths.fixture("stream-write_and_bash.jsonl").split(separator: "\n")
+        let events = lines.map { parser.parse($0) }
+        #expect(!events.contains { if case .invalid = $0 { return true } else { return false } })
+        guard case .systemInit(let initEvent) = events.first else { Issue.record("first event is not init"); return }
+        #expect(initEvent.claudeCodeVersion == "2.1.332")
+        #expect(initEvent.cwd == "/workspace")
+        #expect(initEvent.tools.contains("Bash"))
+        let toolNames = events.flatMap { e -> [String] in
+            guard case .assistant(let blocks) = e else { return [] }
+            return blocks.compactMap { if case .toolUse(_, let name, _) = $0 { return name } else { return nil } }
+        }
+        #expect(toolNames == ["Write", "Bash"])
+        guard case .result(let result) = events.last else { Issue.record("last event is not result"); return }
+        #expect(result.isError == false)
+        #expect(result.subtype == "success")
+        #expect(result.numTurns == 3)
+        #expect(result.totalCostUSD != nil)
+    }
+
+    @Test func realRecordingOf401EndsInAnAPIErrorResult() {
+        let events = TestPaths.fixture("stream-http401.jsonl").split(separator: "\n").map { parser.parse($0) }
+        guard case .result(let result) = events.last else { Issue.record("no result"); return }
+        #expect(result.isError)
+        #expect(result.terminalReason == "api_error")
+        #expect(RunJudgement.judge(result: result, exitStatus: 1).outcome == .failed)
+    }
+
+    @Test func systemInit() {
+        let e = parser.parse(#"{"type":"system","subtype":"init","session_id":"s1","cwd":"/w","model":"m","tools":["Bash"],"claude_code_version":"2.1.332","apiKeySource":"none"}"#)
+        #expect(e == .systemInit(.init(sessionID: "s1", model: "m", cwd: "/w", claudeCodeVersion: "2.1.332",
+                                       apiKeySource: "none", tools: ["Bash"])))
+    }
+
+    @Test(arguments: ["status", "compact_boundary", "hook_started", "api_retry"])
+    func otherSystemSubtypes(subtype: String) {
+        #expect(parser.parse(#"{"type":"system","subtype":"\#(subtype)","session_id":"s"}"#) == .system(subtype: subtype))
+    }
+
+    @Test func assistantTextThinkingAndToolUse() {
+        let line = #"{"type":"assistant","message":{"content":[{"type":"thinking","thinking":"hmm"},{"type":"text","text":"Hi"},{"type":"tool_use","id":"t1","name":"Write","input":{"file_path":"/workspace/a.txt","content":"x"}},{"type":"server_tool_use","id":"s"}],"usage":{"input_tokens":1}},"session_id":"s"}"#
+        #expect(parser.parse(line) == .assistant([
+            .thinking("hmm"), .text("Hi"),
+            .toolUse(id: "t1", name: "Write", input: .object(["file_path": .string("/workspace/a.txt"), "content": .string("x")])),
+            .other(type: "server_tool_use"),
+        ]))
+    }
+
+    @Test func userToolResultsWithStringAndBlockContent() {
+        let line = #"{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"ok"},{"type":"tool_result","tool_use_id":"t2","content":[{"type":"text","text":"line1"},{"type":"text","text":"line2"}],"is_error":true}]}}"#
+        #expect(parser.parse(line) == .toolResults([
+            .init(toolUseID: "t1", content: "ok", isError: false),
+            .init(toolUseID: "t2", content: "line1\nline2", isError: true),
+        ]))
+    }
+
+    @Test func userMessageWithPlainStringContentHasNoToolResults() {
+        #expect(parser.parse(#"{"type":"user","message":{"role":"user","content":"hello"}}"#) == .toolResults([]))
+    }
+
+    @Test func resultSuccessAndError() {
+        let ok = parser.parse(#"{"type":"result","subtype":"success","is_error":false,"duration_ms":1200,"duration_api_ms":900,"num_turns":3,"result":"Done","session_id":"s","total_cost_usd":0.0123,"usage":{},"terminal_reason":"completed","ttft_ms":12}"#)
+        #expect(ok == .result(ResultEvent(subtype: "success", isError: false, numTurns: 3, totalCostUSD: 0.0123,
+                                          durationMS: 1200, durationAPIMS: 900, result: "Done",
+                                          terminalReason: "completed", sessionID: "s")))
+        let bad = parser.parse(#"{"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":10}"#)
+        #expect(bad == .result(ResultEvent(subtype: "error_max_turns", isError: true, numTurns: 10)))
+    }
+
+    @Test func unknownTypesAreKeptNotFatal() {
+        #expect(parser.parse(#"{"type":"rate_limit_event","rate_limit_info":{}}"#) == .unknown(type: "rate_limit_event"))
+        #expect(parser.parse(#"{"type":"stream_event","event":{}}"#) == .unknown(type: "stream_event"))
+    }
+
+    @Test(arguments: [
+        (#"{"type":"assistant","message":{"content":[{"type":"te"#, "malformed JSON"),
+        ("Error: something went wrong", "not JSON"),
+        ("", "empty line"),
+        ("   ", "empty line"),
+        (#"{"no_type":1}"#, "malformed JSON"),
+        (#"{"type":"result","subtype":"success"}"#, "result event without subtype or is_error"),
+        ("[1,2]", "not JSON"),
+    ])
+    func truncatedAndNonJSONLines(line: String, reason: String) {
+        #expect(parser.parse(line) == .invalid(reason))
+    }
+
+    @Test func windowsLineEndingsAndSurroundingBlanks() {
+        #expect(parser.parse("  {\"type\":\"system\",\"subtype\":\"status\"}\r") == .system(subtype: "status"))
+    }
+
+    @Test func wrongFieldTypesDoNotLoseTheEvent() {
+        // A future CLI changing a field's type must not turn a whole event into garbage.
+        let e = parser.parse(#"{"type":"system","subtype":"init","tools":"Bash","model":3}"#)
+        #expect(e == .systemInit(.init(sessionID: nil, model: nil, cwd: nil, claudeCodeVersion: nil, apiKeySource: nil, tools: [])))
+    }
+}
