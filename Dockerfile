@@ -26,4 +26,3 @@ RUN echo '{"hasCompletedOnboarding": true}' > /home/agent/.claude.json
 
 WORKDIR /workspace
 ENTRYPOINT ["claude", "-p", "--dangerously-skip-permissions"]
-

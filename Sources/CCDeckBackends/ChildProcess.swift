@@ -149,7 +149,14 @@ public final class ChildProcess: @unchecked Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        var rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        // ETXTBSY: another thread's child briefly holds the just-written executable open for writing.
+        var retries = 0
+        while rc == ETXTBSY && retries < 50 {
+            usleep(10_000)
+            retries += 1
+            rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        }
         guard rc == 0 else {
             parentEnds.filter { $0 >= 0 }.forEach { close($0) }
             throw ProcessError.spawnFailed(command.executable, errno: rc)

@@ -119,7 +119,9 @@ public struct RunStore: Sendable {
 extension JSONEncoder.DateEncodingStrategy {
     static let iso8601WithMilliseconds = custom { date, encoder in
         var c = encoder.singleValueContainer()
-        try c.encode(date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)))
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        try c.encode(f.string(from: date))
     }
 }
 
