@@ -150,7 +150,7 @@ public final class RunDriver {
         record.turns = progress.result != nil || progress.assistantMessages > 0 ? progress.turns : nil
         record.costUSD = progress.costUSD
         let verdict = RunJudgement.judge(result: progress.result, exitStatus: record.exitStatus, stopped: stopped,
-                                         stderrTail: stderrTail)
+                                         stderrTail: stderrTail, lastAPIFailure: progress.lastAPIFailure)
         record.state = RunState(verdict.outcome)
         record.reason = redactor.redact(verdict.reason)
 

@@ -36,6 +36,9 @@ public struct EventRenderer: Sendable {
             return [line(.system, parts.joined(separator: ", "))]
         case .system:
             return []
+        case .apiRetry(let attempt, let status, let error):
+            let what = [status.map { "HTTP \($0)" }, error].compactMap { $0 }.joined(separator: " ")
+            return [line(.system, "API call failed\(what.isEmpty ? "" : " (\(what))"), retry \(attempt + 1)")]
         case .assistant(let blocks):
             return blocks.flatMap { block -> [RenderedLine] in
                 switch block {
@@ -74,8 +77,8 @@ public struct EventRenderer: Sendable {
     /// `success: All done. (3 turns, $0.0123)` / `error_during_execution: …`.
     public static func describe(_ r: ResultEvent) -> String {
         var head = r.isError ? "✗ " : "✓ "
-        head += r.subtype
-        if let t = r.terminalReason, r.isError, t != r.subtype { head += " (\(t))" }
+        head += r.isError && r.subtype == "success" ? (r.terminalReason ?? "error") : r.subtype
+        if let t = r.terminalReason, r.isError, !head.hasSuffix(t) { head += " (\(t))" }
         if let text = r.result, !text.isEmpty {
             head += ": " + InertText.line(text.firstLine)
         }

@@ -23,7 +23,7 @@ public enum RunJudgement {
     ///   - stopped: the user stopped the run.
     ///   - stderrTail: last lines the process wrote to stderr, for the reason when nothing else explains.
     public static func judge(result: ResultEvent?, exitStatus: Int32?, stopped: Bool = false,
-                             stderrTail: [String] = []) -> RunVerdict {
+                             stderrTail: [String] = [], lastAPIFailure: (status: Int?, error: String?)? = nil) -> RunVerdict {
         if stopped {
             return RunVerdict(outcome: .stopped, reason: "stopped by the user")
         }
@@ -38,10 +38,17 @@ public enum RunJudgement {
         if !result.isError && result.subtype == "success" {
             return RunVerdict(outcome: .succeeded, reason: "success")
         }
-        var reason = result.subtype
-        if let t = result.terminalReason, t != result.subtype { reason += " (\(t))" }
+        // An API error ends with subtype "success" and is_error true: the terminal reason says more.
+        var reason = result.isError && result.subtype == "success" ? (result.terminalReason ?? "error") : result.subtype
+        if let t = result.terminalReason, !reason.contains(t) { reason += " (\(t))" }
+        if let status = lastAPIFailure?.status {
+            reason += " [HTTP \(status)" + (lastAPIFailure?.error.map { " \($0)" } ?? "") + "]"
+        }
         if let text = result.result?.firstLine, !text.isEmpty {
             reason += ": " + InertText.line(text)
+        }
+        if lastAPIFailure?.status == 401 || lastAPIFailure?.status == 403 {
+            reason += " (check the token: ccdeck token show)"
         }
         // A non-success subtype fails even with is_error false: the agent did not finish the task.
         return RunVerdict(outcome: .failed, reason: reason)

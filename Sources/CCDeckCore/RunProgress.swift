@@ -2,7 +2,7 @@ import Foundation
 
 /// What is known about a run as its events arrive. Pure: fed events and instants,
 /// it produces the counters the summary and the dashboard show.
-public struct RunProgress: Sendable, Equatable {
+public struct RunProgress: Sendable {
     public private(set) var firstEventAt: Date?
     public private(set) var resultAt: Date?
     public private(set) var result: ResultEvent?
@@ -11,6 +11,8 @@ public struct RunProgress: Sendable, Equatable {
     public private(set) var toolErrors = 0
     public private(set) var invalidLines = 0
     public private(set) var model: String?
+    /// The last API failure the CLI reported while retrying (`api_retry`), e.g. (401, "authentication_failed").
+    public private(set) var lastAPIFailure: (status: Int?, error: String?)?
 
     public init() {}
 
@@ -26,6 +28,7 @@ public struct RunProgress: Sendable, Equatable {
             result = r
             resultAt = now
         case .invalid: invalidLines += 1
+        case .apiRetry(_, let status, let error): lastAPIFailure = (status, error)
         case .system, .unknown: break
         }
     }

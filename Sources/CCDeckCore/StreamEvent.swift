@@ -6,6 +6,8 @@ import Foundation
 public enum StreamEvent: Sendable, Equatable {
     case systemInit(SystemInit)
     case system(subtype: String)
+    /// The CLI is retrying a failed API call (`system`/`api_retry`): the HTTP status says why.
+    case apiRetry(attempt: Int, httpStatus: Int?, error: String?)
     case assistant([ContentBlock])
     case toolResults([ToolResult])
     case result(ResultEvent)
@@ -119,6 +121,9 @@ public struct StreamEventParser {
                                          claudeCodeVersion: raw.claude_code_version,
                                          apiKeySource: raw.apiKeySource, tools: raw.tools ?? []))
             }
+            if raw.subtype == "api_retry" {
+                return .apiRetry(attempt: raw.attempt ?? 0, httpStatus: raw.error_status, error: raw.error)
+            }
             return .system(subtype: raw.subtype ?? "")
         case "assistant":
             return .assistant((raw.message?.content ?? []).map(\.block))
@@ -150,6 +155,9 @@ public struct StreamEventParser {
         var apiKeySource: String?
         var tools: [String]?
         var message: RawMessage?
+        var attempt: Int?
+        var error_status: Int?
+        var error: String?
 
         init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: Keys.self)
@@ -162,10 +170,16 @@ public struct StreamEventParser {
             apiKeySource = try? c.decodeIfPresent(String.self, forKey: .apiKeySource)
             tools = try? c.decodeIfPresent([String].self, forKey: .tools)
             message = try? c.decodeIfPresent(RawMessage.self, forKey: .message)
+            if subtype == "api_retry" {
+                attempt = try? c.decodeIfPresent(Int.self, forKey: .attempt)
+                error_status = try? c.decodeIfPresent(Int.self, forKey: .error_status)
+                error = try? c.decodeIfPresent(String.self, forKey: .error)
+            }
         }
 
         enum Keys: String, CodingKey {
             case type, subtype, session_id, model, cwd, claude_code_version, apiKeySource, tools, message
+            case attempt, error_status, error
         }
     }
 

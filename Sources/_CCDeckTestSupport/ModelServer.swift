@@ -12,10 +12,11 @@ public final class ModelServer: @unchecked Sendable {
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    public init(scenario: String, logDirectory: String) throws {
+    public init(scenario: String, logDirectory: String, delay: Double = 0) throws {
         requestLog = logDirectory + "/requests-\(scenario).jsonl"
         child = try ChildProcess.spawn(Command("python3", [TestPaths.fixtures + "/model_server.py", "--scenario", scenario,
-                                                          "--port", "0", "--request-log", requestLog]),
+                                                          "--port", "0", "--request-log", requestLog,
+                                                          "--delay", String(delay)]),
                                        stdout: .pipe, stderr: .null)
         // The server prints `PORT <n>` once listening.
         var line = Data()

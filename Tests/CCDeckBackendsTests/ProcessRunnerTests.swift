@@ -73,3 +73,16 @@ import _CCDeckTestSupport
         #expect(status == .signaled(SIGTERM))
     }
 }
+
+@Suite struct ArgvWatcherTests {
+    /// The end-to-end leak checks rely on the watcher; prove it sees what it looks for.
+    @Test func seesAValueInAnotherProcesssArgv() throws {
+        let canary = "ccdeck-argv-canary-" + UUID().uuidString
+        let watcher = ArgvWatcher(needle: canary)
+        let child = try ChildProcess.spawn(Command("sh", ["-c", "sleep 0.3", canary], environment: ProcessInfo.processInfo.environment))
+        child.wait()
+        let (hits, scans) = watcher.stop()
+        #expect(scans > 0)
+        #expect(hits.contains { $0.contains(canary) })
+    }
+}

@@ -86,7 +86,7 @@ import Testing
         #expect(ok == [RenderedLine(kind: .result, text: "✓ success: All done.")])
         let bad = renderer.render(.result(ResultEvent(subtype: "success", isError: true, result: "API Error: 401",
                                                       terminalReason: "api_error")))
-        #expect(bad == [RenderedLine(kind: .resultError, text: "✗ success (api_error): API Error: 401")])
+        #expect(bad == [RenderedLine(kind: .resultError, text: "✗ api_error: API Error: 401")])
     }
 
     @Test func hostileTextStaysInert() {

@@ -12,12 +12,16 @@ import Testing
                             terminalReason: "api_error")
         let v = RunJudgement.judge(result: r, exitStatus: 0)
         #expect(v.outcome == .failed)
-        #expect(v.reason == "success (api_error): API Error: 401 OAuth token has expired")
+        #expect(v.reason == "api_error: API Error: 401 OAuth token has expired")
+        let hinted = RunJudgement.judge(result: r, exitStatus: 1, lastAPIFailure: (401, "authentication_failed"))
+        #expect(hinted.reason == "api_error [HTTP 401 authentication_failed]: API Error: 401 OAuth token has expired (check the token: ccdeck token show)")
     }
 
     @Test func errorSubtypes() {
         let v = RunJudgement.judge(result: ResultEvent(subtype: "error_max_turns", isError: true), exitStatus: 1)
         #expect(v == RunVerdict(outcome: .failed, reason: "error_max_turns"))
+        let both = RunJudgement.judge(result: ResultEvent(subtype: "error_during_execution", isError: true, terminalReason: "aborted"), exitStatus: 1)
+        #expect(both.reason == "error_during_execution (aborted)")
         let quiet = RunJudgement.judge(result: ResultEvent(subtype: "error_during_execution", isError: false), exitStatus: 0)
         #expect(quiet.outcome == .failed)
     }

@@ -31,7 +31,11 @@ import _CCDeckTestSupport
         guard case .result(let result) = events.last else { Issue.record("no result"); return }
         #expect(result.isError)
         #expect(result.terminalReason == "api_error")
-        #expect(RunJudgement.judge(result: result, exitStatus: 1).outcome == .failed)
+        var progress = RunProgress()
+        events.forEach { progress.apply($0, at: .now) }
+        let verdict = RunJudgement.judge(result: result, exitStatus: 1, lastAPIFailure: progress.lastAPIFailure)
+        #expect(verdict.outcome == .failed)
+        #expect(verdict.reason.hasPrefix("api_error [HTTP 401 authentication_failed]: "))
     }
 
     @Test func systemInit() {
@@ -40,7 +44,13 @@ import _CCDeckTestSupport
                                        apiKeySource: "none", tools: ["Bash"])))
     }
 
-    @Test(arguments: ["status", "compact_boundary", "hook_started", "api_retry"])
+    @Test func apiRetryCarriesTheHTTPStatus() {
+        let e = parser.parse(#"{"type":"system","subtype":"api_retry","attempt":0,"max_retries":0,"retry_delay_ms":282,"error_status":401,"error":"authentication_failed"}"#)
+        #expect(e == .apiRetry(attempt: 0, httpStatus: 401, error: "authentication_failed"))
+        #expect(parser.parse(#"{"type":"system","subtype":"api_retry","error_status":null}"#) == .apiRetry(attempt: 0, httpStatus: nil, error: nil))
+    }
+
+    @Test(arguments: ["status", "compact_boundary", "hook_started"])
     func otherSystemSubtypes(subtype: String) {
         #expect(parser.parse(#"{"type":"system","subtype":"\#(subtype)","session_id":"s"}"#) == .system(subtype: subtype))
     }

@@ -1,0 +1,242 @@
+import CCDeckBackends
+import CCDeckCore
+import Foundation
+import Testing
+import _CCDeckTestSupport
+
+/// `ccdeck run` against real Docker and real Podman, the real Claude Code CLI 2.1.332 in the
+/// test image, and the scripted model server. Started by `scripts/test` (CCDECK_E2E=1).
+@Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs the engines from scripts/testenv (run scripts/test)"))
+struct RunEndToEndTests {
+    let home = TemporaryDirectory("ccdeck-e2e")
+
+    struct Outcome {
+        var invocation: CCDeckInvocation
+        var record: RunRecord?
+        var store: RunStore
+        var model: ModelServer
+        var argvHits: [String]
+        var argvScans: Int
+    }
+
+    /// Runs `ccdeck run` on `engine` with the scripted `scenario`, watching every argv for the canary.
+    func run(_ engine: String, scenario: String, canary: String, extra: [String] = []) throws -> Outcome {
+        let model = try ModelServer(scenario: scenario, logDirectory: home.path)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: canary)
+        let watcher = ArgvWatcher(needle: canary)
+        let invocation = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: engine, extra: extra), environment: env)
+        let (hits, scans) = watcher.stop()
+        let store = RunStore(environment: env)
+        return Outcome(invocation: invocation, record: store.list().first, store: store, model: model, argvHits: hits, argvScans: scans)
+    }
+
+    /// The canary must be nowhere: not in any argv while live, not printed, not stored.
+    func expectNoLeak(_ o: Outcome, canary: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(o.argvHits.isEmpty, "token in argv: \(o.argvHits)", sourceLocation: sourceLocation)
+        #expect(o.argvScans > 0, sourceLocation: sourceLocation)
+        #expect(!o.invocation.output.contains(canary), sourceLocation: sourceLocation)
+        let files = FileManager.default.enumerator(atPath: o.store.root)?.allObjects as? [String] ?? []
+        for file in files {
+            let path = o.store.root + "/" + file
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
+                  let data = FileManager.default.contents(atPath: path) else { continue }
+            #expect(!String(decoding: data, as: UTF8.self).contains(canary), "token in \(file)", sourceLocation: sourceLocation)
+        }
+    }
+
+    func containers(_ engine: String, run id: String) throws -> String {
+        let out = try ProcessRunner.run(Command(engine, ["ps", "-a", "-q", "--filter", "label=ccdeck.run=\(id)"],
+                                                environment: EngineEnvironment.host), timeout: 30)
+        return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test(arguments: ["docker", "podman"])
+    func agentWritesAFileAndRunsBash(engine: String) throws {
+        let canary = EngineEnvironment.canaryToken()
+        let o = try run(engine, scenario: "write_and_bash", canary: canary)
+        #expect(o.invocation.status == .exited(0), "\(o.invocation.output)")
+        let record = try #require(o.record)
+        #expect(record.mode.rawValue == engine)
+        #expect(record.state == .succeeded)
+        #expect(record.turns == 3)
+        // The agent's work is in the workspace, written through the mount by the real CLI's tools.
+        #expect(try String(contentsOfFile: record.workspace + "/hello.txt", encoding: .utf8) == "hello from ccdeck\n")
+        #expect(try String(contentsOfFile: record.workspace + "/bash-ran.txt", encoding: .utf8) == "bash-ran\n")
+        #expect(FileManager.default.fileExists(atPath: record.workspace + "/package.json"))
+        // Readable events and the summary with turns, cost and phases.
+        let out = o.invocation.stdout
+        #expect(out.contains("→ Write /workspace/hello.txt"))
+        #expect(out.contains("→ Bash cat /workspace/hello.txt"))
+        #expect(out.contains("All done."))
+        #expect(out.contains("✓ run \(record.id) succeeded in "))
+        #expect(out.contains(": 3 turns, $"))
+        #expect(out.contains("phases: image ready +"))
+        #expect(out.contains("container started +") && out.contains("first agent event +") && out.contains("cleanup +"))
+        // The token reached the CLI inside: every request carried `Bearer <canary>` (by length: the log never holds it).
+        #expect(!o.model.requests.isEmpty)
+        #expect(o.model.requests.allSatisfy {
+            ($0["authorization"] as? [String: Any])?["length"] as? Int == "Bearer ".count + canary.count
+        })
+        #expect(try containers(engine, run: record.id).isEmpty)
+        try expectNoLeak(o, canary: canary)
+
+        let show = try CCDeckInvocation.run(["runs", "show", String(record.id.prefix(17))],
+                                            environment: EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil))
+        #expect(show.status == .exited(0))
+        #expect(show.stdout.contains("→ Write /workspace/hello.txt"))
+        #expect(show.stdout.contains("state:     succeeded"))
+    }
+
+    @Test(arguments: [("docker", "http401"), ("podman", "http401"), ("docker", "overloaded529"),
+                      ("podman", "overloaded529"), ("docker", "cut_stream"), ("podman", "cut_stream")])
+    func modelFailuresEndTheRunCleanly(engine: String, scenario: String) throws {
+        let canary = EngineEnvironment.canaryToken()
+        let o = try run(engine, scenario: scenario, canary: canary)
+        #expect(o.invocation.status == .exited(1), "\(o.invocation.output)")
+        let record = try #require(o.record)
+        #expect(record.state == .failed)
+        let reason = try #require(record.reason)
+        #expect(!reason.isEmpty)
+        #expect(o.invocation.stdout.contains("✗ run \(record.id) failed"))
+        #expect(o.invocation.stdout.contains("reason: \(reason)"))
+        #expect(!o.invocation.output.contains("Fatal error"))
+        switch scenario {
+        case "http401": #expect(reason.contains("api_error") || reason.contains("401"), "\(reason)")
+        case "overloaded529": #expect(reason.contains("api_error") || reason.lowercased().contains("overloaded"), "\(reason)")
+        default: break
+        }
+        #expect(try containers(engine, run: record.id).isEmpty)
+        try expectNoLeak(o, canary: canary)
+    }
+
+    @Test func escapeSequencesFromTheAgentAreRenderedInert() throws {
+        let o = try run("docker", scenario: "ansi_text", canary: EngineEnvironment.canaryToken())
+        #expect(o.invocation.status == .exited(0), "\(o.invocation.output)")
+        let out = o.invocation.output
+        #expect(!out.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x9B })
+        #expect(out.contains("␛]0;pwned-title␇"))
+        #expect(out.contains("␛]52;c;"))
+    }
+
+    @Test func jsonModePrintsOneObjectPerLineAndASummary() throws {
+        let o = try run("podman", scenario: "write_and_bash", canary: EngineEnvironment.canaryToken(), extra: ["--json"])
+        #expect(o.invocation.status == .exited(0), "\(o.invocation.output)")
+        let objects = try o.invocation.stdout.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        #expect(objects.first?["type"] as? String == "system")
+        #expect(objects.contains { $0["type"] as? String == "result" })
+        let summary = try #require(objects.last)
+        #expect(summary["type"] as? String == "ccdeck.summary")
+        #expect((summary["run"] as? [String: Any])?["state"] as? String == "succeeded")
+    }
+
+    @Test func keepAndAGivenWorkspace() throws {
+        let workspace = home.path + "/my-project"
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o777])
+        let o = try run("docker", scenario: "write_and_bash", canary: EngineEnvironment.canaryToken(),
+                        extra: ["--keep", "--workspace", workspace, "--prompt", "write hello.txt"])
+        #expect(o.invocation.status == .exited(0), "\(o.invocation.output)")
+        let record = try #require(o.record)
+        #expect(record.workspace == workspace && !record.workspaceIsTemporary && record.prompt == "write hello.txt")
+        #expect(FileManager.default.fileExists(atPath: workspace + "/hello.txt"))
+        let kept = try containers("docker", run: record.id)
+        #expect(!kept.isEmpty)
+        _ = try ProcessRunner.run(Command("docker", ["rm", "-f", record.container], environment: EngineEnvironment.host), timeout: 30)
+    }
+
+    @Test(arguments: ["docker", "podman"])
+    func ctrlCStopsTheRunAndRemovesItsContainer(engine: String) throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 60)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.runArguments(engine: engine),
+                                                   environment: env))
+        var out = "", sent = false
+        let status = ProcessRunner.stream(child, onStdoutLine: { line in
+            out += String(decoding: line, as: UTF8.self) + "\n"
+            if !sent && out.contains("session started") {
+                sent = true
+                kill(child.pid, SIGINT)
+            }
+        })
+        #expect(sent)
+        #expect(status == .exited(130), "\(out)")
+        let record = try #require(RunStore(environment: env).list().first)
+        #expect(record.state == .stopped)
+        #expect(out.contains("■ run \(record.id) stopped"))
+        #expect(try containers(engine, run: record.id).isEmpty)
+    }
+}
+
+/// Setup errors: a clear line, exit status 2, never a stack trace.
+@Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs the engines from scripts/testenv (run scripts/test)"))
+struct SetupErrorEndToEndTests {
+    let home = TemporaryDirectory("ccdeck-e2e-setup")
+
+    func ccdeck(_ args: [String], env: [String: String]? = nil) throws -> CCDeckInvocation {
+        try CCDeckInvocation.run(args, environment: env ?? EngineEnvironment.runEnvironment(home: home.path, model: nil,
+                                                                                               token: EngineEnvironment.canaryToken()))
+    }
+
+    func expectCleanError(_ r: CCDeckInvocation, contains text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == .exited(2), "\(r.output)", sourceLocation: sourceLocation)
+        #expect(r.stderr.contains(text), "\(r.stderr)", sourceLocation: sourceLocation)
+        #expect(!r.output.contains("Fatal error") && !r.output.contains("Stack dump") && !r.output.contains("0x0000"),
+                sourceLocation: sourceLocation)
+    }
+
+    @Test func backendsSeeBothEnginesReady() throws {
+        let r = try ccdeck(["backends", "--json"])
+        #expect(r.status == .exited(0))
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        let byName = Dictionary(uniqueKeysWithValues: list.map { ($0["backend"] as! String, $0) })
+        #expect(byName["docker"]?["state"] as? String == "ready")
+        #expect(byName["podman"]?["state"] as? String == "ready")
+        #expect(Set(byName.keys) == ["docker", "podman", "docker-sandbox", "sbx", "fly", "incus"])
+        let table = try ccdeck(["doctor"])
+        #expect(table.stdout.hasPrefix("BACKEND"))
+    }
+
+    @Test func dockerDaemonDown() throws {
+        var env = EngineEnvironment.runEnvironment(home: home.path, model: nil, token: EngineEnvironment.canaryToken())
+        env["DOCKER_HOST"] = "unix://" + home.path + "/no-daemon.sock"
+        let r = try ccdeck(EngineEnvironment.runArguments(engine: "docker"), env: env)
+        expectCleanError(r, contains: "docker is not available")
+        let auto = try ccdeck(["run", "--mode", "auto"], env: env.merging(["PATH": home.path + "/empty"]) { $1 })
+        expectCleanError(auto, contains: "no container engine is ready")
+    }
+
+    @Test func noToken() throws {
+        let r = try ccdeck(EngineEnvironment.runArguments(engine: "docker"),
+                           env: EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil))
+        expectCleanError(r, contains: "no Claude Code token found")
+    }
+
+    @Test func badArguments() throws {
+        expectCleanError(try ccdeck(["run", "--mode", "nope"]), contains: "nope")
+        expectCleanError(try ccdeck(["run", "--prompt", " "]), contains: "--prompt is empty")
+        expectCleanError(try ccdeck(["run", "--pass-env", "A=b"]), contains: "variable name")
+        expectCleanError(try ccdeck(["run", "--workspace", "/no/such/dir"]), contains: "is not a folder")
+        expectCleanError(try ccdeck(["runs", "show", "no-such-run"]), contains: "no run with id no-such-run")
+        expectCleanError(try ccdeck(["frobnicate"]), contains: "frobnicate")
+    }
+
+    @Test func missingImageIsASetupError() throws {
+        let r = try ccdeck(["run", "--mode", "podman", "--image", "ccdeck-no-such-image:1"])
+        expectCleanError(r, contains: "ccdeck-no-such-image:1")
+    }
+
+    @Test func malformedDotenvInTheWorkingDirectory() throws {
+        let dir = home.path + "/project"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "CLAUDE_CODE_OAUTH_TOKEN='sk-ant-oat01-SECRETSECRETSECRET\n".write(toFile: dir + "/.env", atomically: true, encoding: .utf8)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil)
+        let out = try ProcessRunner.run(Command("sh", ["-c", "cd \"$1\" && exec \"$2\" token show", "sh", dir, TestPaths.ccdeckBinary],
+                                                environment: env), timeout: 30)
+        #expect(out.status == .exited(2))
+        #expect(out.stderr.contains("malformed .env file") && out.stderr.contains("line 1: unterminated single quote"))
+        #expect(!out.stderr.contains("SECRET"))
+    }
+}
