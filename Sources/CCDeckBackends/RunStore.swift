@@ -81,8 +81,12 @@ public struct RunStore: Sendable {
         return ids.compactMap { try? load($0) }.sorted { $0.createdAt > $1.createdAt }
     }
 
-    /// A run by its full id or an unambiguous prefix of it.
+    /// A run by its full id, an unambiguous prefix of it, or `latest` for the newest.
     public func find(_ idOrPrefix: String) throws -> RunRecord {
+        if idOrPrefix == "latest" {
+            guard let newest = list().first else { throw RunStoreError.notFound(idOrPrefix) }
+            return newest
+        }
         guard !idOrPrefix.isEmpty, !idOrPrefix.contains("/"), !idOrPrefix.hasPrefix(".") else {
             throw RunStoreError.notFound(idOrPrefix)
         }

@@ -53,7 +53,7 @@ struct RunsCommand: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One run: its record and its output, rendered.")
 
-        @Argument(help: "Run id (or an unambiguous prefix).")
+        @Argument(help: "Run id, an unambiguous prefix of one, or `latest`.")
         var id: String
 
         @Flag(help: "Print the record as JSON.")

@@ -111,6 +111,7 @@ struct ReplayBackend: SandboxBackend {
         try store.create(record("20261129-020000-bbbc", at: 300))
         #expect(store.list().map(\.id) == ["20261129-020000-bbbc", "20261129-020000-bbbb", "20261129-010000-aaaa"])
         #expect(try store.find("20261129-01").id == "20261129-010000-aaaa")
+        #expect(try store.find("latest").id == "20261129-020000-bbbc")
         #expect(throws: RunStoreError.self) { try store.find("20261129-02") }
         #expect(throws: RunStoreError.notFound("nope")) { try store.find("nope") }
         #expect(throws: RunStoreError.notFound("../etc")) { try store.find("../etc") }
