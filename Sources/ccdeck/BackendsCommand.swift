@@ -21,6 +21,10 @@ struct BackendsCommand: ParsableCommand {
     }
 
     func run() throws {
+        try Self.show(json: json, timeout: timeout)
+    }
+
+    static func show(json: Bool, timeout: Double) throws {
         let env = ProcessInfo.processInfo.environment
         let statuses = BackendRegistry.probeAll(BackendRegistry.all(environment: env), timeout: timeout)
         if json {
@@ -28,7 +32,7 @@ struct BackendsCommand: ParsableCommand {
             return
         }
         let rows = statuses.map { s in
-            [s.kind.displayName, s.kind.modeLetter, Self.stateLabel(s.state), s.version ?? "-", s.detail.isEmpty ? "" : s.detail]
+            [s.kind.displayName, s.kind.modeLetter, stateLabel(s.state), s.version ?? "-", s.detail.isEmpty ? "" : s.detail]
         }
         Terminal.table(["BACKEND", "MODE", "STATE", "VERSION", "DETAIL"], rows).forEach(Terminal.out)
     }

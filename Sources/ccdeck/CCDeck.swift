@@ -17,9 +17,7 @@ struct CCDeck: ParsableCommand {
 
     /// Until the dashboard lands, a bare `ccdeck` shows what it can run on.
     func run() throws {
-        var backends = BackendsCommand()
-        backends.timeout = 3
-        try backends.run()
+        try BackendsCommand.show(json: false, timeout: 3)
         print("\nNext: `ccdeck run --mode auto` runs Claude Code in the first ready engine; `ccdeck --help` lists every command.")
     }
 }

@@ -28,6 +28,10 @@ struct ImageCommand: ParsableCommand {
             let env = ProcessInfo.processInfo.environment
             let backend = ContainerBackend(kind: runtime.kind, environment: env)
             let build = try ImageCommand.imageBuild(file: file)
+            let status = backend.probe(timeout: 3)
+            guard status.state == .ready else {
+                throw CLIError.setup("\(runtime.rawValue) is not available: \(status.detail)")
+            }
             Terminal.err("building \(tag) with \(runtime.rawValue)…")
             do {
                 try backend.build(image: tag, build) { Terminal.err("  " + $0) }

@@ -197,6 +197,10 @@ struct SetupErrorEndToEndTests {
         #expect(Set(byName.keys) == ["docker", "podman", "docker-sandbox", "sbx", "fly", "incus"])
         let table = try ccdeck(["doctor"])
         #expect(table.stdout.hasPrefix("BACKEND"))
+        // A bare `ccdeck` (until the dashboard) shows the same table and a hint.
+        let bare = try ccdeck([])
+        #expect(bare.status == .exited(0), "\(bare.output)")
+        #expect(bare.stdout.hasPrefix("BACKEND") && bare.stdout.contains("ccdeck run --mode auto"))
     }
 
     @Test func dockerDaemonDown() throws {
@@ -238,5 +242,46 @@ struct SetupErrorEndToEndTests {
         #expect(out.status == .exited(2))
         #expect(out.stderr.contains("malformed .env file") && out.stderr.contains("line 1: unterminated single quote"))
         #expect(!out.stderr.contains("SECRET"))
+    }
+}
+
+/// Building images: the CLI from a Dockerfile, and the missing-image path `ccdeck run` takes.
+@Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs the engines from scripts/testenv (run scripts/test)"))
+struct ImageEndToEndTests {
+    let home = TemporaryDirectory("ccdeck-e2e-image")
+
+    func removeImage(_ engine: String, _ tag: String) {
+        _ = try? ProcessRunner.run(Command(engine, ["rmi", "-f", tag], environment: EngineEnvironment.host), timeout: 60)
+    }
+
+    @Test(arguments: ["docker", "podman"])
+    func imageBuildFromAFile(engine: String) throws {
+        let tag = "ccdeck-e2e-built:\(engine)"
+        removeImage(engine, tag)
+        defer { removeImage(engine, tag) }
+        let dockerfile = home.write("ctx/Dockerfile", "FROM \(EngineEnvironment.testImage)\nCOPY note.txt /home/agent/note.txt\n")
+        home.write("ctx/note.txt", "from the context folder\n")
+        let r = try CCDeckInvocation.run(["image", "build", "--runtime", engine, "--file", dockerfile, "--tag", tag],
+                                         environment: EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil))
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(r.stdout.contains("built \(tag)"))
+        // Nothing was written into the user's context folder.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: home.path + "/ctx").sorted() == ["Dockerfile", "note.txt"])
+        let inspect = try ProcessRunner.run(Command(engine, ["image", "inspect", tag], environment: EngineEnvironment.host), timeout: 30)
+        #expect(inspect.status == .exited(0))
+    }
+
+    @Test(arguments: [BackendKind.docker, .podman])
+    func aMissingImageIsBuiltOnce(kind: BackendKind) throws {
+        let tag = "ccdeck-e2e-autobuild:\(kind.rawValue)"
+        let engine = kind.rawValue
+        removeImage(engine, tag)
+        defer { removeImage(engine, tag) }
+        let backend = ContainerBackend(kind: kind, environment: EngineEnvironment.host)
+        let build = ImageBuild(dockerfile: "FROM \(EngineEnvironment.testImage)\nLABEL ccdeck.e2e=autobuild\n")
+        var lines: [String] = []
+        #expect(try backend.ensureImage(tag, buildIfMissing: build) { lines.append($0) } == true)
+        #expect(lines.contains { $0.contains("building it") })
+        #expect(try backend.ensureImage(tag, buildIfMissing: build) { _ in } == false)
     }
 }
