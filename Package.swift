@@ -17,6 +17,7 @@ let package = Package(
             dependencies: [
                 "CCDeckCore",
                 "CCDeckBackends",
+                "CCDeckTUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -24,11 +25,15 @@ let package = Package(
         .target(name: "CCDeckCore"),
         // One file per backend behind one protocol, the process runner, the run store.
         .target(name: "CCDeckBackends", dependencies: ["CCDeckCore"]),
+        // The dashboard: state and controller, panes drawing into an in-memory screen, the ncurses adapter.
+        .target(name: "CCDeckTUI", dependencies: ["CCDeckCore", "CCDeckBackends", "CNCurses"]),
+        .systemLibrary(name: "CNCurses", pkgConfig: "ncursesw", providers: [.apt(["libncurses-dev"])]),
         // Fixtures shared by the test targets (paths, engine environment, helpers).
         .target(name: "_CCDeckTestSupport", dependencies: ["CCDeckCore", "CCDeckBackends"]),
 
         .testTarget(name: "CCDeckCoreTests", dependencies: ["CCDeckCore", "_CCDeckTestSupport"]),
         .testTarget(name: "CCDeckBackendsTests", dependencies: ["CCDeckBackends", "_CCDeckTestSupport"]),
+        .testTarget(name: "CCDeckTUITests", dependencies: ["CCDeckTUI", "_CCDeckTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["ccdeck", "_CCDeckTestSupport"]),
     ]
 )

@@ -124,6 +124,14 @@ public struct ContainerBackend: SandboxBackend {
         }
     }
 
+    /// Removes one container by id (the caller has checked it carries ccdeck's labels).
+    public func removeContainer(id: String) throws {
+        let out = try query(["rm", "-f", id], what: "\(executable) rm")
+        if !out.status.succeeded && !out.stderrSummary.localizedCaseInsensitiveContains("no such") {
+            throw BackendError.commandFailed("\(executable) rm \(id.prefix(12))", out.stderrSummary)
+        }
+    }
+
     /// Containers carrying all of `labels` (ccdeck's own, never anyone else's).
     public func containers(labelled labels: [String: String]) throws -> [EngineOutput.Container] {
         var args = ["ps", "-a", "--no-trunc"]

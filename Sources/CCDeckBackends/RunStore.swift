@@ -100,6 +100,13 @@ public struct RunStore: Sendable {
         }
     }
 
+    /// Deletes a run's directory: record, output and the workspace ccdeck made for it.
+    public func remove(_ id: String) throws {
+        guard !id.isEmpty, !id.contains("/"), !id.hasPrefix(".") else { throw RunStoreError.notFound(id) }
+        guard FileManager.default.fileExists(atPath: recordPath(for: id)) else { throw RunStoreError.notFound(id) }
+        try FileManager.default.removeItem(atPath: directory(for: id))
+    }
+
     /// A run whose record says live but whose driving ccdeck is gone was left by a ccdeck that died.
     public func isOrphaned(_ record: RunRecord) -> Bool {
         guard record.state.isLive, record.host == ProcessInfo.processInfo.hostName else { return false }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CCDeckBackends
 import CCDeckCore
+import CCDeckTUI
 import Foundation
 
 struct CCDeck: ParsableCommand {
@@ -12,13 +13,18 @@ struct CCDeck: ParsableCommand {
             (no token, no engine, bad arguments).
             """,
         version: "0.1.0",
-        subcommands: [BackendsCommand.self, TokenCommand.self, ImageCommand.self, RunCommand.self, RunsCommand.self]
+        subcommands: [DashboardCommand.self, BackendsCommand.self, TokenCommand.self, ImageCommand.self, RunCommand.self, RunsCommand.self]
     )
 
-    /// Until the dashboard lands, a bare `ccdeck` shows what it can run on.
+    /// On a terminal, a bare `ccdeck` opens the dashboard; elsewhere (a pipe, CI) it shows
+    /// what it can run on, and how to go on.
     func run() throws {
+        if isatty(0) == 1 && isatty(1) == 1 {
+            try DashboardCommand.open(readonly: false, noColor: false, options: LaunchOptions())
+            return
+        }
         try BackendsCommand.show(json: false, timeout: 3)
-        print("\nNext: `ccdeck run --mode auto` runs Claude Code in the first ready engine; `ccdeck --help` lists every command.")
+        print("\nNo terminal here, so no dashboard: `ccdeck run --mode auto` runs Claude Code in the first ready engine; `ccdeck --help` lists every command.")
     }
 }
 

@@ -1,0 +1,298 @@
+import CCDeckBackends
+import CCDeckCore
+import Foundation
+
+/// The dashboard's controller: owns the state and turns each message into a new state and
+/// effects. No terminal, no processes: every key and every backend event is testable here.
+public final class Dashboard {
+    public private(set) var state: DashboardState
+    public let actions: ActionTable
+    public let renderer: EventRenderer
+    let output: OutputSource
+    /// Bumped for every change, so a view can tell whether to redraw.
+    public private(set) var revision = 0
+
+    public init(state: DashboardState, actions: ActionTable, output: OutputSource,
+                renderer: EventRenderer = EventRenderer(maxToolResultLines: 8, maxLineLength: 2_000)) {
+        self.state = state
+        self.actions = actions
+        self.output = output
+        self.renderer = renderer
+    }
+
+    public var layout: Layout { Layout(width: state.width, height: state.height, runCount: state.runs.count) }
+
+    /// Applies one message; returns what the runtime must do.
+    @discardableResult
+    public func handle(_ message: DashboardMessage) -> [Effect] {
+        revision &+= 1
+        switch message {
+        case .key(let key): return handleKey(key)
+        case .resize(let w, let h):
+            state.width = w
+            state.height = h
+        case .tick(let now):
+            state.now = now
+        case .runsLoaded(let entries):
+            let live = Dictionary(uniqueKeysWithValues: state.runs.filter(\.drivenHere).map { ($0.record.id, $0) })
+            var merged = entries.filter { live[$0.record.id] == nil }.map { e -> RunEntry in
+                var e = e
+                e.tail = RunTail(capacity: state.tailCapacity)
+                return e
+            }
+            merged += live.values
+            state.runs = merged.sorted { $0.record.createdAt > $1.record.createdAt }
+            if state.selectedRunID == nil || state.selectedRunIndex == nil { state.selectedRunID = state.runs.first?.record.id }
+        case .runStarted(let record):
+            if let i = index(of: record.id) {
+                state.runs[i].record = record
+                state.runs[i].drivenHere = true
+            } else {
+                state.runs.insert(RunEntry(record: record, drivenHere: true, tailCapacity: state.tailCapacity), at: 0)
+                state.runs.sort { $0.record.createdAt > $1.record.createdAt }
+                // A run you just launched is the one you want to watch.
+                state.selectedRunID = record.id
+                state.outputPosition = .follow
+            }
+        case .runEvent(let id, let event):
+            guard let i = index(of: id) else { break }
+            state.runs[i].progress.apply(event, at: state.now)
+            state.runs[i].tail.append(contentsOf: renderer.render(event))
+            if state.runs[i].record.state == .starting { state.runs[i].record.state = .running }
+        case .runStderr(let id, let line):
+            guard let i = index(of: id) else { break }
+            state.runs[i].tail.append(RenderedLine(kind: .toolError, text: "stderr: " + InertText.line(line)))
+        case .runFinished(let record):
+            if let i = index(of: record.id) {
+                state.runs[i].record = record
+            } else {
+                state.runs.append(RunEntry(record: record, tailCapacity: state.tailCapacity))
+                state.runs.sort { $0.record.createdAt > $1.record.createdAt }
+            }
+        case .runRemoved(let id):
+            state.runs.removeAll { $0.record.id == id }
+            if state.selectedRunID == id {
+                state.selectedRunID = state.runs.first?.record.id
+                state.outputPosition = .follow
+            }
+        case .backends(let statuses):
+            for s in statuses {
+                if let i = state.backends.firstIndex(where: { $0.kind == s.kind }) { state.backends[i] = s }
+            }
+            state.backendsProbed = true
+        case .token(let info):
+            state.token = info
+        case .orphans(let list):
+            state.orphans = list
+            state.orphansListed = true
+            state.selectedOrphan = min(state.selectedOrphan, max(0, list.count - 1))
+        case .notice(let n):
+            state.notice = n
+        }
+        return []
+    }
+
+    private func index(of id: String) -> Int? { state.runs.firstIndex { $0.record.id == id } }
+
+    // MARK: keys
+
+    private func handleKey(_ key: Key) -> [Effect] {
+        if Layout.tooSmall(width: state.width, height: state.height) {
+            return actions.action(for: key) == .quit || key == .char("q") ? quit() : []
+        }
+        switch state.overlay {
+        case .help?:
+            state.overlay = nil
+            return []
+        case .confirm(let c)?:
+            switch key {
+            case .char("y"), .char("Y"), .enter:
+                state.overlay = nil
+                return [c.onYes]
+            case .char("n"), .char("N"), .escape, .char("q"):
+                state.overlay = nil
+                state.notice = Notice("cancelled")
+            default: break
+            }
+            return []
+        case .launch(var form)?:
+            return handleLaunchForm(&form, key)
+        case nil:
+            break
+        }
+        state.notice = nil
+        guard let action = actions.action(for: key) else { return [] }
+        return perform(action)
+    }
+
+    func perform(_ action: Action) -> [Effect] {
+        switch action {
+        case .quit: return quit()
+        case .help: state.overlay = .help
+        case .focusNext: state.focus = Pane(rawValue: (state.focus.rawValue + 1) % Pane.allCases.count)!
+        case .focusPrevious:
+            state.focus = Pane(rawValue: (state.focus.rawValue + Pane.allCases.count - 1) % Pane.allCases.count)!
+        case .up: move(-1)
+        case .down: move(1)
+        case .pageUp: scrollOutput(by: -layout.outputPage)
+        case .pageDown: scrollOutput(by: layout.outputPage)
+        case .top: jump(toTop: true)
+        case .bottom: jump(toTop: false)
+        case .launch:
+            let modes = state.readyModes
+            guard !modes.isEmpty else {
+                state.notice = Notice(state.backendsProbed ? "no ready backend to launch on: see Backends"
+                                                           : "still probing the backends…", .warning)
+                return []
+            }
+            state.overlay = .launch(LaunchForm(modes: modes, prompt: RunRequest.defaultPrompt))
+        case .attach:
+            guard let run = state.selectedRun, run.isLive else {
+                state.notice = Notice("select a live run to attach to", .warning)
+                return []
+            }
+            return [.attach(run.record)]
+        case .stop:
+            guard let run = state.selectedRun, run.isLive else {
+                state.notice = Notice("select a live run to stop", .warning)
+                return []
+            }
+            state.notice = Notice("stopping \(run.record.id)…")
+            return [.stop(runID: run.record.id)]
+        case .remove:
+            return askToRemove()
+        case .repushToken:
+            state.notice = Notice("reading the token again…")
+            return [.repushToken]
+        }
+        return []
+    }
+
+    private func quit() -> [Effect] {
+        let live = state.liveRunsDrivenHere
+        guard !live.isEmpty else { return [.quit] }
+        state.overlay = .confirm(Confirmation(
+            title: "Quit ccdeck?",
+            lines: ["\(live.count) run\(live.count == 1 ? " is" : "s are") live: \(live.map(\.record.id).prefix(3).joined(separator: ", "))",
+                    "They keep running; ccdeck finds them again on restart."],
+            onYes: .quit))
+        return []
+    }
+
+    private func askToRemove() -> [Effect] {
+        if state.focus == .orphans {
+            guard state.orphans.indices.contains(state.selectedOrphan) else {
+                state.notice = Notice("no orphan selected", .warning)
+                return []
+            }
+            let o = state.orphans[state.selectedOrphan]
+            state.overlay = .confirm(Confirmation(
+                title: "Remove this orphan?",
+                lines: ["\(o.backend.displayName) container \(o.name) (\(o.state))",
+                        "id \(o.id.prefix(12))" + (o.runID.map { ", run \($0)" } ?? "")],
+                onYes: .removeOrphan(o)))
+            return []
+        }
+        guard let run = state.selectedRun else {
+            state.notice = Notice("no run selected", .warning)
+            return []
+        }
+        guard !run.isLive else {
+            state.notice = Notice("\(run.record.id) is live: stop it first (\(actions.keys(for: .stop).first?.description ?? "s"))", .warning)
+            return []
+        }
+        var lines = ["run record and full output of \(run.record.id)"]
+        if run.record.workspaceIsTemporary { lines.append("its workspace \(run.record.workspace)") }
+        if let o = state.orphans.first(where: { $0.runID == run.record.id }) {
+            lines.append("\(o.backend.displayName) container \(o.name)")
+        }
+        state.overlay = .confirm(Confirmation(title: "Remove this run?", lines: lines, onYes: .removeRun(run.record)))
+        return []
+    }
+
+    private func handleLaunchForm(_ form: inout LaunchForm, _ key: Key) -> [Effect] {
+        defer { if state.overlay != nil { state.overlay = .launch(form) } }
+        switch key {
+        case .escape:
+            state.overlay = nil
+            return []
+        case .enter:
+            let prompt = form.prompt.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !prompt.isEmpty else {
+                state.notice = Notice("the prompt is empty", .warning)
+                return []
+            }
+            let ws = form.workspace.text.trimmingCharacters(in: .whitespaces)
+            state.overlay = nil
+            state.notice = Notice("launching on \(form.mode.displayName)…")
+            return [.launch(mode: form.mode, prompt: prompt, workspace: ws.isEmpty ? nil : ws)]
+        case .tab, .down:
+            form.field = LaunchForm.Field(rawValue: (form.field.rawValue + 1) % LaunchForm.Field.allCases.count)!
+        case .backTab, .up:
+            form.field = LaunchForm.Field(rawValue: (form.field.rawValue + 2) % LaunchForm.Field.allCases.count)!
+        default:
+            switch form.field {
+            case .mode:
+                if key == .left || key == .char("h") { form.modeIndex = (form.modeIndex + form.modes.count - 1) % form.modes.count }
+                if key == .right || key == .char("l") || key == .char(" ") { form.modeIndex = (form.modeIndex + 1) % form.modes.count }
+            case .prompt: _ = form.prompt.edit(key)
+            case .workspace: _ = form.workspace.edit(key)
+            }
+        }
+        return []
+    }
+
+    // MARK: movement
+
+    private func move(_ delta: Int) {
+        switch state.focus {
+        case .runs:
+            guard !state.runs.isEmpty else { return }
+            let i = state.selectedRunIndex ?? 0
+            let next = min(max(0, i + delta), state.runs.count - 1)
+            if next != i || state.selectedRunID == nil {
+                state.selectedRunID = state.runs[next].record.id
+                state.outputPosition = .follow
+            }
+        case .output: scrollOutput(by: delta)
+        case .backends: state.selectedBackend = min(max(0, state.selectedBackend + delta), state.backends.count - 1)
+        case .orphans: state.selectedOrphan = min(max(0, state.selectedOrphan + delta), max(0, state.orphans.count - 1))
+        case .token: break
+        }
+    }
+
+    private func jump(toTop: Bool) {
+        switch state.focus {
+        case .runs:
+            guard let target = toTop ? state.runs.first : state.runs.last else { return }
+            state.selectedRunID = target.record.id
+            state.outputPosition = .follow
+        case .output:
+            state.outputPosition = toTop ? .anchored(raw: 0, sub: 0) : .follow
+        case .backends: state.selectedBackend = toTop ? 0 : state.backends.count - 1
+        case .orphans: state.selectedOrphan = toTop ? 0 : max(0, state.orphans.count - 1)
+        case .token: break
+        }
+    }
+
+    /// Scrolls the selected run's output by rendered lines; reaching the end resumes following.
+    func scrollOutput(by delta: Int) {
+        guard let id = state.selectedRunID else { return }
+        let cursor = OutputCursor(source: output, run: id, renderer: renderer)
+        let page = layout.outputPage
+        var anchor: (raw: Int, sub: Int)
+        switch state.outputPosition {
+        case .follow:
+            guard delta < 0 else { return }
+            anchor = cursor.bottomAnchor(page)
+        case .anchored(let raw, let sub):
+            anchor = (raw, sub)
+        }
+        anchor = cursor.move(from: anchor, by: delta)
+        if delta > 0 && cursor.reachesEnd(from: anchor, page) {
+            state.outputPosition = .follow
+        } else {
+            state.outputPosition = .anchored(raw: anchor.raw, sub: anchor.sub)
+        }
+    }
+}

@@ -1,0 +1,20 @@
+import CCDeckBackends
+import CCDeckCore
+import Foundation
+
+/// The outside world as the dashboard runtime sees it. The live implementation drives real
+/// backends; tests use a fake. Every method returns at once; results arrive as messages.
+public protocol DashboardServices: AnyObject {
+    /// Loads runs, reads the token, probes backends and starts watching them.
+    func start(post: @escaping @Sendable (DashboardMessage) -> Void)
+    func launch(mode: BackendKind, prompt: String, workspace: String?)
+    func stop(runID: String)
+    func removeRun(_ record: RunRecord)
+    func removeOrphan(_ orphan: Orphan)
+    func repushToken()
+    /// The command that opens an interactive shell in a live run's sandbox.
+    func attachCommand(for record: RunRecord) -> Command?
+    /// Stops background work before the process exits (live runs keep running).
+    func shutdown()
+    var output: OutputSource { get }
+}

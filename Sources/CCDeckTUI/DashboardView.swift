@@ -1,0 +1,199 @@
+import CCDeckCore
+import Foundation
+
+/// Composes the panes into a screen. It keeps the previous frame and redraws only the panes
+/// whose inputs changed (a fingerprint per pane); overlays and resizes redraw everything.
+public final class DashboardView {
+    public let theme: Theme
+    public private(set) var screen = Screen(width: 0, height: 0)
+    private var fingerprints: [String: Int] = [:]
+    private var hadOverlay = false
+    /// Panes drawn in the last `render` (for tests and the idle benchmark).
+    public private(set) var lastDrawn: [String] = []
+
+    public init(theme: Theme) { self.theme = theme }
+
+    public func render(_ dashboard: Dashboard, source: OutputSource) -> Screen {
+        let state = dashboard.state
+        lastDrawn = []
+        if screen.width != state.width || screen.height != state.height {
+            screen = Screen(width: state.width, height: state.height)
+            fingerprints = [:]
+        }
+        if Layout.tooSmall(width: state.width, height: state.height) {
+            fingerprints = [:]
+            drawTooSmall(state)
+            lastDrawn = ["too-small"]
+            return screen
+        }
+        let overlay = state.overlay != nil
+        if overlay || hadOverlay { fingerprints = [:] }
+        hadOverlay = overlay
+        let layout = dashboard.layout
+        if fingerprints["layout"] != hash(layout.runs.height, layout.output.height) { fingerprints = [:] }
+        fingerprints["layout"] = hash(layout.runs.height, layout.output.height)
+
+        func pane(_ name: String, _ fp: Int, _ draw: () -> Void) {
+            guard fingerprints[name] != fp else { return }
+            fingerprints[name] = fp
+            lastDrawn.append(name)
+            draw()
+        }
+        let focus = state.focus
+        pane("runs", runsFingerprint(state)) {
+            Panes.runs(&screen, layout.runs, state, focused: focus == .runs, theme: theme)
+        }
+        pane("output", outputFingerprint(state, source: source)) {
+            Panes.output(&screen, layout.output, state, focused: focus == .output, theme: theme, source: source,
+                         renderer: dashboard.renderer)
+        }
+        pane("backends", hash(focus == .backends, state.selectedBackend, state.backendsProbed,
+                              state.backends.map { "\($0.state)\($0.version ?? "")\($0.detail)" })) {
+            Panes.backends(&screen, layout.backends, state, focused: focus == .backends, theme: theme)
+        }
+        pane("token", tokenFingerprint(state)) {
+            Panes.token(&screen, layout.token, state, focused: focus == .token, theme: theme)
+        }
+        pane("orphans", hash(focus == .orphans, state.selectedOrphan, state.orphansListed,
+                             state.orphans.map { "\($0.id)\($0.state)\(Panes.age($0.createdAt, now: state.now))" })) {
+            Panes.orphans(&screen, layout.orphans, state, focused: focus == .orphans, theme: theme)
+        }
+        pane("status", hash(state.notice?.text, state.notice.map { "\($0.level)" })) {
+            Panes.status(&screen, layout.status, state, theme: theme)
+        }
+        pane("footer", hash(state.readonly)) {
+            Panes.footer(&screen, layout.footer, actions: dashboard.actions, readonly: state.readonly, theme: theme)
+        }
+        if let overlay = state.overlay {
+            lastDrawn.append("overlay")
+            Overlays.draw(overlay, on: &screen, state: state, actions: dashboard.actions, theme: theme)
+        }
+        return screen
+    }
+
+    private func drawTooSmall(_ state: DashboardState) {
+        screen.fill(Rect(x: 0, y: 0, width: state.width, height: state.height))
+        let lines = ["terminal too small (need \(Layout.minWidth)×\(Layout.minHeight))",
+                     "now \(state.width)×\(state.height); q quits"]
+        for (i, l) in lines.enumerated() {
+            let w = DisplayWidth.of(l)
+            screen.put(l, x: max(0, (state.width - w) / 2), y: max(0, state.height / 2 - 1 + i),
+                       style: i == 0 ? TextStyle(.warn, bold: true) : .plain, maxWidth: state.width)
+        }
+    }
+
+    private func runsFingerprint(_ s: DashboardState) -> Int {
+        var h = Hasher()
+        h.combine(s.focus == .runs)
+        h.combine(s.selectedRunID)
+        for r in s.runs {
+            h.combine(r.record.id)
+            h.combine(r.record.state.rawValue)
+            h.combine(r.driverGone)
+            h.combine(r.turns)
+            h.combine(r.cost)
+            h.combine(Panes.elapsed(r, now: s.now))
+        }
+        return h.finalize()
+    }
+
+    private func outputFingerprint(_ s: DashboardState, source: OutputSource) -> Int {
+        var h = Hasher()
+        h.combine(s.focus == .output)
+        h.combine(s.selectedRunID)
+        h.combine("\(s.outputPosition)")
+        if let run = s.selectedRun {
+            h.combine(run.record.state.rawValue)
+            h.combine(run.tail.totalAppended)
+            if !(run.drivenHere && run.tail.totalAppended > 0) { h.combine(source.lineCount(run: run.record.id)) }
+        }
+        return h.finalize()
+    }
+
+    private func tokenFingerprint(_ s: DashboardState) -> Int {
+        var h = Hasher()
+        h.combine(s.focus == .token)
+        switch s.token {
+        case .loading: h.combine(0)
+        case .failed(let why): h.combine(why)
+        case .resolved(let t):
+            h.combine(t.redacted)
+            h.combine(Panes.countdown(t, now: s.now, glyphs: theme.glyphs).0)
+            h.combine(Panes.shortSource(t.source))
+        }
+        return h.finalize()
+    }
+
+    private func hash(_ values: AnyHashable?...) -> Int {
+        var h = Hasher()
+        for v in values { h.combine(v) }
+        return h.finalize()
+    }
+}
+
+/// Help, launch form and confirmation, drawn over the panes.
+enum Overlays {
+    static func centered(_ w: Int, _ h: Int, in state: DashboardState) -> Rect {
+        let width = min(w, state.width - 2), height = min(h, state.height - 2)
+        return Rect(x: (state.width - width) / 2, y: (state.height - height) / 2, width: width, height: height)
+    }
+
+    static func draw(_ overlay: Overlay, on screen: inout Screen, state: DashboardState, actions: ActionTable, theme: Theme) {
+        let g = theme.glyphs
+        switch overlay {
+        case .help:
+            var lines: [(String, String)] = actions.specs.map { ($0.keys.map(\.description).joined(separator: " "), $0.help) }
+            lines.append(("ctrl-c", "quit at once (live runs keep running)"))
+            lines.append(("ctrl-z", "suspend; fg brings the dashboard back"))
+            let r = centered(84, lines.count + 4, in: state)
+            screen.fill(r)
+            screen.box(r, title: "Help: keys" + (state.readonly ? " (readonly)" : ""), focused: true, glyphs: g)
+            for (i, (k, text)) in lines.prefix(max(0, r.height - 4)).enumerated() {
+                screen.put(Screen.pad(k, 16, glyphs: g), x: r.x + 2, y: r.y + 1 + i, style: TextStyle(.accent, bold: true),
+                           maxWidth: r.width - 4)
+                screen.put(text, x: r.x + 19, y: r.y + 1 + i, maxWidth: max(0, r.width - 21))
+            }
+            screen.put("keys can be remapped in $XDG_CONFIG_HOME/ccdeck/keys.conf; any key closes",
+                       x: r.x + 2, y: r.maxY - 2, style: TextStyle(.muted), maxWidth: r.width - 4)
+        case .confirm(let c):
+            let r = centered(max(40, (c.lines.map { DisplayWidth.of($0) }.max() ?? 0) + 8), c.lines.count + 5, in: state)
+            screen.fill(r)
+            screen.box(r, title: c.title, focused: true, glyphs: g)
+            for (i, l) in c.lines.enumerated() {
+                screen.put(l, x: r.x + 2, y: r.y + 1 + i, maxWidth: r.width - 4)
+            }
+            screen.put("y: yes    n or esc: no", x: r.x + 2, y: r.maxY - 2, style: TextStyle(.warn, bold: true), maxWidth: r.width - 4)
+        case .launch(let form):
+            let r = centered(76, 7, in: state)
+            screen.fill(r)
+            screen.box(r, title: "Launch a run", focused: true, glyphs: g)
+            let labelWidth = 12
+            let fieldWidth = max(0, r.width - 4 - labelWidth)
+            func field(_ row: Int, _ f: LaunchForm.Field, _ label: String, _ value: String, placeholder: Bool = false) {
+                let active = form.field == f
+                let y = r.y + 1 + row
+                screen.put((active ? g.focus + " " : "  ") + label, x: r.x + 1, y: y, style: TextStyle(bold: active),
+                           maxWidth: labelWidth + 1)
+                screen.put(Screen.pad(value, fieldWidth, glyphs: g), x: r.x + 2 + labelWidth, y: y,
+                           style: TextStyle(placeholder ? .muted : .normal, reverse: active && f != .mode, underline: active),
+                           maxWidth: fieldWidth)
+            }
+            field(0, .mode, "Mode", "< \(form.mode.displayName) >  (\(form.modes.map(\.displayName).joined(separator: ", ")))")
+            field(1, .prompt, "Prompt", visibleTail(form.prompt, fieldWidth))
+            field(2, .workspace, "Workspace", form.workspace.text.isEmpty ? "(a fresh one)" : visibleTail(form.workspace, fieldWidth),
+                  placeholder: form.workspace.text.isEmpty)
+            screen.put("enter: launch   tab/arrows: field   left/right: mode   esc: cancel", x: r.x + 2, y: r.maxY - 2,
+                       style: TextStyle(.muted), maxWidth: r.width - 4)
+        }
+    }
+
+    /// The part of a field around its cursor that fits, with the cursor shown as `_` at the end.
+    static func visibleTail(_ f: TextField, _ width: Int) -> String {
+        let chars = Array(f.text)
+        let before = String(chars[..<min(f.cursor, chars.count)])
+        let after = String(chars[min(f.cursor, chars.count)...])
+        var head = before
+        while DisplayWidth.of(head) > width - 2, !head.isEmpty { head.removeFirst() }
+        return head + "▏" + after
+    }
+}

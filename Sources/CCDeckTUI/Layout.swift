@@ -1,0 +1,45 @@
+/// Where each pane goes for a terminal size. Pure, shared by the reducer (page sizes) and the view.
+public struct Layout: Sendable, Equatable {
+    public static let minWidth = 60
+    public static let minHeight = 16
+
+    public var runs: Rect
+    public var output: Rect
+    public var backends: Rect
+    public var token: Rect
+    public var orphans: Rect
+    public var status: Rect
+    public var footer: Rect
+
+    public static func tooSmall(width: Int, height: Int) -> Bool { width < minWidth || height < minHeight }
+
+    public init(width: Int, height: Int, runCount: Int) {
+        let panesHeight = max(0, height - 2)
+        let rightWidth = width >= 160 ? 56 : width >= 120 ? 46 : max(28, width * 2 / 5)
+        let leftWidth = width - rightWidth
+        let runsHeight = min(max(5, runCount + 3), max(5, panesHeight * 2 / 5))
+        runs = Rect(x: 0, y: 0, width: leftWidth, height: runsHeight)
+        output = Rect(x: 0, y: runsHeight, width: leftWidth, height: panesHeight - runsHeight)
+        let backendsHeight = min(8, panesHeight / 3)
+        let tokenHeight = min(7, max(5, (panesHeight - backendsHeight) / 2))
+        backends = Rect(x: leftWidth, y: 0, width: rightWidth, height: backendsHeight)
+        token = Rect(x: leftWidth, y: backendsHeight, width: rightWidth, height: tokenHeight)
+        orphans = Rect(x: leftWidth, y: backendsHeight + tokenHeight, width: rightWidth,
+                       height: panesHeight - backendsHeight - tokenHeight)
+        status = Rect(x: 0, y: height - 2, width: width, height: 1)
+        footer = Rect(x: 0, y: height - 1, width: width, height: 1)
+    }
+
+    public func rect(for pane: Pane) -> Rect {
+        switch pane {
+        case .runs: return runs
+        case .output: return output
+        case .backends: return backends
+        case .token: return token
+        case .orphans: return orphans
+        }
+    }
+
+    /// Lines of output visible at once.
+    public var outputPage: Int { max(1, output.height - 2) }
+}

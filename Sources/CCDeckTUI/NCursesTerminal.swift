@@ -1,0 +1,215 @@
+import CNCurses
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum TerminalError: Error, CustomStringConvertible {
+    case notATerminal
+    case initFailed(String)
+
+    public var description: String {
+        switch self {
+        case .notATerminal: return "the dashboard needs a terminal on stdin and stdout"
+        case .initFailed(let why): return "cannot start the terminal: \(why)"
+        }
+    }
+}
+
+/// The only code that calls ncurses, from the one UI thread. It copies the rows of the
+/// screen model that changed since the last frame, and gives the terminal back exactly as
+/// it found it on every exit path.
+public final class NCursesTerminal {
+    public let utf8: Bool
+    public let color: Bool
+    private var last: Screen?
+    private var attrCache: [TextStyle: attr_t] = [:]
+    /// Bytes ncurses wrote to the terminal are not observable here; frames drawn are.
+    public private(set) var framesDrawn = 0
+
+    nonisolated(unsafe) static var savedTermios = termios()
+    nonisolated(unsafe) static var hasSavedTermios = false
+    nonisolated(unsafe) static var active = false
+
+    public init(colorWanted: Bool) throws {
+        guard isatty(0) == 1, isatty(1) == 1 else { throw TerminalError.notATerminal }
+        if tcgetattr(0, &Self.savedTermios) == 0 { Self.hasSavedTermios = true }
+        Self.installCrashHandlers()
+        utf8 = ccdeck_setlocale_utf8() != 0
+        // ESC alone must not wait a second for a sequence that never comes.
+        setenv("ESCDELAY", "25", 0)
+        guard initscr() != nil else { throw TerminalError.initFailed("initscr failed (is TERM set?)") }
+        Self.active = true
+        cbreak()
+        noecho()
+        nonl()
+        keypad(ccdeck_stdscr(), true)
+        nodelay(ccdeck_stdscr(), true)
+        intrflush(ccdeck_stdscr(), false)
+        curs_set(0)
+        var colorOn = false
+        if colorWanted && has_colors() {
+            start_color()
+            use_default_colors()
+            colorOn = true
+            // Foregrounds only, on the terminal's own background (-1).
+            let pairs: [(ColorRole, Int16)] = [(.accent, Int16(COLOR_CYAN)), (.good, Int16(COLOR_GREEN)),
+                                                (.warn, Int16(COLOR_YELLOW)), (.bad, Int16(COLOR_RED)),
+                                                (.focus, Int16(COLOR_CYAN))]
+            for (role, fg) in pairs { init_pair(Int16(role.rawValue), fg, -1) }
+        }
+        color = colorOn
+    }
+
+    public var size: (width: Int, height: Int) { (Int(ccdeck_cols()), Int(ccdeck_lines())) }
+
+    /// Re-reads the window size after SIGWINCH and tells ncurses.
+    public func resize() -> (width: Int, height: Int) {
+        var ws = winsize()
+        if ioctl(1, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0, ws.ws_row > 0 {
+            resizeterm(Int32(ws.ws_row), Int32(ws.ws_col))
+        }
+        last = nil
+        return size
+    }
+
+    /// Writes the rows that changed since the last frame; nothing at all when none did.
+    public func draw(_ screen: Screen, force: Bool = false) {
+        if force { last = nil; clearok(ccdeck_stdscr(), true) }
+        let rows = screen.changedRows(since: last)
+        guard !rows.isEmpty else { return }
+        let win = ccdeck_stdscr()
+        for y in rows {
+            wmove(win, Int32(y), 0)
+            var x = 0
+            while x < screen.width {
+                let style = screen[x, y].style
+                var text = ""
+                while x < screen.width && screen[x, y].style == style {
+                    text += utf8 ? screen[x, y].text : Self.ascii(screen[x, y].text)
+                    x += 1
+                }
+                wattrset(win, Int32(bitPattern: attributes(style)))
+                waddstr(win, text)
+            }
+        }
+        wattrset(win, 0)
+        wnoutrefresh(win)
+        doupdate()
+        last = screen
+        framesDrawn += 1
+    }
+
+    private static func ascii(_ s: String) -> String {
+        if s.isEmpty { return "" }
+        if s.unicodeScalars.allSatisfy({ $0.isASCII }) { return s }
+        return DisplayWidth.of(s) == 2 ? "??" : "?"
+    }
+
+    private func attributes(_ style: TextStyle) -> attr_t {
+        if let a = attrCache[style] { return a }
+        var a = ccdeck_a_normal()
+        if style.bold { a |= ccdeck_a_bold() }
+        if style.reverse { a |= ccdeck_a_reverse() }
+        if style.underline { a |= ccdeck_a_underline() }
+        if style.dim || style.color == .muted { a |= ccdeck_a_dim() }
+        if color, style.color != .normal, style.color != .muted { a |= ccdeck_color_pair(Int32(style.color.rawValue)) }
+        attrCache[style] = a
+        return a
+    }
+
+    /// Every key waiting on stdin (non-blocking).
+    public func readKeys() -> [Key] {
+        var keys: [Key] = []
+        var ch: wint_t = 0
+        while true {
+            let rc = wget_wch(ccdeck_stdscr(), &ch)
+            if rc == ERR { break }
+            if rc == KEY_CODE_YES {
+                if let k = Self.functionKey(Int32(ch)) { keys.append(k) }
+            } else if let k = Self.characterKey(UInt32(ch)) {
+                keys.append(k)
+            }
+        }
+        return keys
+    }
+
+    static func functionKey(_ code: Int32) -> Key? {
+        switch code {
+        case KEY_UP: return .up
+        case KEY_DOWN: return .down
+        case KEY_LEFT: return .left
+        case KEY_RIGHT: return .right
+        case KEY_PPAGE: return .pageUp
+        case KEY_NPAGE: return .pageDown
+        case KEY_HOME: return .home
+        case KEY_END: return .end
+        case KEY_BTAB: return .backTab
+        case KEY_ENTER: return .enter
+        case KEY_BACKSPACE: return .backspace
+        case KEY_DC: return .delete
+        case KEY_F0 + 1...KEY_F0 + 12: return .function(Int(code - KEY_F0))
+        default: return nil
+        }
+    }
+
+    static func characterKey(_ v: UInt32) -> Key? {
+        switch v {
+        case 9: return .tab
+        case 10, 13: return .enter
+        case 27: return .escape
+        case 8, 127: return .backspace
+        case 1...26: return .ctrl(Character(Unicode.Scalar(v + 96)!))
+        default:
+            guard let scalar = Unicode.Scalar(v), v >= 32 else { return nil }
+            return .char(Character(scalar))
+        }
+    }
+
+    /// Hands the terminal to a child (attach), then takes it back: saved modes restored,
+    /// input typed meanwhile and terminal replies dropped, everything redrawn.
+    public func suspend(_ body: () -> Void) {
+        def_prog_mode()
+        endwin()
+        body()
+        reset_prog_mode()
+        flushinp()
+        last = nil
+        clearok(ccdeck_stdscr(), true)
+    }
+
+    /// Ctrl-Z: give the terminal back, stop, and on `fg` take it again.
+    public func stopForJobControl() {
+        suspend {
+            signal(SIGTSTP, SIG_DFL)
+            raise(SIGTSTP)
+        }
+    }
+
+    /// Ends ncurses and restores the saved terminal modes. Safe to call twice.
+    public func restore() {
+        guard Self.active else { return }
+        Self.active = false
+        curs_set(1)
+        endwin()
+        if Self.hasSavedTermios { tcsetattr(0, TCSANOW, &Self.savedTermios) }
+    }
+
+    /// A crash in ccdeck's own code still gives the terminal back before the process dies.
+    static func installCrashHandlers() {
+        for sig in [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE] {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { sig in
+                if NCursesTerminal.hasSavedTermios { tcsetattr(0, TCSANOW, &NCursesTerminal.savedTermios) }
+                // Leave the alternate screen, show the cursor, reset attributes.
+                let reset: StaticString = "\u{1B}[0m\u{1B}[?25h\u{1B}[?1049l\r\n"
+                _ = write(1, reset.utf8Start, reset.utf8CodeUnitCount)
+                signal(sig, SIG_DFL)
+                raise(sig)
+            }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = 0
+            sigaction(sig, &action, nil)
+        }
+    }
+}

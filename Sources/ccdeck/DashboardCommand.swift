@@ -1,0 +1,73 @@
+import ArgumentParser
+import CCDeckBackends
+import CCDeckCore
+import CCDeckTUI
+import Foundation
+
+struct DashboardCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dashboard",
+        abstract: "The full-screen dashboard: live runs, backends, token expiry, orphans.",
+        discussion: """
+            Keys: n launch, a attach, s stop, d remove, t re-push token, tab focus, j/k or arrows move, \
+            pgup/pgdn scroll, g/G top/bottom, ? help, q quit. Remap them in $XDG_CONFIG_HOME/ccdeck/keys.conf \
+            (lines like `launch = n`). Runs launched here use --image, --runtime-arg and --pass-env like `ccdeck run`.
+            """
+    )
+
+    @Flag(help: "Hide launch, attach, stop, remove and re-push.")
+    var readonly = false
+
+    @Flag(help: "Monochrome (also when NO_COLOR is set and not empty).")
+    var noColor = false
+
+    @Option(help: "Runner image for runs launched from the dashboard.")
+    var image = RunnerImage.defaultTag
+
+    @Option(name: .customLong("runtime-arg"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("Extra argument for the engine's `run` (repeatable).", valueName: "arg"))
+    var runtimeArgs: [String] = []
+
+    @Option(name: .customLong("pass-env"), help: ArgumentHelp("Pass this variable into launched runs by name (repeatable).",
+                                                              valueName: "name"))
+    var passEnv: [String] = []
+
+    func validate() throws {
+        for name in passEnv where name.isEmpty || name.contains("=") {
+            throw ValidationError("--pass-env takes a variable name, not NAME=value")
+        }
+    }
+
+    func run() throws {
+        try Self.open(readonly: readonly, noColor: noColor,
+                      options: LaunchOptions(image: image, runtimeArguments: runtimeArgs, passEnvironment: passEnv))
+    }
+
+    static func open(readonly: Bool, noColor: Bool, options: LaunchOptions) throws {
+        let env = ProcessInfo.processInfo.environment
+        let overrides = try loadKeys(env: env)
+        let colorWanted = !noColor && (env["NO_COLOR"] ?? "").isEmpty
+        let terminal: NCursesTerminal
+        do { terminal = try NCursesTerminal(colorWanted: colorWanted) } catch {
+            throw CLIError.setup("\(error)")
+        }
+        let services = LiveServices(environment: env, options: options)
+        let size = terminal.size
+        let dashboard = Dashboard(state: DashboardState(width: size.width, height: size.height, now: Date(), readonly: readonly),
+                                  actions: ActionTable(readonly: readonly, overrides: overrides), output: services.output)
+        let view = DashboardView(theme: Theme(glyphs: terminal.utf8 ? .unicode : .ascii, color: terminal.color))
+        let status = DashboardRuntime(dashboard: dashboard, view: view, terminal: terminal, services: services).run()
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// `$XDG_CONFIG_HOME/ccdeck/keys.conf` (default `~/.config/ccdeck/keys.conf`), if present.
+    static func loadKeys(env: [String: String]) throws -> [Action: [Key]] {
+        let base = env["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
+            ?? (env["HOME"] ?? NSHomeDirectory()) + "/.config"
+        let path = base + "/ccdeck/keys.conf"
+        guard let data = FileManager.default.contents(atPath: path) else { return [:] }
+        do { return try ActionTable.parseConfig(String(decoding: data, as: UTF8.self)) } catch {
+            throw CLIError.setup("malformed key config \(path): \(error)")
+        }
+    }
+}
