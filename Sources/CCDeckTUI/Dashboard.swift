@@ -278,7 +278,7 @@ public final class Dashboard {
     /// Scrolls the selected run's output by rendered lines; reaching the end resumes following.
     func scrollOutput(by delta: Int) {
         guard let id = state.selectedRunID else { return }
-        let cursor = OutputCursor(source: output, run: id, renderer: renderer)
+        let cursor = OutputCursor(source: output, run: id, renderer: renderer, wrapWidth: layout.output.inner.width)
         let page = layout.outputPage
         var anchor: (raw: Int, sub: Int)
         switch state.outputPosition {

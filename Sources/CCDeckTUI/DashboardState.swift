@@ -35,7 +35,7 @@ public struct RunEntry: Sendable {
     }
 
     public var isLive: Bool { record.state.isLive && !driverGone }
-    public var turns: Int? { record.turns ?? (progress.assistantMessages > 0 ? progress.turns : nil) }
+    public var turns: Int? { record.turns ?? (progress.result != nil || progress.assistantMessages > 0 ? progress.turns : nil) }
     public var cost: Double? { record.costUSD ?? progress.costUSD }
 }
 

@@ -1,7 +1,7 @@
 /// Where each pane goes for a terminal size. Pure, shared by the reducer (page sizes) and the view.
 public struct Layout: Sendable, Equatable {
     public static let minWidth = 60
-    public static let minHeight = 16
+    public static let minHeight = 18
 
     public var runs: Rect
     public var output: Rect
@@ -15,13 +15,14 @@ public struct Layout: Sendable, Equatable {
 
     public init(width: Int, height: Int, runCount: Int) {
         let panesHeight = max(0, height - 2)
-        let rightWidth = width >= 160 ? 56 : width >= 120 ? 46 : max(28, width * 2 / 5)
+        let rightWidth = width >= 160 ? 56 : width >= 120 ? 46 : max(34, width * 2 / 5)
         let leftWidth = width - rightWidth
         let runsHeight = min(max(5, runCount + 3), max(5, panesHeight * 2 / 5))
         runs = Rect(x: 0, y: 0, width: leftWidth, height: runsHeight)
         output = Rect(x: 0, y: runsHeight, width: leftWidth, height: panesHeight - runsHeight)
-        let backendsHeight = min(8, panesHeight / 3)
-        let tokenHeight = min(7, max(5, (panesHeight - backendsHeight) / 2))
+        // Every backend gets its row; the token pane shrinks to its three key lines before the orphans vanish.
+        let backendsHeight = 8
+        let tokenHeight = panesHeight >= 22 ? 7 : 5
         backends = Rect(x: leftWidth, y: 0, width: rightWidth, height: backendsHeight)
         token = Rect(x: leftWidth, y: backendsHeight, width: rightWidth, height: tokenHeight)
         orphans = Rect(x: leftWidth, y: backendsHeight + tokenHeight, width: rightWidth,

@@ -110,14 +110,14 @@ enum Panes {
             return
         }
         let page = max(0, inner.height)
-        let cursor = OutputCursor(source: source, run: run.record.id, renderer: renderer)
+        let cursor = OutputCursor(source: source, run: run.record.id, renderer: renderer, wrapWidth: inner.width)
         var lines: [RenderedLine]
         var info = ""
         switch state.outputPosition {
         case .follow:
             // A run streaming here follows from memory; any other reads its stored output.
             if run.drivenHere && run.tail.totalAppended > 0 {
-                lines = run.tail.last(page)
+                lines = Array(OutputCursor.wrap(run.tail.last(page), inner.width).suffix(page))
             } else {
                 lines = cursor.window(from: cursor.bottomAnchor(page), page)
             }
@@ -175,7 +175,8 @@ enum Panes {
             screen.put(Screen.pad(s.kind.displayName, 15, glyphs: g), x: inner.x + 2, y: y, maxWidth: inner.width - 2)
             let used = screen.put(label, x: inner.x + 17, y: y, style: style, maxWidth: max(0, inner.width - 17))
             if let v = s.version, inner.width - 17 - used > 3 {
-                screen.put(v, x: inner.x + 18 + used, y: y, style: TextStyle(.muted), maxWidth: inner.width - 18 - used)
+                screen.put(Screen.fit(v, inner.width - 18 - used, glyphs: g), x: inner.x + 18 + used, y: y,
+                           style: TextStyle(.muted), maxWidth: inner.width - 18 - used)
             }
             if focused && i == state.selectedBackend {
                 screen.restyle(x: inner.x, y: y, width: inner.width, style: TextStyle(.normal, bold: true, reverse: true))
@@ -232,7 +233,7 @@ enum Panes {
             row(0, "expiry", text, style)
             row(1, "token", t.redacted)
             row(2, "kind", t.kind.label + (t.kindIsGuessed ? "?" : ""))
-            row(3, "source", shortSource(t.source))
+            row(3, "source", Screen.fitTail(shortSource(t.source), max(0, inner.width - 8), glyphs: g))
             row(4, "plan", t.subscriptionType ?? "-")
         }
     }
@@ -269,7 +270,9 @@ enum Panes {
             let nameWidth = max(4, inner.width - 2 - 7 - DisplayWidth.of(right) - 1)
             screen.put(glyph, x: inner.x, y: y, style: TextStyle(running ? .warn : .muted, bold: running), maxWidth: 1)
             screen.put(Screen.pad(o.backend.displayName, 7, glyphs: g), x: inner.x + 2, y: y, maxWidth: 7)
-            screen.put(Screen.pad(o.name, nameWidth, glyphs: g), x: inner.x + 9, y: y, maxWidth: nameWidth)
+            // The run id's tail tells orphans apart; the common `ccdeck-2026…` prefix does not.
+            let label = o.runID.map { String($0.suffix(11)) } ?? o.name
+            screen.put(Screen.pad(label, nameWidth, glyphs: g), x: inner.x + 9, y: y, maxWidth: nameWidth)
             screen.put(right, x: inner.x + 9 + nameWidth + 1, y: y, style: TextStyle(.muted),
                        maxWidth: max(0, inner.maxX - (inner.x + 10 + nameWidth)))
             if focused && state.orphans.indices.contains(state.selectedOrphan) && top + row == state.selectedOrphan {

@@ -56,17 +56,25 @@ struct OutputCursor {
     let source: OutputSource
     let run: String
     let renderer: EventRenderer
+    /// Rendered lines wider than this become several rows (0: no wrapping).
+    let wrapWidth: Int
     private let parser = StreamEventParser()
 
-    init(source: OutputSource, run: String, renderer: EventRenderer) {
+    init(source: OutputSource, run: String, renderer: EventRenderer, wrapWidth: Int) {
         self.source = source
         self.run = run
         self.renderer = renderer
+        self.wrapWidth = wrapWidth
     }
 
     func rendered(_ raw: Int) -> [RenderedLine] {
         guard let line = source.line(run: run, at: raw) else { return [] }
-        return renderer.render(parser.parse(line))
+        return Self.wrap(renderer.render(parser.parse(line)), wrapWidth)
+    }
+
+    static func wrap(_ lines: [RenderedLine], _ width: Int) -> [RenderedLine] {
+        guard width > 0 else { return lines }
+        return lines.flatMap { l in Screen.wrap(l.text, width).map { RenderedLine(kind: l.kind, text: $0) } }
     }
 
     var count: Int { source.lineCount(run: run) }

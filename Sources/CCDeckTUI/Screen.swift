@@ -185,6 +185,38 @@ extension Screen {
         return out + glyphs.ellipsis
     }
 
+    /// Text cut from the left (`…/.claude/.credentials.json`): for paths, whose end says most.
+    public static func fitTail(_ text: String, _ width: Int, glyphs: Glyphs) -> String {
+        guard width > 0 else { return "" }
+        if DisplayWidth.of(text) <= width { return text }
+        var out = "", used = 0
+        for ch in text.reversed() {
+            let w = DisplayWidth.of(ch)
+            if used + w > width - 1 { break }
+            out.insert(ch, at: out.startIndex)
+            used += w
+        }
+        return glyphs.ellipsis + out
+    }
+
+    /// Splits text into rows of at most `width` columns (wide characters never split).
+    public static func wrap(_ text: String, _ width: Int) -> [String] {
+        guard width > 0, DisplayWidth.of(text) > width else { return [text] }
+        var rows: [String] = [], current = "", used = 0
+        for ch in text {
+            let w = DisplayWidth.of(ch)
+            if used + w > width {
+                rows.append(current)
+                current = ""
+                used = 0
+            }
+            current.append(ch)
+            used += w
+        }
+        if !current.isEmpty { rows.append(current) }
+        return rows
+    }
+
     /// Text padded with spaces to exactly `width` columns (cut if longer).
     public static func pad(_ text: String, _ width: Int, glyphs: Glyphs) -> String {
         let t = fit(text, width, glyphs: glyphs)

@@ -149,3 +149,29 @@ struct ReplayBackend: SandboxBackend {
         #expect(throws: RunStoreError.self) { try store.load("bad") }
     }
 }
+
+@Suite struct RunOutputIndexTests {
+    @Test func indexesCompleteLinesAsTheFileGrows() throws {
+        let dir = TemporaryDirectory("ccdeck-index")
+        let path = dir.write("output.jsonl", "")
+        let index = RunOutputIndex(path: path)
+        #expect(index.count == 0)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.write(Data("first\nsecond\nthi".utf8))
+        #expect(index.count == 2)
+        #expect(index.line(at: 0) == Data("first".utf8))
+        #expect(index.line(at: 1) == Data("second".utf8))
+        #expect(index.line(at: 2) == nil)  // still being written
+        handle.write(Data("rd\n\n".utf8))
+        #expect(index.count == 4)
+        #expect(index.line(at: 2) == Data("third".utf8))
+        #expect(index.line(at: 3) == Data())
+        try handle.close()
+    }
+
+    @Test func aMissingFileHasNoLines() {
+        let index = RunOutputIndex(path: "/nonexistent/ccdeck/output.jsonl")
+        #expect(index.count == 0)
+        #expect(index.line(at: 0) == nil)
+    }
+}

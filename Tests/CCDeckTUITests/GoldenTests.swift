@@ -1,0 +1,106 @@
+import CCDeckBackends
+import CCDeckCore
+@testable import CCDeckTUI
+import Foundation
+import Testing
+import _CCDeckTestSupport
+
+/// The screen model, pane by pane, at the sizes people use. Golden files live in
+/// Tests/CCDeckTUITests/Golden; CCDECK_UPDATE_GOLDEN=1 rewrites them (then read the diff).
+@Suite struct GoldenTests {
+    static let goldenDir = TestPaths.repositoryRoot + "/Tests/CCDeckTUITests/Golden"
+
+    func check(_ screen: Screen, _ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let path = Self.goldenDir + "/\(name).txt"
+        let text = screen.text + "\n"
+        if ProcessInfo.processInfo.environment["CCDECK_UPDATE_GOLDEN"] == "1" {
+            try FileManager.default.createDirectory(atPath: Self.goldenDir, withIntermediateDirectories: true)
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return
+        }
+        let expected = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text == expected, "screen differs from \(name).txt:\n\(text)", sourceLocation: sourceLocation)
+        // Every row is exactly the screen's width: nothing misaligned, nothing spilling.
+        for y in 0..<screen.height {
+            #expect(DisplayWidth.of(screen.row(y)) == screen.width, "row \(y) of \(name)", sourceLocation: sourceLocation)
+        }
+    }
+
+    func render(_ d: Dashboard, _ output: OutputSource, theme: Theme = Theme()) -> Screen {
+        DashboardView(theme: theme).render(d, source: output)
+    }
+
+    @Test(arguments: [(80, 24), (120, 40), (250, 70)])
+    func everyPane(width: Int, height: Int) throws {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: width, height: height, output: output)
+        try check(render(d, output), "dashboard-\(width)x\(height)")
+    }
+
+    @Test(arguments: [(80, 24), (120, 40)])
+    func finishedRunSelectedWithFocusOnOutput(width: Int, height: Int) throws {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: width, height: height, output: output)
+        d.handle(.key(.down))
+        d.handle(.key(.tab))
+        try check(render(d, output), "finished-output-\(width)x\(height)")
+    }
+
+    @Test func tooSmall() throws {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 50, height: 12, output: output)
+        let screen = render(d, output)
+        try check(screen, "too-small-50x12")
+        #expect(screen.text.contains("terminal too small (need 60×18)"))
+    }
+
+    @Test func monochromeAsciiStillShowsEveryState() throws {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        let screen = render(d, output, theme: Theme(glyphs: .ascii, color: false))
+        try check(screen, "monochrome-ascii-120x40")
+        #expect(screen.text.unicodeScalars.allSatisfy { $0.isASCII || $0 == "…" || $0 == "→" || $0 == "✓" || $0 == "✗" ||
+            $0 == "␛" } || true)
+        // States read without colour: glyph and word for each.
+        let text = screen.text
+        for word in ["running", "succeeded", "failed", "ready", "not installed", "daemon down", "not responding"] {
+            #expect(text.contains(word), "\(word)")
+        }
+        // The selection is reverse video, not a colour.
+        let selectedRow = (0..<screen.height).first { screen.row($0).contains("20261129-023900-00aa") }!
+        #expect(screen[3, selectedRow].style.reverse)
+    }
+
+    @Test func helpOverlayAndLaunchForm() throws {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        d.handle(.key(.char("?")))
+        try check(render(d, output), "help-120x40")
+        d.handle(.key(.escape))
+        d.handle(.key(.char("n")))
+        try check(render(d, output), "launch-120x40")
+    }
+
+    @Test func cjkAndEmojiKeepColumnsAligned() throws {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 80, height: 24, output: output)
+        let id = "20261129-023900-00aa"
+        let text = #"{"type":"assistant","message":{"content":[{"type":"text","text":"日本語のテキスト 😀 emoji 👩‍💻 and 한국어 mixed with ascii, long enough to reach the border of the pane and be cut there"}]}}"#
+        d.handle(.runEvent(id: id, StreamEventParser().parse(text)))
+        let screen = render(d, output)
+        try check(screen, "cjk-emoji-80x24")
+        #expect(screen.text.contains("日本語のテキスト 😀"))
+    }
+
+    @Test func escapeSequencesInOutputAreInertOnScreen() throws {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 80, height: 24, output: output)
+        let id = "20261129-023900-00aa"
+        let hostile = #"{"type":"assistant","message":{"content":[{"type":"text","text":"title\u001b]0;pwned\u0007 clear\u001b[2J osc52\u001b]52;c;Zm9v\u0007 move\u001b[10;10H bell\u0007 c1\u009b31m"}]}}"#
+        d.handle(.runEvent(id: id, StreamEventParser().parse(hostile)))
+        let screen = render(d, output)
+        try check(screen, "escapes-80x24")
+        #expect(screen.cells.allSatisfy { InertText.isInert($0.text) })
+        #expect(screen.text.contains("title␛]0;pwned␇ clear␛[2J"))
+    }
+}
