@@ -116,19 +116,14 @@ public final class RunDriver {
         try? store.save(record)
         onUpdate(.started(record))
 
-        let output = try AppendLog(path: store.outputPath(for: id))
+        let ingest = try RunIngest(outputPath: store.outputPath(for: id), redactor: redactor)
         let stderrLog = try AppendLog(path: store.stderrPath(for: id))
-        let parser = StreamEventParser()
-        var progress = RunProgress()
         var stderrTail: [String] = []
         var stopped = false
 
         let status = ProcessRunner.stream(child, wakeFD: wakeFD, onStdoutLine: { line in
-            let raw = redactor.redact(line)
-            output.append(line: raw)
-            let event = parser.parse(data: raw)
-            progress.apply(event, at: clock())
-            onUpdate(.event(event, raw: raw))
+            let (event, stored) = ingest.ingest(line, at: clock())
+            onUpdate(.event(event, raw: stored))
         }, onStderrLine: { line in
             let raw = redactor.redact(line)
             stderrLog.append(line: raw)
@@ -142,6 +137,7 @@ public final class RunDriver {
             backend.stop(spec)
         })
 
+        let progress = ingest.progress
         let final = backend.finalState(spec)
         record.phases.containerStarted = final?.startedAt
         record.phases.firstEvent = progress.firstEventAt
