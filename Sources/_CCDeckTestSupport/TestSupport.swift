@@ -49,7 +49,15 @@ public final class TemporaryDirectory: @unchecked Sendable {
         let file = path + "/" + name
         try? FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent,
                                                  withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: file, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+        // O_CLOEXEC: a child spawned by a parallel test must not inherit the write end of a
+        // script about to be executed (exec would fail with ETXTBSY for as long as it lives).
+        unlink(file)
+        let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
+        if fd >= 0 {
+            let bytes = Array(text.utf8)
+            _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
         return file
     }
 }
