@@ -61,8 +61,8 @@ enum Panes {
         let rows = inner.height - 1
         guard rows > 0 else { return }
         if state.runs.isEmpty {
-            screen.put("no runs yet: press n to launch one", x: inner.x + 2, y: inner.y + 1, style: TextStyle(.muted),
-                       maxWidth: inner.width - 2)
+            let hint = state.readonly ? "no runs yet" : "no runs yet: press n to launch one"
+            screen.put(hint, x: inner.x + 2, y: inner.y + 1, style: TextStyle(.muted), maxWidth: inner.width - 2)
             return
         }
         let selected = state.selectedRunIndex ?? 0

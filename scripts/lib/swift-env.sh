@@ -10,3 +10,15 @@ if ! command -v swift >/dev/null 2>&1; then
   echo "ccdeck: error: no Swift toolchain found (need Swift 6.0 or later on PATH; see swift.org/install)" >&2
   exit 2
 fi
+
+# The dashboard links libncursesw: its headers come from Debian's libncurses-dev.
+if [ ! -e /usr/include/ncursesw/curses.h ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ccdeck: installing libncurses-dev (the dashboard's terminal library)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libncurses-dev pkg-config; } >&2 \
+      || { echo "ccdeck: error: could not install libncurses-dev" >&2; exit 2; }
+  else
+    echo "ccdeck: error: libncurses-dev is missing (sudo apt-get install libncurses-dev)" >&2
+    exit 2
+  fi
+fi

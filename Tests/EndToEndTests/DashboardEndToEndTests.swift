@@ -1,0 +1,163 @@
+import CCDeckBackends
+import CCDeckCore
+import Foundation
+import Testing
+import _CCDeckTestSupport
+
+/// The dashboard as a person uses it: in tmux, with keys, against real Docker and Podman,
+/// the real Claude Code CLI and the scripted model.
+@Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs the engines from scripts/testenv (run scripts/test)"))
+struct DashboardEndToEndTests {
+    let home = TemporaryDirectory("ccdeck-e2e-dash")
+
+    /// `ccdeck dashboard` wired to the test image and the model; after it exits, the exit
+    /// status and the terminal's modes are printed so a test can read them.
+    func start(model: ModelServer?, width: Int = 120, height: Int = 40, extra: String = "") throws -> TmuxSession {
+        var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        env["TERM"] = "xterm-256color"
+        let pass = EngineEnvironment.passThrough.map { "--pass-env \($0)" }.joined(separator: " ")
+        let script = """
+            echo $$ > "\(home.path)/ccdeck.pid"
+            "\(TestPaths.ccdeckBinary)" dashboard --image \(EngineEnvironment.testImage) --runtime-arg=--network=host \(pass) \(extra)
+            echo "EXIT:$?"
+            stty -a | tr '\\n' ' ' | sed 's/^/STTY: /'
+            echo
+            exec sleep 600
+            """
+        return try TmuxSession(width: width, height: height, environment: env, script: script)
+    }
+
+    /// The dashboard process's pid (the child of the launcher shell).
+    func dashboardPID() throws -> Int32 {
+        let shell = try String(contentsOfFile: home.path + "/ccdeck.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let out = try ProcessRunner.run(Command("pgrep", ["-P", shell, "-f", "dashboard"], environment: EngineEnvironment.host), timeout: 10)
+        return try #require(Int32(out.stdout.split(separator: "\n").first ?? ""))
+    }
+
+    func expectTerminalRestored(_ tmux: TmuxSession, exit: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let screen = tmux.waitFor("STTY:", timeout: 20, history: true)
+        #expect(screen != nil, "the dashboard did not exit", sourceLocation: sourceLocation)
+        let text = (screen ?? "").replacingOccurrences(of: "\n", with: "")
+        #expect(text.contains("EXIT:\(exit)"), "\(text)", sourceLocation: sourceLocation)
+        let stty = text.components(separatedBy: "STTY:").last ?? ""
+        #expect(stty.range(of: #"(^|\s)icanon(\s|$)"#, options: .regularExpression) != nil, "\(stty)", sourceLocation: sourceLocation)
+        #expect(stty.range(of: #"(^|\s)echo(\s|$)"#, options: .regularExpression) != nil, "\(stty)", sourceLocation: sourceLocation)
+    }
+
+    @Test(arguments: ["docker", "podman"])
+    func launchWatchScrollAttachStopRemoveQuit(engine: String) throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 1.5)
+        let tmux = try start(model: model)
+        #expect(tmux.waitFor("ready to launch", timeout: 20) { $0.contains("q quit") && $0.contains("✓ \(engine)") } != nil)
+
+        // Launch with keys: n, pick the engine, enter.
+        try tmux.send("n")
+        #expect(tmux.waitFor("Launch a run") != nil)
+        if engine == "podman" {
+            try tmux.send("BTab")   // prompt → mode
+            try tmux.send("Right")  // docker → podman
+        }
+        try tmux.send("Enter")
+        // Its events stream in, rendered.
+        #expect(tmux.waitFor("session started") != nil)
+        #expect(tmux.waitFor("→ Write /workspace/hello.txt") != nil)
+        #expect(tmux.capture().contains(" \(engine) "))
+
+        // Attach: a shell in the container's workspace, then back to an intact dashboard.
+        try tmux.send("a")
+        #expect(tmux.waitFor("attaching a shell") != nil)
+        try tmux.send("echo inside-$((6*7)) $(pwd)", literal: true)
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("inside-42 /workspace") != nil)
+        try tmux.send("exit", literal: true)
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("back from ccdeck-") != nil)
+        #expect(tmux.waitFor("dashboard redrawn") { $0.contains("q quit") && $0.contains("Backends") && !$0.contains("inside-42") } != nil)
+
+        // The run ends with the agent's verdict.
+        #expect(tmux.waitFor("succeeded", timeout: 60) { $0.contains("succeeded") && $0.contains("✓ success: All done.") } != nil)
+
+        // Scroll over the stored output: top, then follow again.
+        try tmux.send("Tab")
+        try tmux.send("g")
+        #expect(tmux.waitFor("event 1/") != nil)
+        try tmux.send("G")
+        #expect(tmux.waitFor("(end)") != nil)
+        try tmux.send("BTab")
+
+        // A second run, stopped while live, then removed.
+        try tmux.send("n")
+        #expect(tmux.waitFor("Launch a run") != nil)
+        if engine == "podman" { try tmux.send("BTab"); try tmux.send("Right") }
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("running") { $0.contains("running") && $0.contains("session started") } != nil)
+        try tmux.send("s")
+        #expect(tmux.waitFor("stopped", timeout: 60) { $0.contains(" stopped ") } != nil)
+        try tmux.send("d")
+        #expect(tmux.waitFor("Remove this run?") != nil)
+        try tmux.send("y")
+        #expect(tmux.waitFor("removed run") != nil)
+        #expect(tmux.waitFor("Runs (1)") != nil)
+
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+    }
+
+    @Test func anOrphanAppearsAfterAKilledDashboardAndCanBeRemoved() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 4)
+        let first = try start(model: model)
+        #expect(first.waitFor("docker ready") { $0.contains("q quit") && $0.contains("✓ docker") } != nil)
+        try first.send("n")
+        try first.send("Enter")
+        #expect(first.waitFor("session started") != nil)
+        kill(try dashboardPID(), SIGKILL)
+        #expect(first.waitFor("EXIT:137") != nil)
+
+        // A new dashboard finds the run again: its record (driver gone) and its container.
+        let second = try start(model: model)
+        #expect(second.waitFor("orphan listed") { $0.contains("Orphans (1)") && $0.contains("orphaned") } != nil)
+        try second.send("BTab")  // runs → orphans
+        try second.send("d")
+        #expect(second.waitFor("Remove this orphan?") != nil)
+        try second.send("y")
+        #expect(second.waitFor("removed docker container") != nil)
+        #expect(second.waitFor("Orphans (0)") != nil)
+        try second.send("q")
+        expectTerminalRestored(second, exit: "0")
+        let left = try ProcessRunner.run(Command("docker", ["ps", "-aq", "--filter", "label=ccdeck.schema=1",
+                                                            "--filter", "label=ccdeck.store=" + RunStore(root: home.path + "/state/ccdeck").storeID],
+                                                 environment: EngineEnvironment.host), timeout: 30)
+        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+
+    @Test(arguments: [("TERM", SIGTERM, "143"), ("HUP", SIGHUP, "129"), ("INT", SIGINT, "0")])
+    func terminalIsRestoredOnSignals(name: String, signal: Int32, exit: String) throws {
+        let tmux = try start(model: nil)
+        #expect(tmux.waitFor("q quit") != nil)
+        kill(try dashboardPID(), signal)
+        expectTerminalRestored(tmux, exit: exit)
+    }
+
+    @Test func resizingRelaysOutAndTooSmallStillQuits() throws {
+        let tmux = try start(model: nil, width: 80, height: 24)
+        #expect(tmux.waitFor("q quit") != nil)
+        try tmux.resize(width: 250, height: 70)
+        #expect(tmux.waitFor("wide layout") { $0.split(separator: "\n").first.map { $0.count > 200 } == true && $0.contains("q quit") } != nil)
+        try tmux.resize(width: 50, height: 12)
+        #expect(tmux.waitFor("terminal too small (need 60×18)") != nil)
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+    }
+
+    @Test func readonlyAndMonochrome() throws {
+        let tmux = try start(model: nil, extra: "--readonly --no-color")
+        let screen = tmux.waitFor("q quit")
+        #expect(screen?.contains("[readonly]") == true)
+        #expect(screen?.contains("launch") == false)
+        try tmux.send("n")
+        usleep(300_000)
+        #expect(!tmux.capture().contains("Launch a run"))
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+    }
+}
