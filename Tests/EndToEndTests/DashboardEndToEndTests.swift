@@ -160,4 +160,43 @@ struct DashboardEndToEndTests {
         try tmux.send("q")
         expectTerminalRestored(tmux, exit: "0")
     }
+
+    /// Backends come and go without the user asking: a stand-in `docker` whose daemon is "up"
+    /// while a flag file exists. Its event stream ends when the daemon goes away (as the real
+    /// one does); the dashboard notices by push, then reconnects by itself.
+    @Test func daemonsComingAndGoingShowUpUnasked() throws {
+        let bin = TemporaryDirectory("ccdeck-fake-docker")
+        let flag = bin.path + "/up"
+        FileManager.default.createFile(atPath: flag, contents: nil)
+        bin.write("docker", """
+            #!/bin/sh
+            case "$1" in
+              version)
+                if [ -f "\(flag)" ]; then echo '{"Client":{"Version":"99.0"},"Server":{"Version":"99.1"}}'; exit 0; fi
+                echo '{"Client":{"Version":"99.0"},"Server":null}'
+                echo 'Cannot connect to the Docker daemon at unix:///fake.sock. Is the docker daemon running?' >&2; exit 1 ;;
+              events) while [ -f "\(flag)" ]; do sleep 0.2; done; echo 'error during connect: EOF' >&2; exit 1 ;;
+              ps) exit 0 ;;
+              sandbox) echo "docker: 'sandbox' is not a docker command." >&2; exit 1 ;;
+              *) exit 1 ;;
+            esac
+            """, mode: 0o755)
+        var env = EngineEnvironment.runEnvironment(home: home.path, model: nil, token: EngineEnvironment.canaryToken())
+        env["PATH"] = bin.path + ":" + (env["PATH"] ?? "/usr/bin:/bin")
+        env["TERM"] = "xterm-256color"
+        let tmux = try TmuxSession(width: 120, height: 40, environment: env, script: """
+            "\(TestPaths.ccdeckBinary)" dashboard
+            echo "EXIT:$?"; stty -a | tr '\\n' ' ' | sed 's/^/STTY: /'; echo; exec sleep 600
+            """)
+        func dockerRow(_ pattern: String) -> (String) -> Bool {
+            { $0.range(of: pattern, options: .regularExpression) != nil }
+        }
+        #expect(tmux.waitFor("docker ready", dockerRow("✓ docker {5,}ready 99\\.1")) != nil)
+        try FileManager.default.removeItem(atPath: flag)
+        #expect(tmux.waitFor("docker down", dockerRow("✗ docker {5,}daemon down")) != nil)
+        FileManager.default.createFile(atPath: flag, contents: nil)
+        #expect(tmux.waitFor("docker back", timeout: 30, dockerRow("✓ docker {5,}ready 99\\.1")) != nil)
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+    }
 }

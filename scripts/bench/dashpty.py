@@ -68,13 +68,13 @@ def seed_state(state_home, runs=4):
     return state_home
 
 
-def token_files(home, expires_in):
-    """A credentials file whose access token is TOKEN, expiring in `expires_in` seconds: a token
-    from the environment that equals it gets its expiry (see TokenResolver)."""
-    os.makedirs(os.path.join(home, ".claude"), exist_ok=True)
+def credentials(config_dir, expires_in):
+    """`config_dir/.credentials.json` (use it as CLAUDE_CONFIG_DIR) whose access token is TOKEN,
+    expiring in `expires_in` s: a token from the environment equal to it gets its expiry."""
+    os.makedirs(config_dir, exist_ok=True)
     creds = {"claudeAiOauth": {"accessToken": TOKEN, "refreshToken": "r", "scopes": ["user:inference"],
                                "subscriptionType": "max", "expiresAt": int((time.time() + expires_in) * 1000)}}
-    with open(os.path.join(home, ".claude", ".credentials.json"), "w") as f:
+    with open(os.path.join(config_dir, ".credentials.json"), "w") as f:
         json.dump(creds, f)
 
 
