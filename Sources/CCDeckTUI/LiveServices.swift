@@ -38,6 +38,7 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     private var shuttingDown = false
     private var statuses: [BackendKind: BackendStatus] = [:]
     private let orphanQueue = DispatchQueue(label: "ccdeck.orphans")
+    private let wakeup = NSCondition()
     private var orphanRefreshPending = false
 
     public init(environment: [String: String], options: LaunchOptions) {
@@ -141,9 +142,12 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         }
     }
 
+    /// Waits without waking up in between; `shutdown` ends the wait at once.
     private func sleepUnlessStopping(_ seconds: TimeInterval) {
         let deadline = Date().addingTimeInterval(seconds)
-        while !stopping && Date() < deadline { usleep(200_000) }
+        wakeup.lock()
+        while !stopping && Date() < deadline { _ = wakeup.wait(until: deadline) }
+        wakeup.unlock()
     }
 
     // MARK: orphans
@@ -320,6 +324,9 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         let toStop = watchers
         lock.unlock()
         for w in toStop { w.signal(SIGTERM) }
+        wakeup.lock()
+        wakeup.broadcast()
+        wakeup.unlock()
     }
 
     private func background(_ work: @escaping @Sendable () -> Void) {

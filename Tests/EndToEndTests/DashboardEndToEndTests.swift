@@ -12,9 +12,12 @@ struct DashboardEndToEndTests {
 
     /// `ccdeck dashboard` wired to the test image and the model; after it exits, the exit
     /// status and the terminal's modes are printed so a test can read them.
-    func start(model: ModelServer?, width: Int = 120, height: Int = 40, extra: String = "") throws -> TmuxSession {
+    func start(model: ModelServer?, width: Int = 120, height: Int = 40, extra: String = "",
+               locale: String = "C.UTF-8") throws -> TmuxSession {
         var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
         env["TERM"] = "xterm-256color"
+        env["LANG"] = locale
+        env["LC_ALL"] = locale
         let pass = EngineEnvironment.passThrough.map { "--pass-env \($0)" }.joined(separator: " ")
         let script = """
             echo $$ > "\(home.path)/ccdeck.pid"
@@ -157,6 +160,16 @@ struct DashboardEndToEndTests {
         try tmux.send("n")
         usleep(300_000)
         #expect(!tmux.capture().contains("Launch a run"))
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+    }
+
+    @Test func asciiBordersUnderANonUTF8Locale() throws {
+        let tmux = try start(model: nil, locale: "C")
+        let screen = try #require(tmux.waitFor("q quit"))
+        #expect(screen.hasPrefix("+-"))
+        #expect(screen.contains("| Backends |") || screen.contains("+- Backends -"))
+        #expect(!screen.contains("┌") && !screen.contains("│"))
         try tmux.send("q")
         expectTerminalRestored(tmux, exit: "0")
     }
