@@ -78,8 +78,8 @@ public final class Dashboard {
         case .backends(let statuses):
             for s in statuses {
                 if let i = state.backends.firstIndex(where: { $0.kind == s.kind }) { state.backends[i] = s }
+                state.probed.insert(s.kind)
             }
-            state.backendsProbed = true
         case .token(let info):
             state.token = info
         case .orphans(let list):
@@ -141,7 +141,7 @@ public final class Dashboard {
         case .launch:
             let modes = state.readyModes
             guard !modes.isEmpty else {
-                state.notice = Notice(state.backendsProbed ? "no ready backend to launch on: see Backends"
+                state.notice = Notice(state.probed.isSuperset(of: DashboardState.runnableModes) ? "no ready backend to launch on: see Backends"
                                                            : "still probing the backends…", .warning)
                 return []
             }

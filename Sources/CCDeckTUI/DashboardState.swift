@@ -174,7 +174,8 @@ public struct DashboardState: Sendable {
     public var selectedRunID: String?
     public var outputPosition: OutputPosition = .follow
     public var backends: [BackendStatus]
-    public var backendsProbed = false
+    /// Backends whose first probe has answered; the others show as probing.
+    public var probed: Set<BackendKind> = []
     public var selectedBackend = 0
     public var token: TokenInfo = .loading
     public var orphans: [Orphan] = []
@@ -189,7 +190,7 @@ public struct DashboardState: Sendable {
         self.height = height
         self.now = now
         self.readonly = readonly
-        backends = BackendKind.allCases.map { BackendStatus(kind: $0, state: .error, detail: "probing…") }
+        backends = BackendKind.allCases.map { BackendStatus(kind: $0, state: .notResponding, detail: "probing…") }
     }
 
     public var selectedRunIndex: Int? { runs.firstIndex { $0.record.id == selectedRunID } }

@@ -47,7 +47,7 @@ public final class DashboardView {
             Panes.output(&screen, layout.output, state, focused: focus == .output, theme: theme, source: source,
                          renderer: dashboard.renderer)
         }
-        pane("backends", hash(focus == .backends, state.selectedBackend, state.backendsProbed,
+        pane("backends", hash(focus == .backends, state.selectedBackend, state.probed.count,
                               state.backends.map { "\($0.state)\($0.version ?? "")\($0.detail)" })) {
             Panes.backends(&screen, layout.backends, state, focused: focus == .backends, theme: theme)
         }

@@ -153,7 +153,7 @@ enum Panes {
     // MARK: Backends
 
     static func backendState(_ s: BackendStatus, probed: Bool, glyphs g: Glyphs) -> (String, String, TextStyle) {
-        if !probed && s.detail == "probing…" { return (g.unknown, "probing", TextStyle(.muted)) }
+        if !probed { return (g.unknown, "probing…", TextStyle(.muted)) }
         switch s.state {
         case .ready: return (g.ok, "ready", TextStyle(.good))
         case .notInstalled: return ("-", "not installed", TextStyle(.muted))
@@ -170,7 +170,7 @@ enum Panes {
         let inner = r.inner
         for (i, s) in state.backends.prefix(max(0, inner.height)).enumerated() {
             let y = inner.y + i
-            let (glyph, label, style) = backendState(s, probed: state.backendsProbed, glyphs: g)
+            let (glyph, label, style) = backendState(s, probed: state.probed.contains(s.kind), glyphs: g)
             screen.put(glyph, x: inner.x, y: y, style: style, maxWidth: 1)
             screen.put(Screen.pad(s.kind.displayName, 15, glyphs: g), x: inner.x + 2, y: y, maxWidth: inner.width - 2)
             let used = screen.put(label, x: inner.x + 17, y: y, style: style, maxWidth: max(0, inner.width - 17))

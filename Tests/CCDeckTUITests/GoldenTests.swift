@@ -46,6 +46,14 @@ import _CCDeckTestSupport
         try check(render(d, output), "finished-output-\(width)x\(height)")
     }
 
+    @Test func firstFrameWhileProbesArePending() throws {
+        let output = MemoryOutput()
+        let d = Dashboard(state: DashboardState(width: 80, height: 24, now: TUIFixtures.now), actions: ActionTable(), output: output)
+        let screen = render(d, output)
+        try check(screen, "first-frame-80x24")
+        #expect(screen.text.contains("probing…") && screen.text.contains("reading…") && screen.text.contains("looking…"))
+    }
+
     @Test func tooSmall() throws {
         let output = MemoryOutput()
         let d = TUIFixtures.dashboard(width: 50, height: 12, output: output)
