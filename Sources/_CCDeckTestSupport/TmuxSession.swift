@@ -47,15 +47,18 @@ public final class TmuxSession: @unchecked Sendable {
     }
 
     /// Polls the screen until `predicate` holds (a wait for a state, not a timing assertion).
+    /// On a timeout the last screen is printed, so a failure shows what the user would have seen.
     @discardableResult
     public func waitFor(_ what: String, timeout: TimeInterval = 30, history: Bool = false,
                         _ predicate: (String) -> Bool) -> String? {
         let deadline = Date().addingTimeInterval(timeout)
+        var screen = ""
         while Date() < deadline {
-            let screen = capture(history: history)
+            screen = capture(history: history)
             if predicate(screen) { return screen }
             usleep(100_000)
         }
+        FileHandle.standardError.write(Data("tmux: gave up waiting for \(what); the screen was:\n\(screen)\n".utf8))
         return nil
     }
 

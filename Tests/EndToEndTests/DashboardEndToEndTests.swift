@@ -49,7 +49,8 @@ struct DashboardEndToEndTests {
 
     @Test(arguments: ["docker", "podman"])
     func launchWatchScrollAttachStopRemoveQuit(engine: String) throws {
-        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 1.5)
+        // Each model turn takes 3 s: room to attach to, and to stop, a live run on a loaded machine.
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 3)
         let tmux = try start(model: model)
         #expect(tmux.waitFor("ready to launch", timeout: 20) { $0.contains("q quit") && $0.contains("✓ \(engine)") } != nil)
 
