@@ -21,6 +21,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "ccdeck-bench", dependencies: ["CCDeckCore", "CCDeckBackends", "CCDeckTUI"]),
         // Domain and pure logic: no terminal, no processes.
         .target(name: "CCDeckCore"),
         // One file per backend behind one protocol, the process runner, the run store.

@@ -1,9 +1,10 @@
 """Shared by scripts/bench/dashboard-*: run `ccdeck dashboard` on a pseudo-terminal and follow
 what it draws. Not a script; imported by the benchmarks next to it (python3 stdlib only).
 
-- `Dashboard` forks the binary on a new pty (120x40 by default, TERM=xterm-256color), reads
-  everything it writes, and feeds it to `VT`, a minimal terminal emulator (just the
-  sequences ncurses sends for xterm-256color: cursor moves, erase, attributes ignored).
+- `Dashboard` forks the binary on a new pty (120x40 by default; the caller's env sets TERM),
+  reads everything it writes, logs each read with the screen rows it changed, and feeds it
+  to `VT`, a minimal terminal emulator (just the sequences ncurses sends for xterm-256color:
+  cursor moves and erases; attributes are ignored).
 - `complete()` is the "first complete frame" test: the five pane titles are on screen and
   the last row (the footer) ends with "q quit".
 - `seed_state()` makes a private XDG_STATE_HOME holding a few finished runs, each the real
@@ -190,12 +191,12 @@ class VT:
 
 
 class Dashboard:
-    """`ccdeck dashboard` on a fresh pty; `pump` reads what it writes into `vt` and counts bytes."""
+    """`ccdeck dashboard` on a fresh pty; `pump` reads what it writes into `vt` and `log`."""
 
     def __init__(self, env, cols=120, rows=40, args=("dashboard",)):
         self.vt = VT(cols, rows)
-        self.bytes = 0
-        self.raw = bytearray()
+        # Every read: (seconds since fork, bytes, {row: (before, after)} for the rows it changed).
+        self.log = []
         self.start = time.monotonic()
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
@@ -217,9 +218,10 @@ class Dashboard:
             return False
         if not data:
             return False
-        self.bytes += len(data)
-        self.raw += data
+        before = [self.vt.row(y) for y in range(self.vt.rows)]
         self.vt.feed(data)
+        changed = {y: (before[y], self.vt.row(y)) for y in range(self.vt.rows) if self.vt.row(y) != before[y]}
+        self.log.append((time.monotonic() - self.start, data, changed))
         return True
 
     def complete(self):
@@ -236,23 +238,48 @@ class Dashboard:
                 return time.monotonic() - self.start
         return None
 
-    def wait_quiet(self, quiet=1.0, timeout=30):
-        """Reads until nothing has arrived for `quiet` s; False if that never happened."""
+    def wait_quiet(self, quiet=1.0, timeout=30, ignore=lambda changed: False):
+        """Reads until nothing has arrived for `quiet` s, not counting bursts for which
+        `ignore(changed rows)` is true (a countdown ticking); False if that never happened."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            before = self.bytes
-            end = time.monotonic() + quiet
-            while time.monotonic() < end:
-                self.pump(end - time.monotonic())
-            if self.bytes == before:
+            relevant = [t for t, _, changed in self.bursts() if not ignore(changed)]
+            silent = time.monotonic() - self.start - (relevant[-1] if relevant else 0)
+            if silent >= quiet:
                 return True
+            self.pump(min(quiet - silent, deadline - time.monotonic()))
         return False
 
+    def bursts(self, since=0, gap=0.05):
+        """The reads from log[since:] grouped into bursts (reads less than `gap` s apart: one
+        frame often takes several write(2) calls): (start s, bytes, {row: (before, after)})."""
+        out = []
+        for t, data, changed in self.log[since:]:
+            if out and t - out[-1][3] < gap:
+                start, b, c, _ = out[-1]
+                merged = dict(c)
+                for y, (before, after) in changed.items():
+                    merged[y] = (c[y][0] if y in c else before, after)
+                out[-1] = (start, b + data, merged, t)
+            else:
+                out.append((t, data, dict(changed), t))
+        return [(start, b, {y: ba for y, ba in c.items() if ba[0] != ba[1]}) for start, b, c, _ in out]
+
     def cpu_seconds(self):
-        """utime + stime of the ccdeck process (all its threads), from /proc/PID/stat."""
+        """utime + stime of the ccdeck process (all its threads), from /proc/PID/stat; 10 ms steps."""
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def thread_ns(self):
+        """{thread id: on-CPU nanoseconds} from /proc/PID/task/*/schedstat (finer than stat's ticks)."""
+        out = {}
+        for task in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                out[task] = int(open(f"/proc/{self.pid}/task/{task}/schedstat").read().split()[0])
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
 
     def finish(self, how="q", timeout=5):
         """Sends `q` (or SIGTERM with how="term") and returns the exit status, killing it if it hangs."""
