@@ -83,7 +83,8 @@ public enum ProcessRunner {
                               onStdoutBytes: (UnsafeRawBufferPointer) -> Void = { _ in },
                               onStdoutLine: (Data) -> Void,
                               onStderrLine: (Data) -> Void = { _ in },
-                              onWake: () -> Void = {}) -> ExitStatus {
+                              onWake: () -> Void = {},
+                              onBurstEnd: () -> Void = {}) -> ExitStatus {
         var splitters: [Int32: LineSplitter] = [
             child.stdoutFD: LineSplitter(maxLineBytes: maxLineBytes),
             child.stderrFD: LineSplitter(maxLineBytes: maxLineBytes),
@@ -117,6 +118,7 @@ public enum ProcessRunner {
                     splitters[p.fd]?.feed(chunk, deliver)
                 }
             }
+            onBurstEnd()
         }
         return child.wait()
     }

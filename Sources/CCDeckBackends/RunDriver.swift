@@ -131,11 +131,16 @@ public final class RunDriver {
             stderrTail = Array((stderrTail + [text]).suffix(20))
             onUpdate(.stderr(text))
         }, onWake: {
+            ingest.flush()
             guard !stopped else { return }
             stopped = true
             onUpdate(.notice("stopping run \(id)…"))
             backend.stop(spec)
+        }, onBurstEnd: {
+            ingest.flush()
+            stderrLog.flush()
         })
+        ingest.flush()
 
         let progress = ingest.progress
         let final = backend.finalState(spec)

@@ -14,6 +14,9 @@ public final class RunIngest {
         self.output = try AppendLog(path: outputPath)
     }
 
+    /// Writes what is buffered: call it when the current burst of lines is over.
+    public func flush() { output.flush() }
+
     /// Returns the event and the bytes as stored (with the token redacted).
     public func ingest(_ line: Data, at now: Date) -> (event: StreamEvent, stored: Data) {
         let raw = redactor.redact(line)

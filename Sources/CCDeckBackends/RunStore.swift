@@ -147,20 +147,42 @@ extension JSONDecoder.DateDecodingStrategy {
     }
 }
 
-/// Appends lines to a file with one `write` each, so a crash loses at most the line in flight.
+/// Appends lines to a file. Lines gather in a small buffer that is written whenever the
+/// producer has no more to hand over (`flush`, called after each read from the agent) or the
+/// buffer fills: one `write` per burst, and nothing waits in memory longer than the burst.
 final class AppendLog {
     private let fd: Int32
+    private var buffer: [UInt8] = []
+    private let limit = 1 << 16
 
     init(path: String) throws {
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RunStoreError.unreadable(path, String(cString: strerror(errno))) }
+        buffer.reserveCapacity(limit)
     }
 
-    deinit { close(fd) }
+    deinit {
+        flush()
+        close(fd)
+    }
 
     func append(line: Data) {
-        var bytes = line
-        bytes.append(0x0A)
+        if buffer.count + line.count + 1 > limit { flush() }
+        if line.count + 1 > limit {
+            writeAll(Array(line) + [0x0A])
+            return
+        }
+        buffer.append(contentsOf: line)
+        buffer.append(0x0A)
+    }
+
+    func flush() {
+        guard !buffer.isEmpty else { return }
+        writeAll(buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func writeAll(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {

@@ -55,11 +55,15 @@ public struct EventRenderer: Sendable {
             }
         case .toolResults(let results):
             return results.flatMap { r -> [RenderedLine] in
-                let body = InertText.lines(r.content)
+                var body = r.content.lineSlices
+                if body.count > 1, body.last?.isEmpty == true { body.removeLast() }
                 if r.isError {
-                    return [line(.toolError, "✗ tool error: " + (body.first ?? ""))]
+                    return [line(.toolError, "✗ tool error: " + (body.first.map { InertText.line($0) } ?? ""))]
                 }
-                var out = body.prefix(maxToolResultLines).map { RenderedLine(kind: .toolResult, text: "  " + cut($0)) }
+                // Only the lines shown are made inert; the rest are counted.
+                var out = body.prefix(maxToolResultLines).map {
+                    RenderedLine(kind: .toolResult, text: "  " + cut(InertText.line($0)))
+                }
                 if body.count > maxToolResultLines {
                     out.append(line(.toolResult, "  … \(body.count - maxToolResultLines) more lines"))
                 }
@@ -108,13 +112,17 @@ public struct EventRenderer: Sendable {
         RenderedLine(kind: kind, text: cut(InertText.line(text)))
     }
 
+    /// The first non-empty line, marked when more follow.
     private func firstLine(_ s: String) -> String {
-        let lines = s.trimmingCharacters(in: .newlines).lineSlices
-        return InertText.line(lines.first ?? "") + (lines.count > 1 ? " …" : "")
+        let lines = s.lineSlices
+        guard let i = lines.firstIndex(where: { !$0.isEmpty }) else { return "" }
+        let more = lines[(i + 1)...].contains { !$0.isEmpty }
+        return InertText.line(lines[i]) + (more ? " …" : "")
     }
 
     private func cut(_ s: String) -> String {
-        guard s.count > maxLineLength else { return s }
+        // Characters never outnumber bytes: a short byte count needs no counting.
+        guard s.utf8.count > maxLineLength, s.count > maxLineLength else { return s }
         return String(s.prefix(maxLineLength)) + " …[cut]"
     }
 }

@@ -7,6 +7,8 @@
 public enum InertText {
     /// One display line from arbitrary text: newlines and carriage returns are made visible too.
     public static func line(_ text: some StringProtocol, tabWidth: Int = 4) -> String {
+        // Most text is already inert: one pass over the bytes decides.
+        if isInertFast(text.utf8) { return String(text) }
         var out = String()
         out.reserveCapacity(text.utf8.count)
         var column = 0
@@ -42,6 +44,17 @@ public enum InertText {
         return result
     }
 
+    /// No byte below 0x20, no DEL, no C1 control (UTF-8 `C2 80`…`C2 9F`).
+    static func isInertFast(_ utf8: some Sequence<UInt8>) -> Bool {
+        var afterC2 = false
+        for b in utf8 {
+            if b < 0x20 || b == 0x7F { return false }
+            if afterC2 && b < 0xA0 { return false }
+            afterC2 = b == 0xC2
+        }
+        return true
+    }
+
     /// True when the text would reach a terminal unchanged.
     public static func isInert(_ text: some StringProtocol) -> Bool {
         !text.unicodeScalars.contains { v in
@@ -70,9 +83,25 @@ extension InertText {
 }
 
 extension StringProtocol {
-    /// Lines split on LF and CR LF (Swift treats CR LF as one Character, so splitting on "\n" misses it).
+    /// Lines split on LF and CR LF (a trailing CR is dropped). Works on the UTF-8 bytes: splitting
+    /// Characters would be slower, and would miss CR LF, which Swift treats as one Character.
     public var lineSlices: [SubSequence] {
-        split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        var out: [SubSequence] = []
+        let u = utf8
+        var start = u.startIndex
+        var crAt: String.UTF8View.Index? = nil  // a CR right before the current byte
+        var i = start
+        while i != u.endIndex {
+            let b = u[i]
+            if b == 0x0A {
+                out.append(self[start..<(crAt ?? i)])
+                start = u.index(after: i)
+            }
+            crAt = b == 0x0D ? i : nil
+            i = u.index(after: i)
+        }
+        out.append(self[start..<u.endIndex])
+        return out
     }
 
     /// The first line, or "" for empty text.

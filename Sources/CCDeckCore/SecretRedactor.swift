@@ -21,8 +21,29 @@ public struct SecretRedactor: Sendable {
     }
 
     public func redact(_ data: Data) -> Data {
-        guard !secret.isEmpty, data.count >= secret.count, data.range(of: Data(secret)) != nil else { return data }
+        guard !secret.isEmpty, data.count >= secret.count, contains(data) else { return data }
         return Data(redact(Array(data)))
+    }
+
+    /// The common case is a line without the secret, so the search must be cheap: `memchr` to
+    /// each candidate first byte, then `memcmp`.
+    private func contains(_ data: Data) -> Bool {
+        data.withUnsafeBytes { hay in
+            secret.withUnsafeBytes { needle in
+                guard let base = hay.baseAddress, let n = needle.baseAddress else { return false }
+                let first = Int32(needle[0])
+                var offset = 0
+                let last = hay.count - needle.count
+                while offset <= last {
+                    guard let hit = memchr(base + offset, first, last - offset + 1) else { return false }
+                    let at = base.distance(to: UnsafeRawPointer(hit))
+                    // The first byte of a token (`s`) is common in text; the second rarely follows it.
+                    if hay[at + 1] == needle[1], memcmp(base + at, n, needle.count) == 0 { return true }
+                    offset = at + 1
+                }
+                return false
+            }
+        }
     }
 
     private func redact(_ bytes: [UInt8]) -> [UInt8] {

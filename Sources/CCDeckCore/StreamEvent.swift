@@ -93,125 +93,160 @@ public struct ResultEvent: Sendable, Equatable, Codable {
     }
 }
 
-/// Decodes stream-json lines. One instance per stream; not thread-safe.
-public struct StreamEventParser {
-    private let decoder = JSONDecoder()
-
+/// Decodes stream-json lines. Reads only the fields ccdeck uses and skips the rest without
+/// building it (see `JSONScanner`): a field of an unexpected type is ignored, not fatal.
+public struct StreamEventParser: Sendable {
     public init() {}
 
     public func parse(_ line: some StringProtocol) -> StreamEvent {
-        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard trimmed.first == "{" else {
-            return .invalid(trimmed.isEmpty ? "empty line" : "not JSON")
-        }
-        return parse(data: Data(trimmed.utf8))
+        parse(data: Data(line.utf8))
     }
 
     public func parse(data: Data) -> StreamEvent {
-        let raw: RawEvent
+        data.withUnsafeBytes { parse(bytes: $0) }
+    }
+
+    public func parse(bytes: UnsafeRawBufferPointer) -> StreamEvent {
+        var scanner = JSONScanner(bytes)
+        switch scanner.peek() {
+        case nil: return .invalid("empty line")
+        case UInt8(ascii: "{")?: break
+        default: return .invalid("not JSON")
+        }
+        var f = Fields()
         do {
-            raw = try decoder.decode(RawEvent.self, from: data)
+            try scanner.object { key, s throws(JSONScanner.Malformed) in try f.read(key, &s) }
+            guard scanner.atEnd else { return .invalid("malformed JSON") }
         } catch {
             return .invalid("malformed JSON")
         }
-        switch raw.type {
+        guard let type = f.type else { return .invalid("malformed JSON") }
+        switch type {
         case "system":
-            if raw.subtype == "init" {
-                return .systemInit(.init(sessionID: raw.session_id, model: raw.model, cwd: raw.cwd,
-                                         claudeCodeVersion: raw.claude_code_version,
-                                         apiKeySource: raw.apiKeySource, tools: raw.tools ?? []))
+            if f.subtype == "init" {
+                return .systemInit(.init(sessionID: f.sessionID, model: f.model, cwd: f.cwd,
+                                         claudeCodeVersion: f.claudeCodeVersion, apiKeySource: f.apiKeySource,
+                                         tools: f.tools ?? []))
             }
-            if raw.subtype == "api_retry" {
-                return .apiRetry(attempt: raw.attempt ?? 0, httpStatus: raw.error_status, error: raw.error)
+            if f.subtype == "api_retry" {
+                return .apiRetry(attempt: f.attempt ?? 0, httpStatus: f.errorStatus, error: f.error)
             }
-            return .system(subtype: raw.subtype ?? "")
+            return .system(subtype: f.subtype ?? "")
         case "assistant":
-            return .assistant((raw.message?.content ?? []).map(\.block))
+            return .assistant(f.blocks.map(\.block))
         case "user":
-            let results = (raw.message?.content ?? []).compactMap { block -> StreamEvent.ToolResult? in
-                guard block.type == "tool_result" else { return nil }
-                return .init(toolUseID: block.tool_use_id ?? "", content: block.content?.text ?? "",
-                             isError: block.is_error ?? false)
-            }
-            return .toolResults(results)
+            return .toolResults(f.blocks.compactMap { b in
+                guard b.type == "tool_result" else { return nil }
+                return .init(toolUseID: b.toolUseID ?? "", content: b.content?.text ?? "", isError: b.isError ?? false)
+            })
         case "result":
-            guard let result = try? decoder.decode(ResultEvent.self, from: data) else {
+            guard let subtype = f.subtype, let isError = f.isError else {
                 return .invalid("result event without subtype or is_error")
             }
-            return .result(result)
+            return .result(ResultEvent(subtype: subtype, isError: isError, numTurns: f.numTurns, totalCostUSD: f.totalCostUSD,
+                                       durationMS: f.durationMS, durationAPIMS: f.durationAPIMS, result: f.result,
+                                       terminalReason: f.terminalReason, sessionID: f.sessionID))
         default:
-            return .unknown(type: raw.type)
+            return .unknown(type: type)
         }
     }
 
-    // Only the fields ccdeck reads; everything else is ignored.
-    private struct RawEvent: Decodable {
-        var type: String
-        var subtype: String?
-        var session_id: String?
-        var model: String?
-        var cwd: String?
-        var claude_code_version: String?
-        var apiKeySource: String?
+    /// The top-level fields ccdeck reads, from any event type (keys may come in any order).
+    private struct Fields {
+        var type, subtype, sessionID, model, cwd, claudeCodeVersion, apiKeySource: String?
         var tools: [String]?
-        var message: RawMessage?
-        var attempt: Int?
-        var error_status: Int?
+        var blocks: [Block] = []
+        var attempt, errorStatus: Int?
         var error: String?
+        var isError: Bool?
+        var numTurns, durationMS, durationAPIMS: Int?
+        var totalCostUSD: Double?
+        var result, terminalReason: String?
 
-        init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            type = try c.decode(String.self, forKey: .type)
-            subtype = try? c.decodeIfPresent(String.self, forKey: .subtype)
-            session_id = try? c.decodeIfPresent(String.self, forKey: .session_id)
-            model = try? c.decodeIfPresent(String.self, forKey: .model)
-            cwd = try? c.decodeIfPresent(String.self, forKey: .cwd)
-            claude_code_version = try? c.decodeIfPresent(String.self, forKey: .claude_code_version)
-            apiKeySource = try? c.decodeIfPresent(String.self, forKey: .apiKeySource)
-            tools = try? c.decodeIfPresent([String].self, forKey: .tools)
-            message = try? c.decodeIfPresent(RawMessage.self, forKey: .message)
-            if subtype == "api_retry" {
-                attempt = try? c.decodeIfPresent(Int.self, forKey: .attempt)
-                error_status = try? c.decodeIfPresent(Int.self, forKey: .error_status)
-                error = try? c.decodeIfPresent(String.self, forKey: .error)
+        mutating func read(_ key: UnsafeRawBufferPointer, _ s: inout JSONScanner) throws(JSONScanner.Malformed) {
+            func k(_ name: StaticString) -> Bool { JSONScanner.key(key, is: name) }
+            // Most keys of an event are ones ccdeck skips: narrow by length before comparing.
+            switch key.count {
+            case 3 where k("cwd"): cwd = try s.stringIfPresent()
+            case 4 where k("type"): type = try s.stringIfPresent()
+            case 5 where k("model"): model = try s.stringIfPresent()
+            case 5 where k("tools"): tools = try Self.strings(&s)
+            case 5 where k("error"): error = try s.stringIfPresent()
+            case 6 where k("result"): result = try s.stringIfPresent()
+            case 7 where k("subtype"): subtype = try s.stringIfPresent()
+            case 7 where k("message"): blocks = try Self.message(&s)
+            case 7 where k("attempt"): attempt = try s.intIfPresent()
+            case 8 where k("is_error"): isError = try s.boolIfPresent()
+            case 9 where k("num_turns"): numTurns = try s.intIfPresent()
+            case 10 where k("session_id"): sessionID = try s.stringIfPresent()
+            case 11 where k("duration_ms"): durationMS = try s.intIfPresent()
+            case 12 where k("apiKeySource"): apiKeySource = try s.stringIfPresent()
+            case 12 where k("error_status"): errorStatus = try s.intIfPresent()
+            case 14 where k("total_cost_usd"): totalCostUSD = try s.numberIfPresent()
+            case 15 where k("duration_api_ms"): durationAPIMS = try s.intIfPresent()
+            case 15 where k("terminal_reason"): terminalReason = try s.stringIfPresent()
+            case 19 where k("claude_code_version"): claudeCodeVersion = try s.stringIfPresent()
+            default: try s.skipValue()
             }
         }
 
-        enum Keys: String, CodingKey {
-            case type, subtype, session_id, model, cwd, claude_code_version, apiKeySource, tools, message
-            case attempt, error_status, error
-        }
-    }
-
-    private struct RawMessage: Decodable {
-        var content: [RawBlock]?
-
-        init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            if let blocks = try? c.decodeIfPresent([RawBlock].self, forKey: .content) {
-                content = blocks
-            } else if let text = try? c.decodeIfPresent(String.self, forKey: .content) {
-                content = [RawBlock(type: "text", text: text)]
+        /// A list of strings; nil (and skipped) when it is anything else.
+        static func strings(_ s: inout JSONScanner) throws(JSONScanner.Malformed) -> [String]? {
+            guard s.peek() == UInt8(ascii: "[") else { try s.skipValue(); return nil }
+            var out: [String] = []
+            var ok = true
+            try s.array { s throws(JSONScanner.Malformed) in
+                if let v = try s.stringIfPresent() { out.append(v) } else { ok = false }
             }
+            return ok ? out : nil
         }
 
-        enum Keys: String, CodingKey { case content }
+        /// `message.content`: a list of blocks, or a plain string (one text block).
+        static func message(_ s: inout JSONScanner) throws(JSONScanner.Malformed) -> [Block] {
+            guard s.peek() == UInt8(ascii: "{") else { try s.skipValue(); return [] }
+            var blocks: [Block] = []
+            try s.object { key, s throws(JSONScanner.Malformed) in
+                guard JSONScanner.key(key, is: "content") else { try s.skipValue(); return }
+                switch s.peek() {
+                case UInt8(ascii: "[")?:
+                    try s.array { s throws(JSONScanner.Malformed) in
+                        guard s.peek() == UInt8(ascii: "{") else { try s.skipValue(); return }
+                        var b = Block()
+                        try s.object { key, s throws(JSONScanner.Malformed) in try b.read(key, &s) }
+                        blocks.append(b)
+                    }
+                case UInt8(ascii: "\"")?:
+                    var b = Block()
+                    b.type = "text"
+                    b.text = try s.string()
+                    blocks = [b]
+                default:
+                    try s.skipValue()
+                }
+            }
+            return blocks
+        }
     }
 
-    private struct RawBlock: Decodable {
-        var type: String
-        var text: String?
-        var thinking: String?
-        var id: String?
-        var name: String?
+    private struct Block {
+        var type: String?
+        var text, thinking, id, name, toolUseID: String?
         var input: JSONValue?
-        var tool_use_id: String?
         var content: JSONValue?
-        var is_error: Bool?
+        var isError: Bool?
 
-        init(type: String, text: String) {
-            self.type = type
-            self.text = text
+        mutating func read(_ key: UnsafeRawBufferPointer, _ s: inout JSONScanner) throws(JSONScanner.Malformed) {
+            func k(_ name: StaticString) -> Bool { JSONScanner.key(key, is: name) }
+            if k("type") { type = try s.stringIfPresent() }
+            else if k("text") { text = try s.stringIfPresent() }
+            else if k("input") { input = try s.value() }
+            else if k("name") { name = try s.stringIfPresent() }
+            else if k("id") { id = try s.stringIfPresent() }
+            else if k("tool_use_id") { toolUseID = try s.stringIfPresent() }
+            else if k("content") { content = try s.value() }
+            else if k("is_error") { isError = try s.boolIfPresent() }
+            else if k("thinking") { thinking = try s.stringIfPresent() }
+            else { try s.skipValue() }
         }
 
         var block: StreamEvent.ContentBlock {
@@ -219,7 +254,7 @@ public struct StreamEventParser {
             case "text": return .text(text ?? "")
             case "thinking": return .thinking(thinking ?? "")
             case "tool_use": return .toolUse(id: id ?? "", name: name ?? "?", input: input ?? .null)
-            default: return .other(type: type)
+            default: return .other(type: type ?? "")
             }
         }
     }

@@ -113,3 +113,39 @@ import _CCDeckTestSupport
         #expect(e == .systemInit(.init(sessionID: nil, model: nil, cwd: nil, claudeCodeVersion: nil, apiKeySource: nil, tools: [])))
     }
 }
+
+@Suite struct JSONScannerEdgeTests {
+    let parser = StreamEventParser()
+
+    @Test func escapesIncludingSurrogatePairs() {
+        let e = parser.parse(#"{"type":"assistant","message":{"content":[{"type":"text","text":"a\"b\\c\/d\n\t\u00e9\ud83d\ude00\u001b"}]}}"#)
+        #expect(e == .assistant([.text("a\"b\\c/d\n\té😀\u{1B}")]))
+    }
+
+    @Test func toolInputsKeepTheirShape() {
+        let e = parser.parse(#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t","name":"X","input":{"a":[1,2.5,-3e2,true,false,null],"b":{"c":"d"}}}]}}"#)
+        #expect(e == .assistant([.toolUse(id: "t", name: "X", input: .object([
+            "a": .array([.number(1), .number(2.5), .number(-300), .bool(true), .bool(false), .null]),
+            "b": .object(["c": .string("d")]),
+        ]))]))
+    }
+
+    @Test(arguments: [
+        #"{"type":"system","subtype":"init","x":"raw\u{01}control"}"#.replacingOccurrences(of: "\\u{01}", with: "\u{01}"),
+        #"{"type":"system" "subtype":"init"}"#,
+        #"{"type":"system",}"#,
+        #"{"type":"system"} trailing"#,
+        #"{"type":"system","x":tru}"#,
+        #"{"type":"system","x":"\q"}"#,
+        #"{"type":"system","x":"\u12"}"#,
+        String(repeating: #"{"a":"#, count: 300) + "1" + String(repeating: "}", count: 300),
+    ])
+    func malformedInputIsInvalidNeverACrash(line: String) {
+        #expect(parser.parse(line) == .invalid("malformed JSON"))
+    }
+
+    @Test func unknownFieldsOfAnyShapeAreSkipped() {
+        let line = #"{"extra":{"deep":[{"x":[1,{"y":"z"}]}],"s":"q\"}"},"type":"system","subtype":"status","n":-1.5e-3}"#
+        #expect(parser.parse(line) == .system(subtype: "status"))
+    }
+}
