@@ -20,6 +20,18 @@ public struct Command: Sendable, Equatable {
         self.environment = environment
     }
 
+    /// The same command, made to receive SIGTERM when ccdeck dies (even by SIGKILL), where
+    /// util-linux's `setpriv` is there to set the parent-death signal. For helpers that must
+    /// not outlive ccdeck, such as event watchers.
+    public func dyingWithParent() -> Command {
+        #if os(Linux)
+        if let setpriv = ChildProcess.resolve("setpriv", environment: environment) {
+            return Command(setpriv, ["--pdeathsig", "TERM", "--", executable] + arguments, environment: environment)
+        }
+        #endif
+        return self
+    }
+
     /// `docker run …` for messages: the program name and its arguments, never the environment.
     public var displayString: String { ([executable] + arguments).joined(separator: " ") }
 }

@@ -121,7 +121,9 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         let args = kind == .docker
             ? ["events", "--filter", filter, "--filter", "type=container", "--format", "{{json .}}"]
             : ["events", "--filter", filter, "--format", "json"]
-        guard let child = try? ChildProcess.spawn(Command(kind.rawValue, args, environment: environment)) else { return }
+        // The watcher dies with ccdeck, even when ccdeck is killed outright.
+        guard let child = try? ChildProcess.spawn(Command(kind.rawValue, args, environment: environment).dyingWithParent())
+        else { return }
         lock.lock()
         watchers.append(child)
         lock.unlock()

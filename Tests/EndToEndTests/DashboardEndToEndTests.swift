@@ -116,6 +116,16 @@ struct DashboardEndToEndTests {
         #expect(first.waitFor("session started") != nil)
         kill(try dashboardPID(), SIGKILL)
         #expect(first.waitFor("EXIT:137") != nil)
+        // Its event watchers died with it.
+        let store = RunStore(root: home.path + "/state/ccdeck").storeID
+        var watchers = "?"
+        for _ in 0..<50 {
+            watchers = (try ProcessRunner.run(Command("pgrep", ["-f", "events --filter label=ccdeck.store=\(store)"],
+                                                      environment: EngineEnvironment.host), timeout: 10)).stdout
+            if watchers.isEmpty { break }
+            usleep(200_000)
+        }
+        #expect(watchers.isEmpty, "event watchers outlived the killed dashboard: \(watchers)")
 
         // A new dashboard finds the run again: its record (driver gone) and its container.
         let second = try start(model: model)
