@@ -40,6 +40,9 @@ public struct RunRequest: Sendable {
 public final class RunDriver {
     public enum Update {
         case notice(String)
+        /// The run exists (recorded, state starting); the image may still have to be built.
+        case created(RunRecord)
+        /// The agent's sandbox is starting.
         case started(RunRecord)
         case event(StreamEvent, raw: Data)
         case stderr(String)
@@ -86,6 +89,7 @@ public final class RunDriver {
                                driverPID: getpid(), host: ProcessInfo.processInfo.hostName,
                                tokenSource: token.source.description)
         try store.create(record)
+        onUpdate(.created(record))
 
         func fail(_ why: String) -> Failure {
             record.state = .failed

@@ -198,11 +198,14 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
                 let backend = ContainerBackend(kind: mode, environment: environment)
                 let driver = RunDriver(backend: backend, store: store, token: token, environment: environment) { [self] update in
                     switch update {
-                    case .started(let record):
+                    case .created(let record):
+                        // The run shows at once, even while its image is still being built.
                         runID = record.id
                         lock.lock()
                         stopPipes[record.id] = stopWrite
                         lock.unlock()
+                        post(.runStarted(record))
+                    case .started(let record):
                         post(.runStarted(record))
                     case .event(let event, _): if let runID { post(.runEvent(id: runID, event)) }
                     case .stderr(let line): if let runID { post(.runStderr(id: runID, line)) }

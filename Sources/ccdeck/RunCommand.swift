@@ -76,6 +76,8 @@ struct RunCommand: ParsableCommand {
             switch update {
             case .notice(let text):
                 Terminal.err("ccdeck: " + InertText.line(text))
+            case .created:
+                break
             case .started(let record):
                 if !json {
                     Terminal.err("ccdeck: run \(record.id) in \(record.mode.displayName), image \(record.image)")

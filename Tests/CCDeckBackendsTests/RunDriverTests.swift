@@ -54,6 +54,7 @@ struct ReplayBackend: SandboxBackend {
         let loaded = try store.load(record.id)
         #expect(loaded.id == record.id && loaded.state == .succeeded && loaded.turns == 3 && loaded.costUSD == record.costUSD)
         #expect(abs(loaded.createdAt.timeIntervalSince(record.createdAt)) < 0.001)
+        #expect(updates.contains { if case .created = $0 { return true } else { return false } })
         #expect(updates.contains { if case .started = $0 { return true } else { return false } })
         // The fresh workspace holds the minimal package.json.
         #expect(FileManager.default.fileExists(atPath: record.workspace + "/package.json"))
@@ -90,7 +91,7 @@ struct ReplayBackend: SandboxBackend {
             switch update {
             case .event(_, let raw): #expect(!String(decoding: raw, as: UTF8.self).contains("CANARY"))
             case .stderr(let s), .notice(let s): #expect(!s.contains("CANARY"))
-            case .started: break
+            case .started, .created: break
             }
         }
     }
