@@ -144,7 +144,8 @@ struct DashboardEndToEndTests {
         #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
     }
 
-    @Test(arguments: [("TERM", SIGTERM, "143"), ("HUP", SIGHUP, "129"), ("INT", SIGINT, "0")])
+    /// SEGV stands for a crash in ccdeck's own code: the handler gives the terminal back, then dies.
+    @Test(arguments: [("TERM", SIGTERM, "143"), ("HUP", SIGHUP, "129"), ("INT", SIGINT, "0"), ("SEGV", SIGSEGV, "139")])
     func terminalIsRestoredOnSignals(name: String, signal: Int32, exit: String) throws {
         let tmux = try start(model: nil)
         #expect(tmux.waitFor("q quit") != nil)
