@@ -53,6 +53,9 @@ enum Panes {
         var columns = [("", 2), ("ID", idWidth), ("MODE", 7), ("STATE", 10), ("TIME", 7)]
         if inner.width >= idWidth + 26 + 6 { columns.append(("TURNS", 6)) }
         if inner.width >= idWidth + 26 + 6 + 9 { columns.append(("COST", 9)) }
+        // Wide terminals have room to say what each run was asked to do.
+        let used = columns.reduce(0) { $0 + $1.1 }
+        if columns.count == 7 && inner.width - used >= 20 { columns.append(("PROMPT", inner.width - used)) }
         var x = inner.x
         for (name, w) in columns {
             screen.put(name, x: x, y: inner.y, style: TextStyle(.muted, bold: true), maxWidth: min(w, inner.maxX - x))
@@ -79,6 +82,7 @@ enum Panes {
                          elapsed(entry, now: state.now)]
             if columns.count > 5 { cells.append(entry.turns.map(String.init) ?? "-") }
             if columns.count > 6 { cells.append(entry.cost.map(RunSummary.formatCost) ?? "-") }
+            if columns.count > 7 { cells.append(InertText.line(entry.record.prompt.replacingOccurrences(of: "\n", with: " "))) }
             var x = inner.x
             for (i, (_, w)) in columns.enumerated() {
                 let cellStyle = i == 0 || i == 3 ? rowStyle : TextStyle.plain
