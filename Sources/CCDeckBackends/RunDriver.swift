@@ -88,7 +88,9 @@ public final class RunDriver {
                                prompt: request.prompt, keep: request.keep, createdAt: start,
                                driverPID: getpid(), host: ProcessInfo.processInfo.hostName,
                                tokenSource: token.source.description)
-        try store.create(record)
+        do { try store.create(record) } catch {
+            throw Failure.setup("cannot create the run under \(store.runsDirectory): \(error.localizedDescription)", record: nil)
+        }
         onUpdate(.created(record))
 
         func fail(_ why: String) -> Failure {

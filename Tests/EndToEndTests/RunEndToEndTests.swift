@@ -227,6 +227,20 @@ struct SetupErrorEndToEndTests {
         expectCleanError(try ccdeck(["frobnicate"]), contains: "frobnicate")
     }
 
+    @Test func unwritableStateAndMalformedKeyConfig() throws {
+        var env = EngineEnvironment.runEnvironment(home: home.path, model: nil, token: EngineEnvironment.canaryToken())
+        env["XDG_STATE_HOME"] = "/proc/ccdeck-nope"
+        expectCleanError(try ccdeck(["run", "--mode", "podman"], env: env), contains: "cannot create the run under /proc/ccdeck-nope")
+        let config = home.path + "/config/ccdeck"
+        try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
+        try "launch = n\nstop = n\n".write(toFile: config + "/keys.conf", atomically: true, encoding: .utf8)
+        var env2 = EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil)
+        env2["XDG_CONFIG_HOME"] = home.path + "/config"
+        expectCleanError(try ccdeck(["dashboard"], env: env2), contains: "keys.conf: line 2: key n is already bound to launch")
+        // Without a terminal the dashboard says so.
+        expectCleanError(try ccdeck(["dashboard"]), contains: "the dashboard needs a terminal")
+    }
+
     @Test func missingImageIsASetupError() throws {
         let r = try ccdeck(["run", "--mode", "podman", "--image", "ccdeck-no-such-image:1"])
         expectCleanError(r, contains: "ccdeck-no-such-image:1")
