@@ -27,7 +27,7 @@ struct ReplayBackend: SandboxBackend {
 
 @Suite struct RunDriverTests {
     let state = TemporaryDirectory("ccdeck-state")
-    let secret = "sk-ant-oat01-CANARY-DRIVER-0123456789abcdefghijklmnopqrstuvwxyz"
+    let secret = "sk-ant-oat01-" + "CANARY-DRIVER-0123456789" + "abcdefghijklmnopqrstuvwxyz"
 
     func drive(_ script: String, keep: Bool = false) throws -> (RunRecord, RunStore, ReplayBackend, [RunDriver.Update]) {
         let store = RunStore(root: state.path)

