@@ -32,8 +32,6 @@ public struct Command: Sendable, Equatable {
         return self
     }
 
-    /// `docker run …` for messages: the program name and its arguments, never the environment.
-    public var displayString: String { ([executable] + arguments).joined(separator: " ") }
 }
 
 public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {

@@ -80,7 +80,6 @@ public enum ProcessRunner {
     ///     and `onWake` runs, so a Ctrl-C can stop the run while the stream goes on.
     ///   - maxLineBytes: longer lines are delivered cut to this size (the caller keeps the raw bytes).
     public static func stream(_ child: ChildProcess, wakeFD: Int32? = nil, maxLineBytes: Int = 16 << 20,
-                              onStdoutBytes: (UnsafeRawBufferPointer) -> Void = { _ in },
                               onStdoutLine: (Data) -> Void,
                               onStderrLine: (Data) -> Void = { _ in },
                               onWake: () -> Void = {},
@@ -114,7 +113,6 @@ public enum ProcessRunner {
                 }
                 buffer.withUnsafeBytes { raw in
                     let chunk = UnsafeRawBufferPointer(rebasing: raw[..<n])
-                    if isStdout { onStdoutBytes(chunk) }
                     splitters[p.fd]?.feed(chunk, deliver)
                 }
             }

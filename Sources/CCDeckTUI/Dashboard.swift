@@ -9,8 +9,6 @@ public final class Dashboard {
     public let actions: ActionTable
     public let renderer: EventRenderer
     let output: OutputSource
-    /// Bumped for every change, so a view can tell whether to redraw.
-    public private(set) var revision = 0
 
     public init(state: DashboardState, actions: ActionTable, output: OutputSource,
                 renderer: EventRenderer = EventRenderer(maxToolResultLines: 8, maxLineLength: 2_000)) {
@@ -25,7 +23,6 @@ public final class Dashboard {
     /// Applies one message; returns what the runtime must do.
     @discardableResult
     public func handle(_ message: DashboardMessage) -> [Effect] {
-        revision &+= 1
         switch message {
         case .key(let key): return handleKey(key)
         case .resize(let w, let h):

@@ -24,8 +24,6 @@ public final class NCursesTerminal {
     public let color: Bool
     private var last: Screen?
     private var attrCache: [TextStyle: attr_t] = [:]
-    /// Bytes ncurses wrote to the terminal are not observable here; frames drawn are.
-    public private(set) var framesDrawn = 0
 
     nonisolated(unsafe) static var savedTermios = termios()
     nonisolated(unsafe) static var hasSavedTermios = false
@@ -97,7 +95,6 @@ public final class NCursesTerminal {
         wnoutrefresh(win)
         doupdate()
         last = screen
-        framesDrawn += 1
     }
 
     private static func ascii(_ s: String) -> String {

@@ -21,8 +21,6 @@ public struct TextStyle: Sendable, Hashable {
     }
 
     public static let plain = TextStyle()
-    public static let bold = TextStyle(bold: true)
-    public static let reverse = TextStyle(reverse: true)
 }
 
 public struct Rect: Sendable, Equatable {

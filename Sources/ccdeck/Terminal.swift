@@ -22,8 +22,6 @@ enum Terminal {
         err("ccdeck: warning: " + InertText.line(message))
     }
 
-    static var stdoutIsTerminal: Bool { isatty(1) == 1 }
-
     /// Left-aligned columns separated by two spaces; the last column is not padded.
     static func table(_ header: [String], _ rows: [[String]]) -> [String] {
         let all = [header] + rows
