@@ -118,13 +118,11 @@ public struct ContainerBackend: SandboxBackend {
     }
 
     public func remove(_ spec: RunSpec) throws {
-        let out = try query(["rm", "-f", spec.sandboxName], what: "\(executable) rm")
-        if !out.status.succeeded && !out.stderrSummary.localizedCaseInsensitiveContains("no such") {
-            throw BackendError.commandFailed("\(executable) rm \(spec.sandboxName)", out.stderrSummary)
-        }
+        try removeContainer(id: spec.sandboxName)
     }
 
-    /// Removes one container by id (the caller has checked it carries ccdeck's labels).
+    /// Removes one container by id or name (the caller has checked it carries ccdeck's labels);
+    /// one already gone is not an error.
     public func removeContainer(id: String) throws {
         let out = try query(["rm", "-f", id], what: "\(executable) rm")
         if !out.status.succeeded && !out.stderrSummary.localizedCaseInsensitiveContains("no such") {

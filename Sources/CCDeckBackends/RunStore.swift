@@ -87,9 +87,7 @@ public struct RunStore: Sendable {
             guard let newest = list().first else { throw RunStoreError.notFound(idOrPrefix) }
             return newest
         }
-        guard !idOrPrefix.isEmpty, !idOrPrefix.contains("/"), !idOrPrefix.hasPrefix(".") else {
-            throw RunStoreError.notFound(idOrPrefix)
-        }
+        guard Self.isSafeID(idOrPrefix) else { throw RunStoreError.notFound(idOrPrefix) }
         if FileManager.default.fileExists(atPath: recordPath(for: idOrPrefix)) { return try load(idOrPrefix) }
         let ids = ((try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? [])
             .filter { $0.hasPrefix(idOrPrefix) }
@@ -100,9 +98,14 @@ public struct RunStore: Sendable {
         }
     }
 
+    /// An id (or prefix) that names a folder inside `runs/` and nothing outside it.
+    static func isSafeID(_ id: String) -> Bool {
+        !id.isEmpty && !id.contains("/") && !id.hasPrefix(".")
+    }
+
     /// Deletes a run's directory: record, output and the workspace ccdeck made for it.
     public func remove(_ id: String) throws {
-        guard !id.isEmpty, !id.contains("/"), !id.hasPrefix(".") else { throw RunStoreError.notFound(id) }
+        guard Self.isSafeID(id) else { throw RunStoreError.notFound(id) }
         guard FileManager.default.fileExists(atPath: recordPath(for: id)) else { throw RunStoreError.notFound(id) }
         try FileManager.default.removeItem(atPath: directory(for: id))
     }

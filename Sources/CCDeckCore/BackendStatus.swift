@@ -33,6 +33,17 @@ public struct BackendStatus: Sendable, Equatable, Codable {
         case daemonDown = "daemon-down"
         case notResponding = "not-responding"
         case error
+
+        /// How the state reads to a person, in tables and panes alike.
+        public var label: String {
+            switch self {
+            case .ready: return "ready"
+            case .notInstalled: return "not installed"
+            case .daemonDown: return "daemon down"
+            case .notResponding: return "not responding"
+            case .error: return "error"
+            }
+        }
     }
 
     public var kind: BackendKind

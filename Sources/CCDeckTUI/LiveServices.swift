@@ -40,6 +40,7 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     private let orphanQueue = DispatchQueue(label: "ccdeck.orphans")
     private let wakeup = NSCondition()
     private var orphanRefreshPending = false
+    private var reloadPending = false
 
     public init(environment: [String: String], options: LaunchOptions) {
         self.environment = environment
@@ -64,11 +65,10 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         Thread { [self] in pollOthers() }.start()
     }
 
-    func loadRuns() -> [RunEntry] {
-        store.list().map { record in
-            let gone = store.isOrphaned(record)
-            return RunEntry(record: record, driverGone: gone)
-        }
+    func loadRuns() -> [RunEntry] { entries(store.list()) }
+
+    private func entries(_ records: [RunRecord]) -> [RunEntry] {
+        records.map { RunEntry(record: $0, driverGone: store.isOrphaned($0)) }
     }
 
     func resolveToken() -> TokenInfo {
@@ -158,18 +158,21 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     /// bursts of engine events into one listing.
     func refreshOrphans(reloadRuns: Bool = false) {
         orphanQueue.async { [self] in
+            reloadPending = reloadPending || reloadRuns
             if orphanRefreshPending { return }
             orphanRefreshPending = true
             orphanQueue.asyncAfter(deadline: .now() + 0.2) { [self] in
                 orphanRefreshPending = false
-                if reloadRuns { post(.runsLoaded(loadRuns())) }
-                post(.orphans(listOrphans()))
+                let records = store.list()  // read once for both answers
+                if reloadPending { post(.runsLoaded(entries(records))) }
+                reloadPending = false
+                post(.orphans(listOrphans(records)))
             }
         }
     }
 
-    func listOrphans() -> [Orphan] {
-        let live = Set(store.list().filter { $0.state.isLive && !store.isOrphaned($0) }.map(\.id))
+    func listOrphans(_ records: [RunRecord]) -> [Orphan] {
+        let live = Set(records.filter { $0.state.isLive && !store.isOrphaned($0) }.map(\.id))
         var result: [Orphan] = []
         for kind in [BackendKind.docker, .podman] where isReady(kind) {
             let backend = ContainerBackend(kind: kind, environment: environment)

@@ -159,11 +159,10 @@ enum Panes {
     static func backendState(_ s: BackendStatus, probed: Bool, glyphs g: Glyphs) -> (String, String, TextStyle) {
         if !probed { return (g.unknown, "probing…", TextStyle(.muted)) }
         switch s.state {
-        case .ready: return (g.ok, "ready", TextStyle(.good))
-        case .notInstalled: return ("-", "not installed", TextStyle(.muted))
-        case .daemonDown: return (g.fail, "daemon down", TextStyle(.bad))
-        case .notResponding: return (g.warn, "not responding", TextStyle(.warn, bold: true))
-        case .error: return (g.fail, "error", TextStyle(.bad))
+        case .ready: return (g.ok, s.state.label, TextStyle(.good))
+        case .notInstalled: return ("-", s.state.label, TextStyle(.muted))
+        case .daemonDown, .error: return (g.fail, s.state.label, TextStyle(.bad))
+        case .notResponding: return (g.warn, s.state.label, TextStyle(.warn, bold: true))
         }
     }
 

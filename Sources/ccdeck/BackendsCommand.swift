@@ -32,20 +32,11 @@ struct BackendsCommand: ParsableCommand {
             return
         }
         let rows = statuses.map { s in
-            [s.kind.displayName, s.kind.modeLetter, stateLabel(s.state), s.version ?? "-", s.detail.isEmpty ? "" : s.detail]
+            [s.kind.displayName, s.kind.modeLetter, s.state.label, s.version ?? "-", s.detail.isEmpty ? "" : s.detail]
         }
         Terminal.table(["BACKEND", "MODE", "STATE", "VERSION", "DETAIL"], rows).forEach(Terminal.out)
     }
 
-    static func stateLabel(_ state: BackendStatus.State) -> String {
-        switch state {
-        case .ready: return "ready"
-        case .notInstalled: return "not installed"
-        case .daemonDown: return "daemon down"
-        case .notResponding: return "not responding"
-        case .error: return "error"
-        }
-    }
 
     struct BackendJSON: Encodable {
         var backend: String

@@ -151,7 +151,7 @@ struct RunCommand: ParsableCommand {
             let candidates = [ContainerBackend(kind: .docker, environment: env), ContainerBackend(kind: .podman, environment: env)]
             let statuses = BackendRegistry.probeAll(candidates, timeout: 3)
             if let ready = statuses.firstIndex(where: { $0.state == .ready }) { return candidates[ready] }
-            let why = statuses.map { "\($0.kind.displayName): \(BackendsCommand.stateLabel($0.state))"
+            let why = statuses.map { "\($0.kind.displayName): \($0.state.label)"
                 + ($0.detail.isEmpty ? "" : " (\($0.detail))") }
             throw CLIError.setup("no container engine is ready: " + why.joined(separator: "; "))
         }

@@ -30,6 +30,14 @@ import _CCDeckTestSupport
         DashboardView(theme: theme).render(d, source: output)
     }
 
+    /// The 80x24 fixture dashboard after its live run printed one more stream-json line.
+    func liveRunPrinted(_ line: String) -> Screen {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 80, height: 24, output: output)
+        d.handle(.runEvent(id: "20261129-023900-00aa", StreamEventParser().parse(line)))
+        return render(d, output)
+    }
+
     @Test(arguments: [(80, 24), (120, 40), (250, 70)])
     func everyPane(width: Int, height: Int) throws {
         let output = MemoryOutput()
@@ -67,8 +75,6 @@ import _CCDeckTestSupport
         let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
         let screen = render(d, output, theme: Theme(glyphs: .ascii, color: false))
         try check(screen, "monochrome-ascii-120x40")
-        #expect(screen.text.unicodeScalars.allSatisfy { $0.isASCII || $0 == "…" || $0 == "→" || $0 == "✓" || $0 == "✗" ||
-            $0 == "␛" } || true)
         // States read without colour: glyph and word for each.
         let text = screen.text
         for word in ["running", "succeeded", "failed", "ready", "not installed", "daemon down", "not responding"] {
@@ -90,23 +96,13 @@ import _CCDeckTestSupport
     }
 
     @Test func cjkAndEmojiKeepColumnsAligned() throws {
-        let output = MemoryOutput()
-        let d = TUIFixtures.dashboard(width: 80, height: 24, output: output)
-        let id = "20261129-023900-00aa"
-        let text = #"{"type":"assistant","message":{"content":[{"type":"text","text":"日本語のテキスト 😀 emoji 👩‍💻 and 한국어 mixed with ascii, long enough to reach the border of the pane and be cut there"}]}}"#
-        d.handle(.runEvent(id: id, StreamEventParser().parse(text)))
-        let screen = render(d, output)
+        let screen = liveRunPrinted(#"{"type":"assistant","message":{"content":[{"type":"text","text":"日本語のテキスト 😀 emoji 👩‍💻 and 한국어 mixed with ascii, long enough to reach the border of the pane and be cut there"}]}}"#)
         try check(screen, "cjk-emoji-80x24")
         #expect(screen.text.contains("日本語のテキスト 😀"))
     }
 
     @Test func escapeSequencesInOutputAreInertOnScreen() throws {
-        let output = MemoryOutput()
-        let d = TUIFixtures.dashboard(width: 80, height: 24, output: output)
-        let id = "20261129-023900-00aa"
-        let hostile = #"{"type":"assistant","message":{"content":[{"type":"text","text":"title\u001b]0;pwned\u0007 clear\u001b[2J osc52\u001b]52;c;Zm9v\u0007 move\u001b[10;10H bell\u0007 c1\u009b31m"}]}}"#
-        d.handle(.runEvent(id: id, StreamEventParser().parse(hostile)))
-        let screen = render(d, output)
+        let screen = liveRunPrinted(#"{"type":"assistant","message":{"content":[{"type":"text","text":"title\u001b]0;pwned\u0007 clear\u001b[2J osc52\u001b]52;c;Zm9v\u0007 move\u001b[10;10H bell\u0007 c1\u009b31m"}]}}"#)
         try check(screen, "escapes-80x24")
         #expect(screen.cells.allSatisfy { InertText.isInert($0.text) })
         #expect(screen.text.contains("title␛]0;pwned␇ clear␛[2J"))
