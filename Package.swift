@@ -11,9 +11,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // Thin executable: argument parsing and printing only.
-        .executableTarget(
-            name: "ccdeck",
+        // Thin executable: one line calling the command line with ccdeck's own backends.
+        .executableTarget(name: "ccdeck", dependencies: ["CCDeckCLI"]),
+        // The commands: argument parsing and printing only; backends come from a registry.
+        .target(
+            name: "CCDeckCLI",
             dependencies: [
                 "CCDeckCore",
                 "CCDeckBackends",
@@ -35,6 +37,10 @@ let package = Package(
         .testTarget(name: "CCDeckCoreTests", dependencies: ["CCDeckCore", "_CCDeckTestSupport"]),
         .testTarget(name: "CCDeckBackendsTests", dependencies: ["CCDeckBackends", "_CCDeckTestSupport"]),
         .testTarget(name: "CCDeckTUITests", dependencies: ["CCDeckTUI", "_CCDeckTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["ccdeck", "_CCDeckTestSupport"]),
+        // A backend that exists only in the tests, and the same command line with it registered:
+        // the proof that a backend is one file and one registration line.
+        .target(name: "CCDeckTestBackend", dependencies: ["CCDeckCore", "CCDeckBackends"], path: "Tests/TestBackend"),
+        .executableTarget(name: "ccdeck-testhost", dependencies: ["CCDeckCLI", "CCDeckTestBackend"], path: "Tests/TestHost"),
+        .testTarget(name: "EndToEndTests", dependencies: ["ccdeck", "ccdeck-testhost", "_CCDeckTestSupport"]),
     ]
 )

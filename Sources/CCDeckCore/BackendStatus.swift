@@ -1,28 +1,36 @@
-/// The isolation backends ccdeck knows. Modes A–D of the docs.
-public enum BackendKind: String, Sendable, Codable, CaseIterable, Equatable {
-    case docker, podman
-    case dockerSandbox = "docker-sandbox"
-    case sbx, fly, incus
+/// A backend's name, as runs record it and `--mode` takes it. Open, not an enum: a record
+/// written by a newer ccdeck with a mode this one does not know still reads (and shows as
+/// unknown), and a backend is added in one file plus one registration line, never here.
+public struct BackendKind: RawRepresentable, Hashable, Sendable, Codable, Comparable,
+                           ExpressibleByStringLiteral, CustomStringConvertible {
+    public let rawValue: String
 
-    public var modeLetter: String {
-        switch self {
-        case .docker, .podman: return "A"
-        case .dockerSandbox, .sbx: return "B"
-        case .fly: return "C"
-        case .incus: return "D"
-        }
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+
+    public init(from decoder: Decoder) throws {
+        rawValue = try decoder.singleValueContainer().decode(String.self)
     }
 
-    public var displayName: String {
-        switch self {
-        case .docker: return "docker"
-        case .podman: return "podman"
-        case .dockerSandbox: return "docker sandbox"
-        case .sbx: return "sbx"
-        case .fly: return "fly"
-        case .incus: return "incus"
-        }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
     }
+
+    public static func < (a: BackendKind, b: BackendKind) -> Bool { a.rawValue < b.rawValue }
+
+    /// How people write it: `docker-sandbox` reads `docker sandbox`.
+    public var displayName: String { InertText.line(rawValue.replacingOccurrences(of: "-", with: " ")) }
+    public var description: String { displayName }
+
+    // The names ccdeck's own backends register under (records and labels keep these strings).
+    public static let docker: BackendKind = "docker"
+    public static let podman: BackendKind = "podman"
+    public static let dockerSandbox: BackendKind = "docker-sandbox"
+    public static let sbx: BackendKind = "sbx"
+    public static let fly: BackendKind = "fly"
+    public static let incus: BackendKind = "incus"
 }
 
 /// What a probe found: is the tool there, and does its daemon (or API) answer?

@@ -114,6 +114,7 @@ public enum EngineOutput {
         public var startedAt: Date?
         public var finishedAt: Date?
         public var exitCode: Int32?
+        public var running = false
     }
 
     /// `docker inspect NAME` / `podman inspect NAME`: a JSON array of one object.
@@ -121,9 +122,11 @@ public enum EngineOutput {
         guard case .array(let items)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)),
               let state = items.first?["State"] else { return nil }
         var exit: Int32?
-        if case .number(let n)? = state["ExitCode"] { exit = Int32(n) }
+        if case .number(let n)? = state["ExitCode"], n.isFinite, abs(n) < 1e9 { exit = Int32(n) }
+        var running = false
+        if case .bool(let b)? = state["Running"] { running = b }
         return ContainerState(startedAt: state["StartedAt"]?.stringValue.flatMap(parseRFC3339),
                               finishedAt: state["FinishedAt"]?.stringValue.flatMap(parseRFC3339),
-                              exitCode: exit)
+                              exitCode: exit, running: running)
     }
 }

@@ -46,13 +46,14 @@ public enum RunSummary {
         case .succeeded: glyph = "✓"
         case .failed: glyph = "✗"
         case .stopped: glyph = "■"
-        case .starting, .running: glyph = "…"
+        case .starting, .running, .unknown: glyph = "…"
         }
         var head = "\(glyph) run \(record.id) \(record.state.rawValue)"
         if let wall = record.wallTime { head += " in \(formatSeconds(wall))" }
         var facts: [String] = []
         if let turns = record.turns { facts.append("\(turns) turn\(turns == 1 ? "" : "s")") }
         if let cost = record.costUSD { facts.append(formatCost(cost)) }
+        if let errors = record.toolErrors, errors > 0 { facts.append("\(errors) tool error\(errors == 1 ? "" : "s")") }
         if !facts.isEmpty { head += ": " + facts.joined(separator: ", ") }
         var out = [head]
         if let reason = record.reason, record.state != .succeeded { out.append("  reason: \(InertText.line(reason))") }

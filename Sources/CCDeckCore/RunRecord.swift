@@ -3,8 +3,13 @@ import Foundation
 /// Where a run is in its life. The first two are live; the rest are final.
 public enum RunState: String, Sendable, Codable, Equatable {
     case starting, running, succeeded, failed, stopped
+    /// A state this ccdeck does not know (written by a newer one): shown, never dropped.
+    case unknown
 
     public var isLive: Bool { self == .starting || self == .running }
+
+    /// How a live run whose driving ccdeck died reads, in every listing.
+    public static let lostDriverLabel = "lost-driver"
 
     public init(_ outcome: RunOutcome) {
         switch outcome {
@@ -35,11 +40,18 @@ public struct RunPhases: Sendable, Codable, Equatable {
 }
 
 /// Everything kept about a run, as stored in `record.json`. Never holds the token.
+///
+/// Decoding is forgiving: a record written by another ccdeck (older: `container` instead of
+/// `sandbox`; newer: a mode or fields this one does not know) still reads, so no run is ever
+/// dropped from a listing because its record is not exactly this shape.
 public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     public var id: String
     public var mode: BackendKind
     public var image: String
-    public var container: String
+    /// The sandbox's name in its backend (container, sandbox, instance or machine name).
+    public var sandbox: String
+    /// The backend's own id for it, when it differs from the name (a Fly machine id).
+    public var sandboxID: String?
     public var workspace: String
     public var workspaceIsTemporary: Bool
     public var prompt: String
@@ -51,20 +63,30 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     public var reason: String?
     public var turns: Int?
     public var costUSD: Double?
+    /// Tool calls that came back with `is_error`: a "success" with failed tools deserves a look.
+    public var toolErrors: Int?
     public var exitStatus: Int32?
     public var tokenSource: String?
+    /// What the sandbox was given, and so what it held while the agent ran.
+    public var credentials: CredentialRecord?
+    public var isolation: Isolation?
+    public var workspaceTransport: WorkspaceTransport?
+    /// Who the agent ran as inside, e.g. `uid 1000 (the image's agent user)`.
+    public var agentUser: String?
     /// The ccdeck process driving the run, and the host it ran on: a live record whose
     /// driver is gone was left by a ccdeck that died.
     public var driverPID: Int32
     public var host: String
+    /// When a dashboard took over a run whose ccdeck had died.
+    public var adoptedAt: Date?
 
-    public init(id: String, mode: BackendKind, image: String, container: String, workspace: String,
+    public init(id: String, mode: BackendKind, image: String, sandbox: String, workspace: String,
                 workspaceIsTemporary: Bool, prompt: String, keep: Bool, createdAt: Date, driverPID: Int32,
                 host: String, tokenSource: String?) {
         self.id = id
         self.mode = mode
         self.image = image
-        self.container = container
+        self.sandbox = sandbox
         self.workspace = workspace
         self.workspaceIsTemporary = workspaceIsTemporary
         self.prompt = prompt
@@ -75,6 +97,74 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         self.driverPID = driverPID
         self.host = host
         self.tokenSource = tokenSource
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, mode, image, sandbox, sandboxID, workspace, workspaceIsTemporary, prompt, keep, createdAt, endedAt
+        case state, phases, reason, turns, costUSD, toolErrors, exitStatus, tokenSource, credentials, isolation
+        case workspaceTransport, agentUser, driverPID, host, adoptedAt
+        case container  // the name of `sandbox` before there were backends other than containers
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        mode = try c.decode(BackendKind.self, forKey: .mode)
+        createdAt = try c.decode(Date.self, forKey: .createdAt)
+        image = (try? c.decodeIfPresent(String.self, forKey: .image)) ?? ""
+        sandbox = (try? c.decodeIfPresent(String.self, forKey: .sandbox))
+            ?? (try? c.decodeIfPresent(String.self, forKey: .container)) ?? ""
+        sandboxID = (try? c.decodeIfPresent(String.self, forKey: .sandboxID))
+        workspace = (try? c.decodeIfPresent(String.self, forKey: .workspace)) ?? ""
+        workspaceIsTemporary = (try? c.decodeIfPresent(Bool.self, forKey: .workspaceIsTemporary)) ?? false
+        prompt = (try? c.decodeIfPresent(String.self, forKey: .prompt)) ?? ""
+        keep = (try? c.decodeIfPresent(Bool.self, forKey: .keep)) ?? false
+        endedAt = (try? c.decodeIfPresent(Date.self, forKey: .endedAt))
+        state = (try? c.decodeIfPresent(RunState.self, forKey: .state)) ?? .unknown
+        phases = (try? c.decodeIfPresent(RunPhases.self, forKey: .phases)) ?? RunPhases()
+        reason = (try? c.decodeIfPresent(String.self, forKey: .reason))
+        turns = (try? c.decodeIfPresent(Int.self, forKey: .turns))
+        costUSD = (try? c.decodeIfPresent(Double.self, forKey: .costUSD))
+        toolErrors = (try? c.decodeIfPresent(Int.self, forKey: .toolErrors))
+        exitStatus = (try? c.decodeIfPresent(Int32.self, forKey: .exitStatus))
+        tokenSource = (try? c.decodeIfPresent(String.self, forKey: .tokenSource))
+        credentials = (try? c.decodeIfPresent(CredentialRecord.self, forKey: .credentials))
+        isolation = (try? c.decodeIfPresent(Isolation.self, forKey: .isolation))
+        workspaceTransport = (try? c.decodeIfPresent(WorkspaceTransport.self, forKey: .workspaceTransport))
+        agentUser = (try? c.decodeIfPresent(String.self, forKey: .agentUser))
+        driverPID = (try? c.decodeIfPresent(Int32.self, forKey: .driverPID)) ?? 0
+        host = (try? c.decodeIfPresent(String.self, forKey: .host)) ?? ""
+        adoptedAt = (try? c.decodeIfPresent(Date.self, forKey: .adoptedAt))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(mode, forKey: .mode)
+        try c.encode(image, forKey: .image)
+        try c.encode(sandbox, forKey: .sandbox)
+        try c.encodeIfPresent(sandboxID, forKey: .sandboxID)
+        try c.encode(workspace, forKey: .workspace)
+        try c.encode(workspaceIsTemporary, forKey: .workspaceIsTemporary)
+        try c.encode(prompt, forKey: .prompt)
+        try c.encode(keep, forKey: .keep)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encodeIfPresent(endedAt, forKey: .endedAt)
+        try c.encode(state, forKey: .state)
+        try c.encode(phases, forKey: .phases)
+        try c.encodeIfPresent(reason, forKey: .reason)
+        try c.encodeIfPresent(turns, forKey: .turns)
+        try c.encodeIfPresent(costUSD, forKey: .costUSD)
+        try c.encodeIfPresent(toolErrors, forKey: .toolErrors)
+        try c.encodeIfPresent(exitStatus, forKey: .exitStatus)
+        try c.encodeIfPresent(tokenSource, forKey: .tokenSource)
+        try c.encodeIfPresent(credentials, forKey: .credentials)
+        try c.encodeIfPresent(isolation, forKey: .isolation)
+        try c.encodeIfPresent(workspaceTransport, forKey: .workspaceTransport)
+        try c.encodeIfPresent(agentUser, forKey: .agentUser)
+        try c.encode(driverPID, forKey: .driverPID)
+        try c.encode(host, forKey: .host)
+        try c.encodeIfPresent(adoptedAt, forKey: .adoptedAt)
     }
 
     public var wallTime: TimeInterval? { endedAt.map { $0.timeIntervalSince(createdAt) } }

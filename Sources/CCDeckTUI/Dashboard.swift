@@ -44,6 +44,7 @@ public final class Dashboard {
             if let i = index(of: record.id) {
                 state.runs[i].record = record
                 state.runs[i].drivenHere = true
+                state.runs[i].driverGone = false  // launched here, or just taken over
             } else {
                 state.runs.insert(RunEntry(record: record, drivenHere: true, tailCapacity: state.tailCapacity), at: 0)
                 state.runs.sort { $0.record.createdAt > $1.record.createdAt }
@@ -138,7 +139,7 @@ public final class Dashboard {
         case .launch:
             let modes = state.readyModes
             guard !modes.isEmpty else {
-                state.notice = Notice(state.probed.isSuperset(of: DashboardState.runnableModes) ? "no ready backend to launch on: see Backends"
+                state.notice = Notice(state.probed.isSuperset(of: state.runnableModes) ? "no ready backend to launch on: see Backends"
                                                            : "still probing the backends…", .warning)
                 return []
             }
@@ -185,7 +186,7 @@ public final class Dashboard {
             let o = state.orphans[state.selectedOrphan]
             state.overlay = .confirm(Confirmation(
                 title: "Remove this orphan?",
-                lines: ["\(o.backend.displayName) container \(o.name) (\(o.state))",
+                lines: ["\(o.backend.displayName) \(o.name) (\(o.state))",
                         "id \(o.id.prefix(12))" + (o.runID.map { ", run \($0)" } ?? "")],
                 onYes: .removeOrphan(o)))
             return []
@@ -201,7 +202,7 @@ public final class Dashboard {
         var lines = ["run record and full output of \(run.record.id)"]
         if run.record.workspaceIsTemporary { lines.append("its workspace \(run.record.workspace)") }
         if let o = state.orphans.first(where: { $0.runID == run.record.id }) {
-            lines.append("\(o.backend.displayName) container \(o.name)")
+            lines.append("\(o.backend.displayName) \(o.name)")
         }
         state.overlay = .confirm(Confirmation(title: "Remove this run?", lines: lines, onYes: .removeRun(run.record)))
         return []

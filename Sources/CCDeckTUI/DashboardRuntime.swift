@@ -113,7 +113,7 @@ public final class DashboardRuntime {
         }
         var status: ExitStatus?
         terminal.suspend {
-            let banner = "ccdeck: attaching a shell in \(record.container) (/workspace).\r\n"
+            let banner = "ccdeck: attaching a shell in \(record.sandbox), in its workspace.\r\n"
                 + "ccdeck: exit the shell (ctrl-d or `exit`) to come back to the dashboard.\r\n"
             FileHandle.standardOutput.write(Data(banner.utf8))
             // The shell shares ccdeck's process group so it owns the terminal's foreground.
@@ -126,7 +126,7 @@ public final class DashboardRuntime {
         let s = terminal.resize()
         dashboard.handle(.resize(width: s.width, height: s.height))
         dashboard.handle(.notice(Notice(status == nil ? "could not start \(command.executable) exec"
-                                                      : "back from \(record.container) (\(status!))",
+                                                      : "back from \(record.sandbox) (\(status!))",
                                         status == nil ? .error : .info)))
         draw(force: true)
     }

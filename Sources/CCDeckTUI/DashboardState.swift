@@ -1,3 +1,4 @@
+import CCDeckBackends
 import CCDeckCore
 import Foundation
 
@@ -23,7 +24,7 @@ public struct RunEntry: Sendable {
     public var progress: RunProgress
     /// Driven by this dashboard (so it can be stopped and streams live).
     public var drivenHere: Bool
-    /// A live record whose ccdeck is gone.
+    /// A live record whose ccdeck is gone (and that no one here has taken over yet).
     public var driverGone: Bool
 
     public init(record: RunRecord, drivenHere: Bool = false, driverGone: Bool = false, tailCapacity: Int = 1_000) {
@@ -37,26 +38,11 @@ public struct RunEntry: Sendable {
     public var isLive: Bool { record.state.isLive && !driverGone }
     public var turns: Int? { record.turns ?? (progress.result != nil || progress.assistantMessages > 0 ? progress.turns : nil) }
     public var cost: Double? { record.costUSD ?? progress.costUSD }
+    public var toolErrors: Int { max(record.toolErrors ?? 0, progress.toolErrors) }
 }
 
-/// A resource carrying ccdeck's labels whose run is no longer live.
-public struct Orphan: Sendable, Equatable {
-    public var id: String
-    public var name: String
-    public var backend: BackendKind
-    public var runID: String?
-    public var state: String
-    public var createdAt: Date?
-
-    public init(id: String, name: String, backend: BackendKind, runID: String?, state: String, createdAt: Date?) {
-        self.id = id
-        self.name = name
-        self.backend = backend
-        self.runID = runID
-        self.state = state
-        self.createdAt = createdAt
-    }
-}
+/// A resource carrying ccdeck's mark whose run is no longer live.
+public typealias Orphan = SandboxResource
 
 public enum TokenInfo: Sendable, Equatable {
     case loading
@@ -163,7 +149,8 @@ public enum DashboardMessage: Sendable {
 }
 
 public struct DashboardState: Sendable {
-    public static let runnableModes: [BackendKind] = [.docker, .podman]
+    /// Backends runs can be launched on, in display order (from the registry).
+    public var runnableModes: [BackendKind]
 
     public var width: Int
     public var height: Int
@@ -185,19 +172,21 @@ public struct DashboardState: Sendable {
     public var notice: Notice?
     public var tailCapacity = 1_000
 
-    public init(width: Int, height: Int, now: Date, readonly: Bool = false) {
+    public init(width: Int, height: Int, now: Date, readonly: Bool = false,
+                registry: BackendRegistry = .standard) {
         self.width = width
         self.height = height
         self.now = now
         self.readonly = readonly
-        backends = BackendKind.allCases.map { BackendStatus(kind: $0, state: .notResponding, detail: "probing…") }
+        backends = registry.kinds.map { BackendStatus(kind: $0, state: .notResponding, detail: "probing…") }
+        runnableModes = registry.runnable(environment: [:]).map(\.kind)
     }
 
     public var selectedRunIndex: Int? { runs.firstIndex { $0.record.id == selectedRunID } }
     public var selectedRun: RunEntry? { selectedRunIndex.map { runs[$0] } }
     public var liveRunsDrivenHere: [RunEntry] { runs.filter { $0.drivenHere && $0.isLive } }
     public var readyModes: [BackendKind] {
-        Self.runnableModes.filter { kind in backends.contains { $0.kind == kind && $0.state == .ready } }
+        runnableModes.filter { kind in backends.contains { $0.kind == kind && $0.state == .ready } }
     }
 
     /// When the screen next changes by itself (a countdown or an elapsed time), if ever.

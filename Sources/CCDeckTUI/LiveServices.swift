@@ -10,18 +10,22 @@ public struct LaunchOptions: Sendable {
     public var image: String
     public var runtimeArguments: [String]
     public var passEnvironment: [String]
+    /// Take over runs whose ccdeck died (off for a read-only dashboard).
+    public var adoptLostRuns: Bool
 
-    public init(image: String = RunnerImage.defaultTag, runtimeArguments: [String] = [], passEnvironment: [String] = []) {
+    public init(image: String = RunnerImage.defaultTag, runtimeArguments: [String] = [], passEnvironment: [String] = [],
+                adoptLostRuns: Bool = true) {
         self.image = image
         self.runtimeArguments = runtimeArguments
         self.passEnvironment = passEnvironment
+        self.adoptLostRuns = adoptLostRuns
     }
 }
 
-/// The real world: the run store, the token, the engines. Container engines are watched by
-/// push (`docker events`, `podman events`); a stream that ends means the daemon went away,
-/// and a slow reconnect loop (every 5 s) notices it coming back. Backends without events are
-/// probed every 60 s.
+/// The real world: the run store, the token, and the backends of a registry, reached only
+/// through the run contract. Backends with an event stream are watched by push (a stream that
+/// ends means the daemon went away, and a slow reconnect loop, every 5 s, notices it coming
+/// back); the others are probed every 60 s.
 public final class LiveServices: DashboardServices, @unchecked Sendable {
     public static let reconnectInterval: TimeInterval = 5
     public static let slowPollInterval: TimeInterval = 60
@@ -29,10 +33,13 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     let environment: [String: String]
     let store: RunStore
     let options: LaunchOptions
+    let registry: BackendRegistry
+    private let backends: [BackendKind: any SandboxBackend]
     private let outputSource: StoreOutputSource
     private var post: (@Sendable (DashboardMessage) -> Void) = { _ in }
     private let lock = NSLock()
-    /// Runs this process drives: the write end of the pipe that stops each.
+    /// Runs this process drives (launched or adopted): the write end of the pipe that stops each.
+    /// Written to and closed only under `lock`, so a stop never reaches a reused descriptor.
     private var stopPipes: [String: Int32] = [:]
     private var watchers: [ChildProcess] = []
     private var shuttingDown = false
@@ -42,10 +49,12 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     private var orphanRefreshPending = false
     private var reloadPending = false
 
-    public init(environment: [String: String], options: LaunchOptions) {
+    public init(environment: [String: String], options: LaunchOptions, registry: BackendRegistry = .standard) {
         self.environment = environment
         self.store = RunStore(environment: environment)
         self.options = options
+        self.registry = registry
+        self.backends = Dictionary(uniqueKeysWithValues: registry.all(environment: environment).map { ($0.kind, $0) })
         self.outputSource = StoreOutputSource(store: store)
     }
 
@@ -54,21 +63,30 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     public func start(post: @escaping @Sendable (DashboardMessage) -> Void) {
         self.post = post
         background { [self] in
-            post(.runsLoaded(loadRuns()))
+            let entries = loadRuns()
+            post(.runsLoaded(entries))
+            adoptLostRuns(entries)
         }
         background { [self] in
             post(.token(resolveToken()))
         }
-        for kind in [BackendKind.docker, .podman] {
-            Thread { [self] in superviseEngine(kind) }.start()
+        var polled: [any SandboxBackend] = []
+        for kind in registry.kinds {
+            guard let backend = backends[kind] else { continue }
+            if backend.eventsCommand(store: store.storeID) != nil {
+                Thread { [self] in supervise(backend) }.start()
+            } else {
+                polled.append(backend)
+            }
         }
-        Thread { [self] in pollOthers() }.start()
+        let probedSlowly = polled
+        Thread { [self] in poll(probedSlowly) }.start()
     }
 
     func loadRuns() -> [RunEntry] { entries(store.list()) }
 
     private func entries(_ records: [RunRecord]) -> [RunEntry] {
-        records.map { RunEntry(record: $0, driverGone: store.isOrphaned($0)) }
+        records.map { RunEntry(record: $0, driverGone: store.driverLost($0)) }
     }
 
     func resolveToken() -> TokenInfo {
@@ -99,15 +117,14 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         return shuttingDown
     }
 
-    /// Probe; while ready, follow the engine's event stream; when it ends, probe again slowly.
-    private func superviseEngine(_ kind: BackendKind) {
-        let backend = ContainerBackend(kind: kind, environment: environment)
+    /// Probe; while ready, follow the backend's event stream; when it ends, probe again slowly.
+    private func supervise(_ backend: any SandboxBackend) {
         while !stopping {
             let status = backend.probe(timeout: 3)
             setStatus(status)
             if status.state == .ready {
-                refreshOrphans()
-                followEvents(kind)  // blocks while the stream lasts
+                refreshOrphans(reloadRuns: true)  // and take over its runs whose ccdeck died
+                followEvents(backend)  // blocks while the stream lasts
                 if stopping { return }
                 continue
             }
@@ -116,14 +133,10 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         }
     }
 
-    private func followEvents(_ kind: BackendKind) {
-        let filter = "label=\(RunDriver.labelPrefix)store=\(store.storeID)"
-        let args = kind == .docker
-            ? ["events", "--filter", filter, "--filter", "type=container", "--format", "{{json .}}"]
-            : ["events", "--filter", filter, "--format", "json"]
+    private func followEvents(_ backend: any SandboxBackend) {
         // The watcher dies with ccdeck, even when ccdeck is killed outright.
-        guard let child = try? ChildProcess.spawn(Command(kind.rawValue, args, environment: environment).dyingWithParent())
-        else { return }
+        guard let command = backend.eventsCommand(store: store.storeID),
+              let child = try? ChildProcess.spawn(command.dyingWithParent()) else { return }
         lock.lock()
         watchers.append(child)
         lock.unlock()
@@ -136,10 +149,11 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         if Date().timeIntervalSince(started) < 2 { sleepUnlessStopping(Self.reconnectInterval) }
     }
 
-    private func pollOthers() {
-        let others = BackendRegistry.all(environment: environment).filter { $0.kind != .docker && $0.kind != .podman }
+    private func poll(_ polled: [any SandboxBackend]) {
+        guard !polled.isEmpty else { return }
         while !stopping {
-            for s in BackendRegistry.probeAll(others, timeout: 3) { setStatus(s) }
+            for s in BackendRegistry.probeAll(polled, timeout: 3) { setStatus(s) }
+            refreshOrphans(reloadRuns: true)
             sleepUnlessStopping(Self.slowPollInterval)
         }
     }
@@ -152,10 +166,10 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         wakeup.unlock()
     }
 
-    // MARK: orphans
+    // MARK: orphans and lost runs
 
-    /// Lists ccdeck's containers (this store's labels only) whose run is not live. Coalesces
-    /// bursts of engine events into one listing.
+    /// Lists ccdeck's resources (this store's mark only) whose run is not live. Coalesces bursts
+    /// of backend events into one listing; a reload also takes over runs whose ccdeck died.
     func refreshOrphans(reloadRuns: Bool = false) {
         orphanQueue.async { [self] in
             reloadPending = reloadPending || reloadRuns
@@ -164,7 +178,11 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
             orphanQueue.asyncAfter(deadline: .now() + 0.2) { [self] in
                 orphanRefreshPending = false
                 let records = store.list()  // read once for both answers
-                if reloadPending { post(.runsLoaded(entries(records))) }
+                if reloadPending {
+                    let loaded = entries(records)
+                    post(.runsLoaded(loaded))
+                    adoptLostRuns(loaded)
+                }
                 reloadPending = false
                 post(.orphans(listOrphans(records)))
             }
@@ -172,53 +190,90 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     }
 
     func listOrphans(_ records: [RunRecord]) -> [Orphan] {
-        let live = Set(records.filter { $0.state.isLive && !store.isOrphaned($0) }.map(\.id))
+        let live = Set(records.filter { $0.state.isLive && !store.driverLost($0) }.map(\.id))
         var result: [Orphan] = []
-        for kind in [BackendKind.docker, .podman] where isReady(kind) {
-            let backend = ContainerBackend(kind: kind, environment: environment)
-            let containers = (try? backend.containers(labelled: [RunDriver.labelPrefix + "store": store.storeID])) ?? []
-            for c in containers {
-                let run = c.labels[RunDriver.labelPrefix + "run"]
-                if let run, live.contains(run) { continue }
-                result.append(Orphan(id: c.id, name: c.name, backend: kind, runID: run, state: c.state, createdAt: c.createdAt))
+        for kind in registry.kinds where isReady(kind) {
+            guard let backend = backends[kind] else { continue }
+            for r in (try? backend.resources(store: store.storeID)) ?? [] {
+                if let run = r.runID, live.contains(run) { continue }
+                result.append(r)
             }
         }
         return result.sorted { ($0.createdAt ?? .distantPast) > ($1.createdAt ?? .distantPast) }
     }
 
+    /// Takes over every run whose ccdeck died and whose backend can re-read its output: the
+    /// run's lock decides, so two dashboards never adopt the same run.
+    func adoptLostRuns(_ entries: [RunEntry]) {
+        guard options.adoptLostRuns else { return }
+        for entry in entries where entry.driverGone {
+            // Only while its backend answers: a daemon that is down says nothing about the run.
+            guard let backend = backends[entry.record.mode], isReady(entry.record.mode),
+                  backend.outputCommand(SandboxRef(entry.record)) != nil,
+                  let driverLock = store.takeOver(entry.record.id) else { continue }
+            // Read again under the lock: the record may have changed since it was listed.
+            guard let record = try? store.load(entry.record.id), record.state.isLive else { continue }
+            // The token is not given again, only known, so that the re-read output is redacted too.
+            var known: Token?
+            if case .resolved(let t) = resolveToken() { known = t }
+            drive(record.id, backend: backend, token: known) { [self] driver, stopRead in
+                post(.notice(Notice("adopting run \(record.id): its ccdeck is gone")))
+                return driver.adopt(record, lock: driverLock, wakeFD: stopRead)
+            }
+        }
+    }
+
     // MARK: actions
 
     public func launch(mode: BackendKind, prompt: String, workspace: String?) {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { post(.notice(Notice("cannot launch: out of file descriptors", .error))); return }
-        fds.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
-        let (stopRead, stopWrite) = (fds[0], fds[1])
+        guard let backend = backends[mode], backend.traits.canRun else {
+            post(.notice(Notice("cannot launch: mode \(mode.displayName) cannot run here", .error)))
+            return
+        }
+        let token: Token?
+        if backend.traits.tokenDelivery == .hostProxy { token = nil } else {
+            switch resolveToken() {
+            case .resolved(let t): token = t
+            case .failed(let why): post(.notice(Notice("launch failed: \(why)", .error))); return
+            case .loading: return
+            }
+        }
+        drive(nil, backend: backend, token: token) { [self] driver, stopRead in
+            let request = RunRequest(prompt: prompt, workspace: workspace, image: options.image,
+                                     buildIfMissing: options.image == RunnerImage.defaultTag ? ImageBuild(dockerfile: RunnerImage.dockerfile) : nil,
+                                     runtimeArguments: options.runtimeArguments, passEnvironment: options.passEnvironment)
+            return try driver.run(request, wakeFD: stopRead)
+        }
+    }
+
+    /// Drives one run (launched or adopted) on its own thread, with a pipe that stops it.
+    private func drive(_ knownID: String?, backend: any SandboxBackend, token: Token?,
+                       _ body: @escaping @Sendable (RunDriver, Int32) throws -> RunRecord) {
+        guard let fds = Pipe2.make() else {
+            post(.notice(Notice("cannot start: out of file descriptors", .error)))
+            return
+        }
+        let (stopRead, stopWrite) = fds
+        let runID = RunIDBox(knownID)
+        if let knownID { register(knownID, stopWrite) }
         Thread { [self] in
             defer { close(stopRead) }
-            var runID: String?
-            do {
-                let token = try TokenResolver(environment: environment).resolve()
-                let backend = ContainerBackend(kind: mode, environment: environment)
-                let driver = RunDriver(backend: backend, store: store, token: token, environment: environment) { [self] update in
-                    switch update {
-                    case .created(let record):
-                        // The run shows at once, even while its image is still being built.
-                        runID = record.id
-                        lock.lock()
-                        stopPipes[record.id] = stopWrite
-                        lock.unlock()
-                        post(.runStarted(record))
-                    case .started(let record):
-                        post(.runStarted(record))
-                    case .event(let event, _): if let runID { post(.runEvent(id: runID, event)) }
-                    case .stderr(let line): if let runID { post(.runStderr(id: runID, line)) }
-                    case .notice(let text): post(.notice(Notice(text)))
-                    }
+            let driver = RunDriver(backend: backend, store: store, token: token, environment: environment) { [self] update in
+                switch update {
+                case .created(let record):
+                    // The run shows at once, even while its image is still being built.
+                    runID.value = record.id
+                    register(record.id, stopWrite)
+                    post(.runStarted(record))
+                case .started(let record):
+                    post(.runStarted(record))
+                case .event(let event, _): if let id = runID.value { post(.runEvent(id: id, event)) }
+                case .stderr(let line): if let id = runID.value { post(.runStderr(id: id, line)) }
+                case .notice(let text): post(.notice(Notice(text)))
                 }
-                let request = RunRequest(prompt: prompt, workspace: workspace, image: options.image,
-                                         buildIfMissing: options.image == RunnerImage.defaultTag ? ImageBuild(dockerfile: RunnerImage.dockerfile) : nil,
-                                         runtimeArguments: options.runtimeArguments, passEnvironment: options.passEnvironment)
-                let record = try driver.run(request, wakeFD: stopRead)
+            }
+            do {
+                let record = try body(driver, stopRead)
                 post(.runFinished(record))
                 post(.notice(Notice(RunSummary.lines(for: record).first ?? "run finished",
                                     record.state == .succeeded ? .info : .warning)))
@@ -229,42 +284,64 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
                 post(.notice(Notice("launch failed: \(error)", .error)))
             }
             lock.lock()
-            if let id = runID { stopPipes[id] = nil }
-            lock.unlock()
+            if let id = runID.value { stopPipes[id] = nil }
             close(stopWrite)
+            lock.unlock()
             refreshOrphans()
         }.start()
     }
 
+    private func register(_ id: String, _ fd: Int32) {
+        lock.lock()
+        stopPipes[id] = fd
+        lock.unlock()
+    }
+
+    private final class RunIDBox: @unchecked Sendable {
+        var value: String?
+        init(_ value: String?) { self.value = value }
+    }
+
     public func stop(runID: String) {
         lock.lock()
-        let fd = stopPipes[runID]
-        lock.unlock()
-        guard let fd else {
-            // Driven by another ccdeck: stop its container directly; that ccdeck records the outcome.
-            background { [self] in
-                guard let record = try? store.load(runID) else { return }
-                let backend = ContainerBackend(kind: record.mode, environment: environment)
-                backend.stop(RunSpec(id: record.id, image: record.image, sandboxName: record.container, workspace: record.workspace,
-                                     prompt: record.prompt, labels: [:], passEnvironment: [], environment: environment,
-                                     runtimeArguments: []))
-                post(.notice(Notice("stopped \(record.container)")))
-            }
+        if let fd = stopPipes[runID] {
+            var byte: UInt8 = 1
+            _ = write(fd, &byte, 1)
+            lock.unlock()
             return
         }
-        var byte: UInt8 = 1
-        _ = write(fd, &byte, 1)
+        lock.unlock()
+        // Driven by another ccdeck: stop its sandbox directly; that ccdeck records the outcome.
+        background { [self] in
+            guard let record = try? store.load(runID) else { return }
+            guard let backend = backends[record.mode] else {
+                post(.notice(Notice("cannot stop \(record.id): mode \(record.mode.displayName) is not known to this ccdeck", .error)))
+                return
+            }
+            let ok = backend.stop(SandboxRef(record))
+            post(.notice(Notice(ok ? "stopped \(record.sandbox)" : "could not stop \(record.sandbox)", ok ? .info : .error)))
+        }
     }
 
     public func removeRun(_ record: RunRecord) {
         background { [self] in
             var removed: [String] = []
-            for kind in [BackendKind.docker, .podman] where isReady(kind) {
-                let backend = ContainerBackend(kind: kind, environment: environment)
-                let labels = [RunDriver.labelPrefix + "store": store.storeID, RunDriver.labelPrefix + "run": record.id]
-                for c in (try? backend.containers(labelled: labels)) ?? [] {
-                    if (try? backend.removeContainer(id: c.id)) != nil { removed.append("\(kind.displayName) container \(c.name)") }
+            var failed: [String] = []
+            if let backend = backends[record.mode], isReady(record.mode) {
+                for r in (try? backend.resources(store: store.storeID)) ?? [] where r.runID == record.id {
+                    do {
+                        try backend.remove(SandboxRef(runID: record.id, name: r.name, id: r.id))
+                        removed.append("\(backend.traits.resourceNoun) \(r.name)")
+                    } catch {
+                        failed.append("\(r.name): \(error)")
+                    }
                 }
+            }
+            guard failed.isEmpty else {
+                // The record stays while its sandbox does: nothing is forgotten half-removed.
+                post(.notice(Notice("could not remove \(failed.joined(separator: "; ")): run \(record.id) kept", .error)))
+                refreshOrphans()
+                return
             }
             do {
                 try store.remove(record.id)
@@ -280,18 +357,17 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
 
     public func removeOrphan(_ orphan: Orphan) {
         background { [self] in
-            let backend = ContainerBackend(kind: orphan.backend, environment: environment)
-            // Check the labels again right before deleting: never anything that is not ours.
-            let ours = ((try? backend.containers(labelled: [RunDriver.labelPrefix + "store": store.storeID])) ?? [])
-                .contains { $0.id == orphan.id }
+            guard let backend = backends[orphan.backend] else { return }
+            // Check the mark again right before deleting: never anything that is not ours.
+            let ours = ((try? backend.resources(store: store.storeID)) ?? []).contains { $0.id == orphan.id }
             guard ours else {
                 post(.notice(Notice("\(orphan.name) is gone or not ccdeck's: nothing removed", .warning)))
                 refreshOrphans()
                 return
             }
             do {
-                try backend.removeContainer(id: orphan.id)
-                post(.notice(Notice("removed \(orphan.backend.displayName) container \(orphan.name)")))
+                try backend.remove(SandboxRef(runID: orphan.runID ?? "", name: orphan.id, id: orphan.id))
+                post(.notice(Notice("removed \(orphan.backend.displayName) \(backend.traits.resourceNoun) \(orphan.name)")))
             } catch {
                 post(.notice(Notice("could not remove \(orphan.name): \(error)", .error)))
             }
@@ -307,7 +383,7 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
             case .resolved(let t):
                 let status = TokenStatus(token: t, now: Date())
                 let left = status.timeLeft.map { $0 > 0 ? ", expires in \(TokenStatus.format(duration: $0))" : ", EXPIRED" } ?? ""
-                // No backend keeps its own copy yet: containers get the token at launch.
+                // No backend keeps its own copy yet: sandboxes get the token at launch.
                 post(.notice(Notice("token re-read from \(Panes.shortSource(t.source))\(left); pushed to: none (no backend keeps a copy yet)",
                                     status.urgency == .expired ? .warning : .info)))
             case .failed(let why):
@@ -319,11 +395,7 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     }
 
     public func attachCommand(for record: RunRecord) -> Command? {
-        guard record.mode == .docker || record.mode == .podman else { return nil }
-        return Command(record.mode.rawValue,
-                       ["exec", "-it", "-w", "/workspace", record.container, "sh", "-c",
-                        "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"],
-                       environment: environment)
+        backends[record.mode]?.attachCommand(SandboxRef(record))
     }
 
     public func shutdown() {

@@ -1,3 +1,4 @@
+import CCDeckBackends
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -11,11 +12,7 @@ public final class MessageQueue: @unchecked Sendable {
     private var fds: [Int32] = [-1, -1]
 
     public init() {
-        _ = pipe(&fds)
-        for fd in fds {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        }
+        if let made = Pipe2.make(nonBlocking: true) { fds = [made.read, made.write] }
     }
 
     deinit { fds.forEach { close($0) } }

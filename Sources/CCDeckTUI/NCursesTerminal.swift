@@ -192,8 +192,17 @@ public final class NCursesTerminal {
         if Self.hasSavedTermios { tcsetattr(0, TCSANOW, &Self.savedTermios) }
     }
 
-    /// A crash in ccdeck's own code still gives the terminal back before the process dies.
+    /// A crash in ccdeck's own code still gives the terminal back before the process dies. The
+    /// handler runs on its own stack, so a stack overflow (SIGSEGV with no stack left) reaches it too.
     static func installCrashHandlers() {
+        if !alternateStackInstalled {
+            let size = 64 * 1024
+            var stack = stack_t()
+            stack.ss_sp = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)  // lives as long as the process
+            stack.ss_size = size
+            stack.ss_flags = 0
+            if sigaltstack(&stack, nil) == 0 { alternateStackInstalled = true }
+        }
         for sig in [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { sig in
@@ -205,8 +214,10 @@ public final class NCursesTerminal {
                 raise(sig)
             }
             sigemptyset(&action.sa_mask)
-            action.sa_flags = 0
+            action.sa_flags = SA_ONSTACK
             sigaction(sig, &action, nil)
         }
     }
+
+    nonisolated(unsafe) private static var alternateStackInstalled = false
 }

@@ -19,7 +19,7 @@ enum Panes {
         case .starting, .running: return (\.running, TextStyle(.accent, bold: true))
         case .succeeded: return (\.ok, TextStyle(.good))
         case .failed: return (\.fail, TextStyle(.bad, bold: true))
-        case .stopped: return (\.stopped, TextStyle(.warn))
+        case .stopped, .unknown: return (\.stopped, TextStyle(.warn))
         }
     }
 
@@ -50,12 +50,14 @@ enum Panes {
         guard inner.width > 0, inner.height > 0 else { return }
         let wide = inner.width >= 72
         let idWidth = wide ? 21 : 12
-        var columns = [("", 2), ("ID", idWidth), ("MODE", 7), ("STATE", 10), ("TIME", 7)]
-        if inner.width >= idWidth + 26 + 6 { columns.append(("TURNS", 6)) }
-        if inner.width >= idWidth + 26 + 6 + 9 { columns.append(("COST", 9)) }
+        var columns = [("", 2), ("ID", idWidth), ("MODE", 7), ("STATE", 12), ("TIME", 7)]
+        if inner.width >= idWidth + 28 + 6 { columns.append(("TURNS", 6)) }
+        // Tool calls that failed: a "succeeded" run with some deserves a look.
+        if inner.width >= idWidth + 28 + 6 + 5 { columns.append(("ERR", 5)) }
+        if inner.width >= idWidth + 28 + 6 + 5 + 9 { columns.append(("COST", 9)) }
         // Wide terminals have room to say what each run was asked to do.
         let used = columns.reduce(0) { $0 + $1.1 }
-        if columns.count == 7 && inner.width - used >= 20 { columns.append(("PROMPT", inner.width - used)) }
+        if columns.count == 8 && inner.width - used >= 20 { columns.append(("PROMPT", inner.width - used)) }
         var x = inner.x
         for (name, w) in columns {
             screen.put(name, x: x, y: inner.y, style: TextStyle(.muted, bold: true), maxWidth: min(w, inner.maxX - x))
@@ -76,16 +78,21 @@ enum Panes {
             let (glyph, style) = stateStyle(entry.record.state)
             var stateText = entry.record.state.rawValue
             var rowStyle = style
-            if entry.driverGone { stateText = "orphaned"; rowStyle = TextStyle(.warn) }
+            if entry.driverGone { stateText = RunState.lostDriverLabel; rowStyle = TextStyle(.warn) }
+            let toolErrors = entry.toolErrors
+            if entry.record.state == .succeeded && toolErrors > 0 { rowStyle = TextStyle(.warn) }
             let id = wide ? entry.record.id : String(entry.record.id.suffix(11))
-            var cells = [entry.driverGone ? g.warn : g[keyPath: glyph], id, entry.record.mode.displayName, stateText,
+            // A lost driver, or a "success" with failed tool calls, is marked even where ERR has no room.
+            let flagged = entry.driverGone || (entry.record.state == .succeeded && toolErrors > 0)
+            var cells = [flagged ? g.warn : g[keyPath: glyph], id, entry.record.mode.displayName, stateText,
                          elapsed(entry, now: state.now)]
             if columns.count > 5 { cells.append(entry.turns.map(String.init) ?? "-") }
-            if columns.count > 6 { cells.append(entry.cost.map(RunSummary.formatCost) ?? "-") }
-            if columns.count > 7 { cells.append(InertText.line(entry.record.prompt.replacingOccurrences(of: "\n", with: " "))) }
+            if columns.count > 6 { cells.append(toolErrors > 0 ? "\(toolErrors)" : "-") }
+            if columns.count > 7 { cells.append(entry.cost.map(RunSummary.formatCost) ?? "-") }
+            if columns.count > 8 { cells.append(InertText.line(entry.record.prompt.replacingOccurrences(of: "\n", with: " "))) }
             var x = inner.x
             for (i, (_, w)) in columns.enumerated() {
-                let cellStyle = i == 0 || i == 3 ? rowStyle : TextStyle.plain
+                let cellStyle = i == 0 || i == 3 || (i == 6 && toolErrors > 0) ? rowStyle : TextStyle.plain
                 // One column of each is a gap, so a cell filled to its width never runs into the next.
                 screen.put(Screen.pad(cells[i], w - 1, glyphs: g) + " ", x: x, y: y, style: cellStyle, maxWidth: min(w, inner.maxX - x))
                 x += w
@@ -101,7 +108,8 @@ enum Panes {
     static func outputTitle(_ state: DashboardState, lineInfo: String) -> String {
         guard let run = state.selectedRun else { return "Output" }
         let follow = state.outputPosition == .follow ? (run.isLive ? "following" : "end") : "scrolled: G follows"
-        return "Output \(run.record.id.suffix(11)) \(lineInfo)(\(follow))"
+        let errors = run.toolErrors > 0 ? "\(run.toolErrors) tool error\(run.toolErrors == 1 ? "" : "s"), " : ""
+        return "Output \(run.record.id.suffix(11)) \(lineInfo)(\(errors)\(follow))"
     }
 
     static func output(_ screen: inout Screen, _ r: Rect, _ state: DashboardState, focused: Bool, theme: Theme,
@@ -130,6 +138,11 @@ enum Panes {
             info = "event \(min(raw + 1, cursor.count))/\(cursor.count) "
         }
         screen.box(r, title: outputTitle(state, lineInfo: info), focused: focused, glyphs: g)
+        // The run's details ride on the bottom border, where they cost no line of output.
+        let details = runDetails(run.record)
+        if !details.isEmpty && r.width > 8 {
+            screen.put(" \(details) ", x: r.x + 2, y: r.y + r.height - 1, style: TextStyle(.muted), maxWidth: r.width - 4)
+        }
         if lines.isEmpty {
             let text = run.isLive ? "waiting for the agent's first event…" : "no output was recorded"
             screen.put(text, x: inner.x + 1, y: inner.y, style: TextStyle(.muted), maxWidth: inner.width - 1)
@@ -138,6 +151,16 @@ enum Panes {
         for (i, line) in lines.prefix(page).enumerated() {
             screen.put(line.text, x: inner.x, y: inner.y + i, style: style(line.kind), maxWidth: inner.width)
         }
+    }
+
+    /// What the selected run's sandbox was and held: `shared kernel · held a short-lived access token · uid 1000`.
+    static func runDetails(_ r: RunRecord) -> String {
+        var parts: [String] = []
+        if r.adoptedAt != nil { parts.append("adopted after its ccdeck died") }
+        if let isolation = r.isolation { parts.append(isolation.label) }
+        if let held = r.credentials?.exposure { parts.append("held \(held.label)") }
+        if let user = r.agentUser { parts.append(user) }
+        return InertText.line(parts.joined(separator: " · "))
     }
 
     static func style(_ kind: RenderedLine.Kind) -> TextStyle {

@@ -61,7 +61,7 @@ func ingest(lines count: Int, fixture: String, keep: Bool) throws {
     let token = "sk-ant-oat01-" + String(repeating: "x", count: 80)
     let run = try RunIngest(outputPath: outputPath, redactor: SecretRedactor(secret: token))
     var record = RunRecord(id: "20261129-000000-beef", mode: .docker, image: "ccdeck-runner:latest",
-                           container: "ccdeck-20261129-000000-beef", workspace: dir, workspaceIsTemporary: true,
+                           sandbox: "ccdeck-20261129-000000-beef", workspace: dir, workspaceIsTemporary: true,
                            prompt: "benchmark", keep: false, createdAt: Date(), driverPID: getpid(),
                            host: ProcessInfo.processInfo.hostName, tokenSource: "$CLAUDE_CODE_OAUTH_TOKEN")
     record.state = .running

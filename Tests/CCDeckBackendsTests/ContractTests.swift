@@ -8,58 +8,118 @@ import _CCDeckTestSupport
 @Suite struct ContractTests {
     let secret = "sk-ant-oat01-" + "CANARY-CONTRACT-0123456789" + "abcdefghijklmnopqrstuvwxyz"
 
-    func spec(kind: BackendKind) -> (ContainerBackend, RunSpec) {
+    func spec(_ engine: ContainerBackend.Engine, owner: FileOwner = FileOwner(uid: 1000, gid: 1000))
+        -> (ContainerBackend, RunSpec) {
         let store = RunStore(root: "/tmp/ccdeck-contract")
         let token = Token(value: secret, kind: .setupToken, source: .environment(variable: "CLAUDE_CODE_OAUTH_TOKEN"))
-        let backend = ContainerBackend(kind: kind, environment: [:])
+        let backend = ContainerBackend(engine, environment: [:])
         let driver = RunDriver(backend: backend, store: store, token: token,
                                environment: ["PATH": "/usr/bin", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
                                              "ANTHROPIC_API_KEY": "sk-ant-api03-host-key", "EXTRA": "1"]) { _ in }
-        var record = RunRecord(id: "r1", mode: kind, image: "img", container: "ccdeck-r1", workspace: "/ws",
-                               workspaceIsTemporary: true, prompt: "do it", keep: false, createdAt: Date(), driverPID: 1,
+        var record = RunRecord(id: "r1", mode: backend.kind, image: "img", sandbox: "ccdeck-r1", workspace: "/ws",
+                               workspaceIsTemporary: true, prompt: "- do it", keep: false, createdAt: Date(), driverPID: 1,
                                host: "h", tokenSource: nil)
         record.state = .running
-        let request = RunRequest(prompt: "do it", runtimeArguments: ["--network=host"], passEnvironment: ["EXTRA"])
-        return (backend, driver.makeSpec(record: record, request: request))
+        let request = RunRequest(prompt: "- do it", runtimeArguments: ["--network=host"], passEnvironment: ["EXTRA", "UNSET"])
+        return (backend, driver.makeSpec(record: record, request: request, owner: owner))
     }
 
-    @Test(arguments: [BackendKind.docker, .podman])
-    func tokenTravelsByNameOnly(kind: BackendKind) {
-        let (backend, spec) = spec(kind: kind)
-        let args = backend.runArguments(spec)
+    @Test(arguments: ContainerBackend.Engine.allCases)
+    func tokenTravelsByNameOnly(engine: ContainerBackend.Engine) {
+        let (backend, spec) = spec(engine)
+        let args = backend.runArguments(spec, preparation: Preparation())
         #expect(!args.joined(separator: " ").contains("CANARY"))
         #expect(args.contains("CLAUDE_CODE_OAUTH_TOKEN"))
         #expect(!args.contains { $0.hasPrefix("CLAUDE_CODE_OAUTH_TOKEN=") })
-        #expect(spec.environment["CLAUDE_CODE_OAUTH_TOKEN"] == secret)
+        // The value is nowhere in the spec's shared environment: only the backend puts it in its client's.
+        #expect(spec.environment["CLAUDE_CODE_OAUTH_TOKEN"] == nil)
+        #expect(spec.token?.value == secret && spec.token?.name == "CLAUDE_CODE_OAUTH_TOKEN")
+        #expect(!"\(spec.token!)".contains("CANARY"))
         // The host's API key must not ride along and win over the OAuth token inside.
         #expect(spec.environment["ANTHROPIC_API_KEY"] == nil)
         #expect(!spec.passEnvironment.contains("ANTHROPIC_API_KEY"))
     }
 
-    @Test func runArgumentsHaveLabelsMountAndStreamJSON() throws {
-        let (backend, spec) = spec(kind: .docker)
-        let args = backend.runArguments(spec)
-        #expect(Array(args.prefix(3)) == ["run", "--name", "ccdeck-r1"])
+    @Test func runArgumentsHaveLabelsMountAndStreamJSONAndNoPrompt() throws {
+        let (backend, spec) = spec(.docker)
+        let args = backend.runArguments(spec, preparation: Preparation())
+        #expect(Array(args.prefix(4)) == ["run", "-i", "--name", "ccdeck-r1"])
         #expect(args.contains("ccdeck.run=r1"))
         #expect(args.contains("ccdeck.mode=docker"))
         #expect(args.contains { $0.hasPrefix("ccdeck.store=") })
         #expect(args.contains("/ws:/workspace"))
-        #expect(spec.passEnvironment == ["CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL", "EXTRA"])
+        #expect(spec.passEnvironment == ["ANTHROPIC_BASE_URL", "EXTRA"])  // UNSET is not set here: not passed
         let imageIndex = try #require(args.firstIndex(of: RunnerImage.defaultTag))
         #expect(args[imageIndex - 1] == "--network=host")
-        #expect(Array(args[(imageIndex + 1)...]) == ["do it", "--output-format", "stream-json", "--verbose"])
+        // The prompt ("- do it", which would read as an option) is not in argv: it goes to stdin.
+        #expect(Array(args[(imageIndex + 1)...]) == ["--output-format", "stream-json", "--verbose"])
+        #expect(!args.contains("- do it"))
         #expect(!args.contains("--rm"))  // the container outlives a crashed ccdeck and is found again by label
     }
 
     @Test func apiKeysGoInAsAnthropicAPIKey() {
         let token = Token(value: "sk-ant-api03-abcdefghijklmnop", kind: .apiKey, source: .environment(variable: "X"))
-        let driver = RunDriver(backend: ContainerBackend(kind: .docker, environment: [:]), store: RunStore(root: "/tmp/x"),
+        let driver = RunDriver(backend: ContainerBackend(.docker, environment: [:]), store: RunStore(root: "/tmp/x"),
                                token: token, environment: ["CLAUDE_CODE_OAUTH_TOKEN": "stale"]) { _ in }
-        let record = RunRecord(id: "r", mode: .docker, image: "i", container: "c", workspace: "/w", workspaceIsTemporary: true,
+        let record = RunRecord(id: "r", mode: .docker, image: "i", sandbox: "c", workspace: "/w", workspaceIsTemporary: true,
                                prompt: "p", keep: false, createdAt: Date(), driverPID: 1, host: "h", tokenSource: nil)
-        let spec = driver.makeSpec(record: record, request: RunRequest())
-        #expect(spec.passEnvironment.first == "ANTHROPIC_API_KEY")
+        let spec = driver.makeSpec(record: record, request: RunRequest(), owner: FileOwner(uid: 0, gid: 0))
+        #expect(spec.token?.name == "ANTHROPIC_API_KEY")
         #expect(spec.environment["CLAUDE_CODE_OAUTH_TOKEN"] == nil)
+        let args = ContainerBackend(.docker, environment: [:]).runArguments(spec, preparation: Preparation())
+        #expect(args.contains("ANTHROPIC_API_KEY") && !args.contains("CLAUDE_CODE_OAUTH_TOKEN"))
+    }
+
+    /// Who the agent runs as, so it can write the user's folder and its files come back owned by the folder's owner.
+    @Test func theAgentRunsAsTheWorkspaceOwner() throws {
+        let root = FileOwner(uid: 0, gid: 0)
+        func plan(_ e: ContainerBackend.Engine, rootless: Bool, owner: FileOwner, invoker: FileOwner = root) throws -> Preparation {
+            try ContainerBackend.userPlan(engine: e, rootless: rootless, owner: owner, invoker: invoker, workspace: "/ws")
+        }
+        for engine in ContainerBackend.Engine.allCases {
+            #expect(try plan(engine, rootless: false, owner: FileOwner(uid: 1000, gid: 1000)).userArguments == [])
+            let asRoot = try plan(engine, rootless: false, owner: FileOwner(uid: 0, gid: 0))
+            #expect(asRoot.userArguments == ["--user", "0:0", "-e", "IS_SANDBOX=1", "-e", "HOME=/root"])
+            let other = try plan(engine, rootless: false, owner: FileOwner(uid: 4242, gid: 4343))
+            #expect(other.userArguments == ["--user", "4242:4343", "-e", "HOME=/tmp"])
+            #expect(other.agentUser?.contains("4242") == true)
+        }
+        let me = FileOwner(uid: 1001, gid: 1001)
+        #expect(try plan(.podman, rootless: true, owner: me, invoker: me).userArguments == ["--userns=keep-id:uid=1000,gid=1000"])
+        #expect(try plan(.docker, rootless: true, owner: me, invoker: me).userArguments.starts(with: ["--user", "0:0"]))
+        // Rootless engines write as the user running them: someone else's folder is refused before anything starts.
+        #expect(throws: BackendError.self) { try plan(.podman, rootless: true, owner: FileOwner(uid: 0, gid: 0), invoker: me) }
+        do {
+            _ = try plan(.docker, rootless: true, owner: FileOwner(uid: 4242, gid: 4242), invoker: me)
+        } catch {
+            #expect("\(error)".contains("belongs to uid 4242") && "\(error)".contains("chown"))
+        }
+    }
+
+    @Test func userArgumentsGoBeforeTheImage() throws {
+        let (backend, spec) = spec(.podman, owner: FileOwner(uid: 4242, gid: 4242))
+        let prep = Preparation(agentUser: "x", userArguments: ["--user", "4242:4242", "-e", "HOME=/tmp"])
+        let args = backend.runArguments(spec, preparation: prep)
+        let user = try #require(args.firstIndex(of: "--user"))
+        #expect(user < args.firstIndex(of: RunnerImage.defaultTag)!)
+        #expect(args[user + 1] == "4242:4242")
+    }
+
+    @Test func promptsThatCannotArriveWholeAreRefused() {
+        #expect(RunRequest.problem(with: "- fix bug\n- add tests\n") == nil)
+        #expect(RunRequest.problem(with: "---\ntitle: x\n---\n") == nil)
+        #expect(RunRequest.problem(with: "a\u{0}b")?.contains("NUL") == true)
+        #expect(RunRequest.problem(with: " \n") != nil)
+    }
+
+    @Test func whatTheSandboxHoldsFollowsTheDeliveryAndTheToken() {
+        let access = Token(value: "v", kind: .oauthAccessToken, source: .credentialsFile(path: "/c"))
+        let setup = Token(value: "sk-ant-oat01-x", kind: .setupToken, source: .dotenv(path: "/e"))
+        #expect(CredentialExposure.of(access, delivery: .environmentByName) == .shortLivedAccessToken)
+        #expect(CredentialExposure.of(access, delivery: .hostProxy) == .nothing)
+        #expect(CredentialExposure.of(Token(value: "sk-ant-api03-x", kind: .apiKey, source: .dotenv(path: "/e")),
+                                      delivery: .file) == .longLivedToken)
+        #expect([CredentialExposure.longLivedToken, .unknownToken].contains(CredentialExposure.of(setup, delivery: .appSecret)))
     }
 
     @Test func repositoryDockerfileIsTheOneCompiledIn() throws {

@@ -16,14 +16,14 @@ import _CCDeckTestSupport
     }
 
     @Test func nothingInstalled() {
-        let statuses = BackendRegistry.probeAll(BackendRegistry.all(environment: ["PATH": bin.path]), timeout: 3)
-        #expect(statuses.map(\.kind) == BackendKind.allCases)
+        let statuses = BackendRegistry.probeAll(BackendRegistry.standard.all(environment: ["PATH": bin.path]), timeout: 3)
+        #expect(statuses.map(\.kind) == BackendRegistry.standard.kinds)
         #expect(statuses.allSatisfy { $0.state == .notInstalled })
     }
 
     @Test func dockerReadyAndDown() {
         fake("docker", #"echo '{"Client":{"Version":"28.2.2"},"Server":{"Version":"26.1.5"}}'"#)
-        let ready = ContainerBackend(kind: .docker, environment: env()).probe(timeout: 3)
+        let ready = ContainerBackend(.docker, environment: env()).probe(timeout: 3)
         #expect(ready.state == .ready && ready.clientVersion == "28.2.2" && ready.serverVersion == "26.1.5")
 
         fake("docker", """
@@ -31,7 +31,7 @@ import _CCDeckTestSupport
             echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2
             exit 1
             """)
-        let down = ContainerBackend(kind: .docker, environment: env()).probe(timeout: 3)
+        let down = ContainerBackend(.docker, environment: env()).probe(timeout: 3)
         #expect(down.state == .daemonDown)
         #expect(down.clientVersion == "28.2.2")
         #expect(down.detail.contains("Is the docker daemon running?"))
@@ -42,7 +42,7 @@ import _CCDeckTestSupport
         fake("podman", "sleep 60")
         fake("incus", "sleep 60")
         let start = Date()
-        let statuses = BackendRegistry.probeAll(BackendRegistry.all(environment: env()), timeout: 1)
+        let statuses = BackendRegistry.probeAll(BackendRegistry.standard.all(environment: env()), timeout: 1)
         let elapsed = Date().timeIntervalSince(start)
         #expect(statuses.first { $0.kind == .docker }?.state == .notResponding)
         #expect(statuses.first { $0.kind == .podman }?.state == .notResponding)
@@ -70,7 +70,7 @@ import _CCDeckTestSupport
         #expect(listen(fd, 16) == 0)  // accepts connections into the backlog, never answers
         var e = ProcessInfo.processInfo.environment
         e["DOCKER_HOST"] = "unix://" + socketPath
-        let status = ContainerBackend(kind: .docker, environment: e).probe(timeout: 1.5)
+        let status = ContainerBackend(.docker, environment: e).probe(timeout: 1.5)
         #expect(status.state == .notResponding)
     }
 
@@ -115,7 +115,7 @@ import _CCDeckTestSupport
 
     @Test func hostileProbeOutputIsInert() {
         fake("docker", "printf '\\033]0;pwned\\007\\033[2Jboom\\n' >&2; exit 1")
-        let s = ContainerBackend(kind: .docker, environment: env()).probe(timeout: 3)
+        let s = ContainerBackend(.docker, environment: env()).probe(timeout: 3)
         #expect(InertText.isInert(s.detail))
     }
 }

@@ -28,7 +28,7 @@ import Testing
     }
 
     @Test func summaryLines() {
-        var r = RunRecord(id: "r1", mode: .docker, image: "i", container: "c", workspace: "/w", workspaceIsTemporary: true,
+        var r = RunRecord(id: "r1", mode: .docker, image: "i", sandbox: "c", workspace: "/w", workspaceIsTemporary: true,
                           prompt: "p", keep: false, createdAt: start, driverPID: 1, host: "h", tokenSource: nil)
         r.state = .failed
         r.reason = "success (api_error): API Error: 401"

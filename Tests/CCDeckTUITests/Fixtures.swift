@@ -19,7 +19,7 @@ enum TUIFixtures {
 
     static func record(_ id: String, _ mode: BackendKind, _ state: RunState, startedAgo: TimeInterval, wall: TimeInterval?,
                        turns: Int? = nil, cost: Double? = nil) -> RunRecord {
-        var r = RunRecord(id: id, mode: mode, image: "cpm-runner:demo", container: "ccdeck-\(id)", workspace: "/ws/\(id)",
+        var r = RunRecord(id: id, mode: mode, image: "cpm-runner:demo", sandbox: "ccdeck-\(id)", workspace: "/ws/\(id)",
                           workspaceIsTemporary: true, prompt: "p", keep: false, createdAt: now.addingTimeInterval(-startedAgo),
                           driverPID: 1, host: "h", tokenSource: nil)
         r.state = state
@@ -43,7 +43,11 @@ enum TUIFixtures {
         let state = DashboardState(width: width, height: height, now: now, readonly: readonly)
         let d = Dashboard(state: state, actions: ActionTable(readonly: readonly), output: output)
         let live = record("20261129-023900-00aa", .docker, .running, startedAgo: 65, wall: nil)
-        let done = record("20261129-020000-00bb", .podman, .succeeded, startedAgo: 2400, wall: 4.2, turns: 3, cost: 0.075)
+        var done = record("20261129-020000-00bb", .podman, .succeeded, startedAgo: 2400, wall: 4.2, turns: 3, cost: 0.075)
+        done.toolErrors = 2  // "succeeded", but two tool calls failed: the Runs pane says so
+        done.isolation = .sharedKernel
+        done.credentials = CredentialRecord(delivery: .environmentByName, exposure: .shortLivedAccessToken)
+        done.agentUser = "uid 1000 (the image's agent user)"
         let failed = record("20261129-013000-00cc", .docker, .failed, startedAgo: 4200, wall: 1.2, turns: 1, cost: 0)
         output.lines[done.id] = recording
         output.lines[live.id] = Array(recording.prefix(3))

@@ -107,7 +107,9 @@ struct DashboardEndToEndTests {
         expectTerminalRestored(tmux, exit: "0")
     }
 
-    @Test func anOrphanAppearsAfterAKilledDashboardAndCanBeRemoved() throws {
+    /// A dashboard killed mid-run leaves its run to the next dashboard, which takes it over:
+    /// the output after the kill is captured, the run is judged and its container removed.
+    @Test func aRunWhoseDashboardWasKilledIsAdoptedByTheNext() throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 4)
         let first = try start(model: model)
         #expect(first.waitFor("docker ready") { $0.contains("q quit") && $0.contains("✓ docker") } != nil)
@@ -116,8 +118,9 @@ struct DashboardEndToEndTests {
         #expect(first.waitFor("session started") != nil)
         kill(try dashboardPID(), SIGKILL)
         #expect(first.waitFor("EXIT:137") != nil)
+        let storeRoot = home.path + "/state/ccdeck"
         // Its event watchers died with it.
-        let store = RunStore(root: home.path + "/state/ccdeck").storeID
+        let store = RunStore(root: storeRoot).storeID
         var watchers = "?"
         for _ in 0..<50 {
             watchers = (try ProcessRunner.run(Command("pgrep", ["-f", "events --filter label=ccdeck.store=\(store)"],
@@ -126,20 +129,87 @@ struct DashboardEndToEndTests {
             usleep(200_000)
         }
         #expect(watchers.isEmpty, "event watchers outlived the killed dashboard: \(watchers)")
+        let lost = try #require(RunStore(root: storeRoot).list().first)
+        #expect(RunStore(root: storeRoot).driverLost(lost))
 
-        // A new dashboard finds the run again: its record (driver gone) and its container.
+        // A new dashboard finds the run again and drives it to the end.
         let second = try start(model: model)
-        #expect(second.waitFor("orphan listed") { $0.contains("Orphans (1)") && $0.contains("orphaned") } != nil)
-        try second.send("BTab")  // runs → orphans
-        try second.send("d")
-        #expect(second.waitFor("Remove this orphan?") != nil)
-        try second.send("y")
-        #expect(second.waitFor("removed docker container") != nil)
-        #expect(second.waitFor("Orphans (0)") != nil)
+        #expect(second.waitFor("adopted and finished") { $0.contains("succeeded") && $0.contains("adopted") } != nil)
+        let record = try RunStore(root: storeRoot).load(lost.id)
+        #expect(record.state == .succeeded && record.adoptedAt != nil && record.turns == 3, "\(record)")
+        let output = try String(contentsOfFile: RunStore(root: storeRoot).outputPath(for: lost.id), encoding: .utf8)
+        #expect(output.components(separatedBy: "\"type\":\"system\"").count == 2, "the first line is stored once")
+        #expect(output.contains("\"type\":\"result\""))
+        #expect(try String(contentsOfFile: record.workspace + "/hello.txt", encoding: .utf8) == "hello from ccdeck\n")
         try second.send("q")
         expectTerminalRestored(second, exit: "0")
-        let left = try ProcessRunner.run(Command("docker", ["ps", "-aq", "--filter", "label=ccdeck.schema=1",
-                                                            "--filter", "label=ccdeck.store=" + RunStore(root: home.path + "/state/ccdeck").storeID],
+        let left = try ProcessRunner.run(Command("docker", ["ps", "-aq", "--filter", "label=ccdeck.store=" + store],
+                                                 environment: EngineEnvironment.host), timeout: 30)
+        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+
+    /// `ccdeck run` killed outright (SIGKILL) mid-run: `runs ls` says lost-driver at once (the
+    /// killed process is still an unreaped zombie, so its pid alone would say alive), and the
+    /// dashboard adopts the run: the rest of its output, its verdict and its cleanup.
+    @Test(arguments: ["docker", "podman"])
+    func aKilledRunIsLostAtOnceThenAdoptedByTheDashboard(engine: String) throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 3)
+        let canary = EngineEnvironment.canaryToken()
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: canary)
+        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.runArguments(engine: engine),
+                                                   environment: env))
+        var out = ""
+        var killed = false
+        // Read until the session starts, then kill; the child is not reaped until much later.
+        _ = ProcessRunner.stream(child, onStdoutLine: { line in
+            out += String(decoding: line, as: UTF8.self) + "\n"
+            if !killed && out.contains("session started") {
+                killed = true
+                kill(child.pid, SIGKILL)
+            }
+        })
+        #expect(killed, "\(out)")
+        let storeRoot = home.path + "/state/ccdeck"
+        let ls = try CCDeckInvocation.run(["runs", "ls"], environment: env)
+        #expect(ls.stdout.contains("lost-driver"), "\(ls.stdout)")
+        let lost = try #require(RunStore(root: storeRoot).list().first)
+
+        let tmux = try start(model: model)
+        #expect(tmux.waitFor("adopted and finished", timeout: 90) { $0.contains("adopted") && $0.contains("succeeded") } != nil)
+        let record = try RunStore(root: storeRoot).load(lost.id)
+        #expect(record.state == .succeeded && record.adoptedAt != nil && record.turns == 3, "\(record)")
+        let output = try String(contentsOfFile: RunStore(root: storeRoot).outputPath(for: lost.id), encoding: .utf8)
+        let lines = output.split(separator: "\n")
+        #expect(lines.filter { $0.contains("\"type\":\"system\"") && $0.contains("\"init\"") }.count == 1)
+        #expect(lines.last?.contains("\"type\":\"result\"") == true)
+        #expect(try String(contentsOfFile: record.workspace + "/hello.txt", encoding: .utf8) == "hello from ccdeck\n")
+        #expect(!output.contains(canary))
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+        let left = try ProcessRunner.run(Command(engine, ["ps", "-aq", "--filter", "label=ccdeck.run=" + lost.id],
+                                                 environment: EngineEnvironment.host), timeout: 30)
+        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+        child.wait()
+    }
+
+    /// A container kept after its run is a leftover: listed in Orphans, removed from there.
+    @Test func aKeptContainerIsAnOrphanAndCanBeRemoved() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let kept = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker", extra: ["--keep"]), environment: env)
+        #expect(kept.status == .exited(0), "\(kept.output)")
+        let tmux = try start(model: model)
+        #expect(tmux.waitFor("orphan listed") { $0.contains("Orphans (1)") } != nil)
+        try tmux.send("BTab")  // runs → orphans
+        try tmux.send("d")
+        #expect(tmux.waitFor("Remove this orphan?") != nil)
+        try tmux.send("y")
+        #expect(tmux.waitFor("removed docker container") != nil)
+        #expect(tmux.waitFor("Orphans (0)") != nil)
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+        let store = RunStore(root: home.path + "/state/ccdeck").storeID
+        let left = try ProcessRunner.run(Command("docker", ["ps", "-aq", "--filter", "label=ccdeck.store=" + store],
                                                  environment: EngineEnvironment.host), timeout: 30)
         #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
     }

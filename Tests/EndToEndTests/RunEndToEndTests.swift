@@ -85,7 +85,7 @@ struct RunEndToEndTests {
                                             environment: EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil))
         #expect(show.status == .exited(0))
         #expect(show.stdout.contains("→ Write /workspace/hello.txt"))
-        #expect(show.stdout.contains("state:     succeeded"))
+        #expect(show.stdout.contains("state:        succeeded"))
     }
 
     @Test(arguments: [("docker", "http401"), ("podman", "http401"), ("docker", "overloaded529"),
@@ -144,7 +144,7 @@ struct RunEndToEndTests {
         #expect(FileManager.default.fileExists(atPath: workspace + "/hello.txt"))
         let kept = try containers("docker", run: record.id)
         #expect(!kept.isEmpty)
-        _ = try ProcessRunner.run(Command("docker", ["rm", "-f", record.container], environment: EngineEnvironment.host), timeout: 30)
+        _ = try ProcessRunner.run(Command("docker", ["rm", "-f", record.sandbox], environment: EngineEnvironment.host), timeout: 30)
     }
 
     @Test(arguments: ["docker", "podman"])
@@ -209,7 +209,7 @@ struct SetupErrorEndToEndTests {
         let r = try ccdeck(EngineEnvironment.runArguments(engine: "docker"), env: env)
         expectCleanError(r, contains: "docker is not available")
         let auto = try ccdeck(["run", "--mode", "auto"], env: env.merging(["PATH": home.path + "/empty"]) { $1 })
-        expectCleanError(auto, contains: "no container engine is ready")
+        expectCleanError(auto, contains: "no backend that can run is ready")
     }
 
     @Test func noToken() throws {
@@ -291,7 +291,7 @@ struct ImageEndToEndTests {
         let engine = kind.rawValue
         removeImage(engine, tag)
         defer { removeImage(engine, tag) }
-        let backend = ContainerBackend(kind: kind, environment: EngineEnvironment.host)
+        let backend = ContainerBackend(kind == .docker ? .docker : .podman, environment: EngineEnvironment.host)
         let build = ImageBuild(dockerfile: "FROM \(EngineEnvironment.testImage)\nLABEL ccdeck.e2e=autobuild\n")
         var lines: [String] = []
         #expect(try backend.ensureImage(tag, buildIfMissing: build) { lines.append($0) } == true)

@@ -8,19 +8,17 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run Claude Code headless in a sandbox and stream what the agent does.",
         discussion: """
-            The token reaches the container by name only (`-e CLAUDE_CODE_OAUTH_TOKEN`), never as a value in any \
-            argv. ANTHROPIC_BASE_URL, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC and the proxy variables are passed \
+            The token reaches the sandbox as its backend delivers it (for containers: by name, \
+            `-e CLAUDE_CODE_OAUTH_TOKEN`), never as a value in any argv; the prompt reaches the agent on its stdin. \
+            ANTHROPIC_BASE_URL, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC and the proxy variables are passed \
             through when set. The run is judged by the agent's final `result` event, not by its exit code.
             Exit status: 0 the run succeeded, 1 it failed, 2 usage or setup error, 130/143/129 stopped by a signal.
             """
     )
 
-    enum Mode: String, ExpressibleByArgument, CaseIterable {
-        case docker, podman, auto
-    }
-
-    @Option(help: "Where to run: docker, podman, or auto (the first ready of those).")
-    var mode: Mode = .auto
+    @Option(help: ArgumentHelp("Where to run: a backend from `ccdeck backends` that can run (docker, podman), "
+                               + "or auto: the first of those that is ready.", valueName: "mode"))
+    var mode: String = "auto"
 
     @Option(help: "The task for the agent.")
     var prompt: String?
@@ -28,7 +26,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Read the task from this file.")
     var promptFile: String?
 
-    @Option(help: "Host folder mounted at /workspace (default: a fresh one kept with the run).")
+    @Option(help: "Host folder the agent works in (default: a fresh one kept with the run).")
     var workspace: String?
 
     @Option(help: "Runner image (built from ccdeck's Dockerfile when it is the default and missing).")
@@ -43,7 +41,7 @@ struct RunCommand: ParsableCommand {
                                                               valueName: "name"))
     var passEnv: [String] = []
 
-    @Flag(help: "Keep the container after the run (it shows up as an orphan until removed).")
+    @Flag(help: "Keep the sandbox after the run (it shows up as an orphan until removed).")
     var keep = false
 
     @Flag(help: "Print the agent's events as JSON lines, then a summary object.")
@@ -54,6 +52,7 @@ struct RunCommand: ParsableCommand {
         if let p = prompt, p.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             throw ValidationError("--prompt is empty")
         }
+        if let p = prompt, let problem = RunRequest.problem(with: p) { throw ValidationError("--prompt: \(problem)") }
         for name in passEnv where name.isEmpty || name.contains("=") {
             throw ValidationError("--pass-env takes a variable name, not NAME=value: the value would appear in argv")
         }
@@ -62,10 +61,14 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let env = ProcessInfo.processInfo.environment
         let request = try makeRequest(env: env)
-        let token = try TokenResolver(environment: env).resolve()
-        let status = TokenStatus(token: token, now: Date())
-        status.warnings.forEach(Terminal.warning)
         let backend = try chooseBackend(env: env)
+        // A backend whose proxy holds the credential gets no token from ccdeck at all.
+        var token: Token?
+        if backend.traits.tokenDelivery != .hostProxy {
+            let resolved = try TokenResolver(environment: env).resolve()
+            TokenStatus(token: resolved, now: Date()).warnings.forEach(Terminal.warning)
+            token = resolved
+        }
         for name in passEnv where env[name] == nil {
             Terminal.warning("--pass-env \(name): not set here, so not passed")
         }
@@ -80,8 +83,10 @@ struct RunCommand: ParsableCommand {
                 break
             case .started(let record):
                 if !json {
-                    Terminal.err("ccdeck: run \(record.id) in \(record.mode.displayName), image \(record.image)")
-                    Terminal.err("ccdeck: workspace \(record.workspace)")
+                    let image = record.image.isEmpty ? "" : ", image \(InertText.line(record.image))"
+                    Terminal.err("ccdeck: run \(record.id) in \(record.mode.displayName)\(image)")
+                    Terminal.err("ccdeck: workspace \(InertText.line(record.workspace))"
+                                 + (record.agentUser.map { ", agent runs as \($0)" } ?? ""))
                 }
             case .event(let event, let raw):
                 if json {
@@ -124,17 +129,20 @@ struct RunCommand: ParsableCommand {
         var text = prompt ?? RunRequest.defaultPrompt
         if let promptFile {
             guard let data = FileManager.default.contents(atPath: promptFile) else {
-                throw CLIError.usage("cannot read --prompt-file \(promptFile)")
+                throw CLIError.usage("cannot read --prompt-file \(InertText.line(promptFile))")
             }
             text = String(decoding: data, as: UTF8.self)
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw CLIError.usage("\(promptFile) is empty") }
+            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                throw CLIError.usage("\(InertText.line(promptFile)) is empty")
+            }
+            if let problem = RunRequest.problem(with: text) { throw CLIError.usage("\(InertText.line(promptFile)): \(problem)") }
         }
         var ws: String?
         if let workspace {
             let url = URL(fileURLWithPath: workspace).standardizedFileURL
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
-                throw CLIError.usage("--workspace \(workspace) is not a folder")
+                throw CLIError.usage("--workspace \(InertText.line(workspace)) is not a folder")
             }
             ws = url.path
         }
@@ -143,18 +151,20 @@ struct RunCommand: ParsableCommand {
                           runtimeArguments: runtimeArgs, passEnvironment: passEnv, keep: keep)
     }
 
-    func chooseBackend(env: [String: String]) throws -> ContainerBackend {
-        switch mode {
-        case .docker: return ContainerBackend(kind: .docker, environment: env)
-        case .podman: return ContainerBackend(kind: .podman, environment: env)
-        case .auto:
-            let candidates = [ContainerBackend(kind: .docker, environment: env), ContainerBackend(kind: .podman, environment: env)]
-            let statuses = BackendRegistry.probeAll(candidates, timeout: 3)
-            if let ready = statuses.firstIndex(where: { $0.state == .ready }) { return candidates[ready] }
-            let why = statuses.map { "\($0.kind.displayName): \($0.state.label)"
-                + ($0.detail.isEmpty ? "" : " (\($0.detail))") }
-            throw CLIError.setup("no container engine is ready: " + why.joined(separator: "; "))
+    /// The backend `--mode` names, or for `auto` the first runnable one that is ready, in the
+    /// registry's order (docker, then podman).
+    func chooseBackend(env: [String: String]) throws -> any SandboxBackend {
+        let registry = CLIContext.registry
+        guard mode == "auto" else {
+            let backend = try registry.require(BackendKind(mode), environment: env)
+            guard backend.traits.canRun else { throw BackendError.notImplemented(backend.kind) }
+            return backend
         }
+        let candidates = registry.runnable(environment: env)
+        let statuses = BackendRegistry.probeAll(candidates, timeout: 3)
+        if let ready = statuses.firstIndex(where: { $0.state == .ready }) { return candidates[ready] }
+        let why = statuses.map { "\($0.kind.displayName): \($0.state.label)" + ($0.detail.isEmpty ? "" : " (\($0.detail))") }
+        throw CLIError.setup("no backend that can run is ready: " + why.joined(separator: "; "))
     }
 
     struct SummaryJSON: Encodable {

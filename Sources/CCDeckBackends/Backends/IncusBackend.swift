@@ -8,6 +8,12 @@ public struct IncusBackend: ProbeOnlyBackend {
 
     public init(environment: [String: String]) { self.environment = environment }
 
+    public var traits: BackendTraits {
+        BackendTraits(modeLetter: "D", isolation: .systemContainer, tokenDelivery: .file, workspace: .mount,
+                      workspaceInside: "/workspace", mark: .configKeys, resourceNoun: "instance", canRun: false,
+                      usesImage: true, takesRuntimeArguments: false)
+    }
+
     public func probe(timeout: TimeInterval) -> BackendStatus {
         let (output, early) = Probe.run(kind, "incus", ["version"], environment: environment, timeout: timeout)
         if let early { return early }

@@ -66,6 +66,30 @@ public enum ProcessError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+#if os(Linux)
+/// glibc's `pipe2`, which the Glibc module does not export (it sits behind `_GNU_SOURCE`).
+@_silgen_name("pipe2")
+private func linux_pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
+#endif
+
+/// Pipes created close-on-exec in one step (`pipe2`), so a child that another thread spawns at
+/// that moment can never inherit an end and hold it open.
+public enum Pipe2 {
+    public static func make(nonBlocking: Bool = false) -> (read: Int32, write: Int32)? {
+        var fds: [Int32] = [-1, -1]
+        var flags = O_CLOEXEC
+        if nonBlocking { flags |= O_NONBLOCK }
+        #if os(Linux)
+        guard linux_pipe2(&fds, flags) == 0 else { return nil }
+        #else
+        guard pipe(&fds) == 0 else { return nil }
+        fds.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
+        if nonBlocking { fds.forEach { _ = fcntl($0, F_SETFL, fcntl($0, F_GETFL) | O_NONBLOCK) } }
+        #endif
+        return (fds[0], fds[1])
+    }
+}
+
 /// A child process started with `posix_spawn`, in its own process group so a Ctrl-C
 /// at the terminal reaches ccdeck alone, which then stops the run on purpose.
 public final class ChildProcess: @unchecked Sendable {
@@ -77,7 +101,10 @@ public final class ChildProcess: @unchecked Sendable {
     public private(set) var stderrFD: Int32 = -1
     /// Write end of the child's stdin, when piped.
     public private(set) var stdinFD: Int32 = -1
+    /// Set once by whichever thread reaps the child, read by any: under `statusLock`, so a pid
+    /// that was reaped (and may be reused) is never signalled.
     private var status: ExitStatus?
+    private let statusLock = NSLock()
 
     private init(pid: pid_t) { self.pid = pid }
 
@@ -99,14 +126,20 @@ public final class ChildProcess: @unchecked Sendable {
         return nil
     }
 
-    /// Pipes are made and marked close-on-exec under this lock, so a child spawned by another
-    /// thread (probes run in parallel) never inherits a pipe end and holds it open.
+    /// A child that exits before reading all of its stdin must give ccdeck EPIPE, not kill it:
+    /// SIGPIPE is ignored in any process that starts children through here (they get it back
+    /// as default, with every other signal, at spawn).
+    private static let ignoreSIGPIPE: Void = { _ = Glibc.signal(SIGPIPE, SIG_IGN) }()
+
+    /// Spawns one at a time: with pipes made close-on-exec atomically this is no longer needed
+    /// for them, but it keeps `resolve` and the ETXTBSY retry below simple to reason about.
     private static let spawnLock = NSLock()
 
     public static func spawn(_ command: Command, stdin: Stream = .null, stdout: Stream = .pipe,
                              stderr: Stream = .pipe, newProcessGroup: Bool = true) throws -> ChildProcess {
         spawnLock.lock()
         defer { spawnLock.unlock() }
+        _ = ignoreSIGPIPE
         guard let path = resolve(command.executable, environment: command.environment) else {
             throw ProcessError.notFound(command.executable)
         }
@@ -126,8 +159,8 @@ public final class ChildProcess: @unchecked Sendable {
             case .null: posix_spawn_file_actions_addopen(&actions, target, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0)
             case .pipe:
                 var fds: [Int32] = [-1, -1]
-                guard pipe(&fds) == 0 else { throw ProcessError.spawnFailed(path, errno: errno) }
-                fds.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
+                guard let made = Pipe2.make() else { throw ProcessError.spawnFailed(path, errno: errno) }
+                fds = [made.read, made.write]
                 let (childEnd, parentEnd) = target == 0 ? (fds[0], fds[1]) : (fds[1], fds[0])
                 childEnds.append(childEnd)
                 parentEnds[Int(target)] = parentEnd
@@ -183,15 +216,31 @@ public final class ChildProcess: @unchecked Sendable {
         if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
     }
 
-    /// Sends a signal to the child's whole process group (or the child alone).
+    /// Sends a signal to the child's whole process group (or the child alone). The lock is held
+    /// across the kill, so the waiting thread cannot reap the child in between.
     public func signal(_ sig: Int32, group: Bool = true) {
+        statusLock.lock()
+        defer { statusLock.unlock() }
         guard status == nil else { return }
         if group { _ = kill(-pid, sig) } else { _ = kill(pid, sig) }
     }
 
-    /// Blocks until the child exits.
+    /// The exit status, once some thread has waited for it.
+    public var exitStatus: ExitStatus? {
+        statusLock.lock()
+        defer { statusLock.unlock() }
+        return status
+    }
+
+    /// Blocks until the child exits. It waits without reaping (`WNOWAIT`), then reaps under the
+    /// lock, so `signal` never reaches a pid that was already given back to the system.
     @discardableResult
     public func wait() -> ExitStatus {
+        if let s = exitStatus { return s }
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        statusLock.lock()
+        defer { statusLock.unlock() }
         if let status { return status }
         var raw: Int32 = 0
         while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}

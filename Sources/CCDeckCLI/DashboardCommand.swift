@@ -51,9 +51,12 @@ struct DashboardCommand: ParsableCommand {
         do { terminal = try NCursesTerminal(colorWanted: colorWanted) } catch {
             throw CLIError.setup("\(error)")
         }
-        let services = LiveServices(environment: env, options: options)
+        var options = options
+        options.adoptLostRuns = !readonly
+        let services = LiveServices(environment: env, options: options, registry: CLIContext.registry)
         let size = terminal.size
-        let dashboard = Dashboard(state: DashboardState(width: size.width, height: size.height, now: Date(), readonly: readonly),
+        let dashboard = Dashboard(state: DashboardState(width: size.width, height: size.height, now: Date(), readonly: readonly,
+                                                        registry: CLIContext.registry),
                                   actions: ActionTable(readonly: readonly, overrides: overrides), output: services.output)
         let view = DashboardView(theme: Theme(glyphs: terminal.utf8 ? .unicode : .ascii, color: terminal.color))
         let status = DashboardRuntime(dashboard: dashboard, view: view, terminal: terminal, services: services).run()

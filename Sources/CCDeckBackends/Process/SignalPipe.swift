@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// Turns signals into a readable byte on a pipe (the byte is the signal number), so the one
 /// loop that waits on a run's output or the keyboard also learns of them; the handler itself
@@ -14,14 +15,8 @@ public enum SignalPipe {
 
     /// The read end. Installing again adds signals to the same pipe.
     public static func install(_ signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]) -> Int32 {
-        if readFD < 0 {
-            var fds: [Int32] = [-1, -1]
-            _ = pipe(&fds)
-            for fd in fds {
-                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            }
-            (readFD, writeFD) = (fds[0], fds[1])
+        if readFD < 0, let fds = Pipe2.make(nonBlocking: true) {
+            (readFD, writeFD) = fds
         }
         signals.forEach(reinstall)
         return readFD
@@ -32,9 +27,12 @@ public enum SignalPipe {
         var action = sigaction()
         #if canImport(Glibc)
         action.__sigaction_handler.sa_handler = { sig in
+            // The interrupted code may be about to read errno: give it back untouched.
+            let saved = errno
             SignalPipe.lastSignal = sig
             var byte = UInt8(truncatingIfNeeded: sig)
             _ = write(SignalPipe.writeFD, &byte, 1)
+            errno = saved
         }
         #endif
         sigemptyset(&action.sa_mask)

@@ -13,9 +13,14 @@ struct RunsCommand: ParsableCommand {
 
     static var store: RunStore { RunStore(environment: ProcessInfo.processInfo.environment) }
 
-    /// A live record whose ccdeck is gone says so, instead of claiming to run forever.
+    /// A live record whose ccdeck is gone says so at once, instead of claiming to run forever.
     static func stateLabel(_ record: RunRecord, store: RunStore) -> String {
-        store.isOrphaned(record) ? "\(record.state.rawValue) (ccdeck gone)" : record.state.rawValue
+        store.driverLost(record) ? RunState.lostDriverLabel : record.state.rawValue
+    }
+
+    /// The mode, marked when this ccdeck has no backend of that name (a newer ccdeck wrote it).
+    static func modeLabel(_ record: RunRecord) -> String {
+        CLIContext.registry.kinds.contains(record.mode) ? record.mode.displayName : "\(record.mode.displayName) (unknown mode)"
     }
 
     struct List: ParsableCommand {
@@ -37,11 +42,13 @@ struct RunsCommand: ParsableCommand {
                 return
             }
             let rows = records.map { r -> [String] in
-                [r.id, r.mode.displayName, RunsCommand.stateLabel(r, store: store), Terminal.localTime(r.createdAt),
-                 r.wallTime.map(RunSummary.formatSeconds) ?? "-", r.turns.map(String.init) ?? "-",
+                [InertText.line(r.id), RunsCommand.modeLabel(r), RunsCommand.stateLabel(r, store: store),
+                 Terminal.localTime(r.createdAt), r.wallTime.map(RunSummary.formatSeconds) ?? "-",
+                 r.turns.map(String.init) ?? "-", r.toolErrors.map(String.init) ?? "-",
                  r.costUSD.map(RunSummary.formatCost) ?? "-", Self.shorten(r.prompt, 40)]
             }
-            Terminal.table(["ID", "MODE", "STATE", "CREATED", "WALL", "TURNS", "COST", "PROMPT"], rows).forEach(Terminal.out)
+            Terminal.table(["ID", "MODE", "STATE", "CREATED", "WALL", "TURNS", "TOOL ERRORS", "COST", "PROMPT"], rows)
+                .forEach(Terminal.out)
         }
 
         static func shorten(_ s: String, _ n: Int) -> String {
@@ -75,14 +82,23 @@ struct RunsCommand: ParsableCommand {
                 for line in output.split(separator: 0x0A) { Terminal.out(InertText.jsonLine(line)) }
                 return
             }
-            let rows: [(String, String)] = [
-                ("id", record.id), ("mode", record.mode.displayName), ("state", RunsCommand.stateLabel(record, store: store)),
-                ("created", Terminal.localTime(record.createdAt)), ("image", record.image),
-                ("container", record.container + (record.keep ? " (kept)" : "")), ("workspace", record.workspace),
-                ("token", record.tokenSource ?? "-"), ("output", outputPath),
-                ("prompt", InertText.line(record.prompt)),
+            let noun = CLIContext.registry.backend(record.mode, environment: [:])?.traits.resourceNoun ?? "sandbox"
+            var rows: [(String, String)] = [
+                ("id", record.id), ("mode", RunsCommand.modeLabel(record)),
+                ("state", RunsCommand.stateLabel(record, store: store)),
+                ("created", Terminal.localTime(record.createdAt)),
             ]
-            rows.forEach { Terminal.out(($0.0 + ":").padding(toLength: 11, withPad: " ", startingAt: 0) + $0.1) }
+            if !record.image.isEmpty { rows.append(("image", record.image)) }
+            rows.append((noun, record.sandbox + (record.sandboxID.map { " (\($0))" } ?? "") + (record.keep ? " (kept)" : "")))
+            if let isolation = record.isolation { rows.append(("isolation", isolation.label)) }
+            rows.append(("workspace", record.workspace + (record.workspaceTransport.map { " (\($0.label))" } ?? "")))
+            if let user = record.agentUser { rows.append(("agent user", user)) }
+            rows.append(("token", record.tokenSource ?? "-"))
+            if let credentials = record.credentials { rows.append(("sandbox held", credentials.summary)) }
+            if let errors = record.toolErrors, errors > 0 { rows.append(("tool errors", "\(errors)")) }
+            if let adopted = record.adoptedAt { rows.append(("adopted", Terminal.localTime(adopted) + " (its first ccdeck died)")) }
+            rows += [("output", outputPath), ("prompt", record.prompt.replacingOccurrences(of: "\n", with: " "))]
+            rows.forEach { Terminal.out(($0.0 + ":").padding(toLength: 14, withPad: " ", startingAt: 0) + InertText.line($0.1)) }
             Terminal.out("")
             let parser = StreamEventParser()
             let renderer = EventRenderer()

@@ -51,14 +51,27 @@ public struct RunStore: Sendable {
     public func outputPath(for id: String) -> String { directory(for: id) + "/output.jsonl" }
     public func stderrPath(for id: String) -> String { directory(for: id) + "/stderr.log" }
     public func workspacePath(for id: String) -> String { directory(for: id) + "/workspace" }
+    /// Held (flock) by whichever ccdeck drives the run, for as long as it does.
+    public func driverLockPath(for id: String) -> String { directory(for: id) + "/driver.lock" }
 
-    /// Creates the run's directory (private to the user) and writes its first record.
-    public func create(_ record: RunRecord) throws {
+    /// Creates the run's directory (private to the user), takes the driver's lock and writes the
+    /// first record. The lock comes first, so no reader ever sees a live record without a driver.
+    public func create(_ record: RunRecord) throws -> DriverLock {
         try FileManager.default.createDirectory(atPath: runsDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         try FileManager.default.createDirectory(atPath: directory(for: record.id), withIntermediateDirectories: false,
                                                 attributes: [.posixPermissions: 0o700])
+        guard let lock = DriverLock(path: driverLockPath(for: record.id)) else {
+            throw RunStoreError.unreadable(driverLockPath(for: record.id), "cannot take the run's lock")
+        }
         try save(record)
+        return lock
+    }
+
+    /// Takes over driving a run whose driver is gone; nil when another ccdeck holds it.
+    public func takeOver(_ id: String) -> DriverLock? {
+        guard Self.isSafeID(id) else { return nil }
+        return DriverLock(path: driverLockPath(for: id))
     }
 
     /// Writes the record atomically: a reader never sees half a file.
@@ -79,6 +92,18 @@ public struct RunStore: Sendable {
     public func list() -> [RunRecord] {
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? []
         return ids.compactMap { try? load($0) }.sorted { $0.createdAt > $1.createdAt }
+    }
+
+    /// The number of whole lines in an output file, after cutting a last line a dead driver left
+    /// half-written: a re-read of the run's output then continues exactly after them.
+    public func completeLines(at path: String) -> Int {
+        guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { return 0 }
+        if data.last != 0x0A {
+            let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+            truncate(path, off_t(keep))
+            return data[..<keep].reduce(0) { $1 == 0x0A ? $0 + 1 : $0 }
+        }
+        return data.reduce(0) { $1 == 0x0A ? $0 + 1 : $0 }
     }
 
     /// A run by its full id, an unambiguous prefix of it, or `latest` for the newest.
@@ -110,9 +135,18 @@ public struct RunStore: Sendable {
         try FileManager.default.removeItem(atPath: directory(for: id))
     }
 
-    /// A run whose record says live but whose driving ccdeck is gone was left by a ccdeck that died.
-    public func isOrphaned(_ record: RunRecord) -> Bool {
+    /// A run whose record says live but whose driving ccdeck is gone was left by a ccdeck that
+    /// died. The driver holds the run's lock while it lives; the kernel lets go of it the moment
+    /// the process dies (even by SIGKILL, even while it is a zombie nobody reaped), so this is
+    /// true at once and never fooled by a recycled pid. Records from before the lock fall back
+    /// to the pid. Runs from another host are never called lost from here.
+    public func driverLost(_ record: RunRecord) -> Bool {
         guard record.state.isLive, record.host == ProcessInfo.processInfo.hostName else { return false }
+        let fd = open(driverLockPath(for: record.id), O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            defer { close(fd) }
+            return flock(fd, LOCK_SH | LOCK_NB) == 0  // nobody holds it (closing releases ours)
+        }
         return kill(record.driverPID, 0) != 0 && errno == ESRCH
     }
 
@@ -147,6 +181,28 @@ extension JSONDecoder.DateDecodingStrategy {
             throw DecodingError.dataCorruptedError(in: c, debugDescription: "bad date \(s)")
         }
         return d
+    }
+}
+
+/// The lock a run's driver holds for as long as it drives the run (an exclusive `flock` on
+/// `driver.lock`). Released on `release`, on deinit, or by the kernel when the process dies.
+public final class DriverLock: @unchecked Sendable {
+    private var fd: Int32
+
+    /// Takes the lock without waiting; nil when someone else holds it.
+    init?(path: String) {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return nil
+        }
+    }
+
+    deinit { release() }
+
+    public func release() {
+        if fd >= 0 { close(fd); fd = -1 }
     }
 }
 

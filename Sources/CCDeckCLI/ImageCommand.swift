@@ -15,8 +15,8 @@ struct ImageCommand: ParsableCommand {
             abstract: "Build the runner image (node:22-slim + Claude Code, user agent) from ccdeck's Dockerfile."
         )
 
-        @Option(help: "Container engine: docker or podman.")
-        var runtime: Engine = .docker
+        @Option(help: ArgumentHelp("The backend that builds it: docker or podman.", valueName: "runtime"))
+        var runtime = "docker"
 
         @Option(help: "Image name and tag.")
         var tag = RunnerImage.defaultTag
@@ -26,13 +26,17 @@ struct ImageCommand: ParsableCommand {
 
         func run() throws {
             let env = ProcessInfo.processInfo.environment
-            let backend = ContainerBackend(kind: runtime.kind, environment: env)
+            let found = try CLIContext.registry.require(BackendKind(runtime), environment: env)
+            guard let backend = found as? any ImageBuilder else {
+                let builders = CLIContext.registry.all(environment: env).filter { $0 is any ImageBuilder }.map(\.kind.rawValue)
+                throw CLIError.usage("\(found.kind.displayName) does not build images (use one of: \(builders.joined(separator: ", ")))")
+            }
             let build = try ImageCommand.imageBuild(file: file)
             let status = backend.probe(timeout: 3)
             guard status.state == .ready else {
-                throw CLIError.setup("\(runtime.rawValue) is not available: \(status.detail)")
+                throw CLIError.setup("\(backend.kind.displayName) is not available: \(status.detail)")
             }
-            Terminal.err("building \(tag) with \(runtime.rawValue)…")
+            Terminal.err("building \(InertText.line(tag)) with \(backend.kind.displayName)…")
             do {
                 try backend.build(image: tag, build) { Terminal.err("  " + $0) }
             } catch let error as BackendError {
@@ -40,22 +44,16 @@ struct ImageCommand: ParsableCommand {
             } catch ProcessError.notFound(let name) {
                 throw CLIError.setup("\(name) is not installed")
             }
-            Terminal.out("built \(tag)")
+            Terminal.out("built \(InertText.line(tag))")
         }
     }
 
     static func imageBuild(file: String?) throws -> ImageBuild {
         guard let file else { return ImageBuild(dockerfile: RunnerImage.dockerfile) }
         guard let data = FileManager.default.contents(atPath: file) else {
-            throw CLIError.usage("cannot read Dockerfile \(file)")
+            throw CLIError.usage("cannot read Dockerfile \(InertText.line(file))")
         }
         let dir = URL(fileURLWithPath: file).deletingLastPathComponent().path
         return ImageBuild(dockerfile: String(decoding: data, as: UTF8.self), contextDirectory: dir)
     }
-}
-
-enum Engine: String, ExpressibleByArgument, CaseIterable {
-    case docker, podman
-
-    var kind: BackendKind { self == .docker ? .docker : .podman }
 }

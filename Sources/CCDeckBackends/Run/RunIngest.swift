@@ -17,6 +17,11 @@ public final class RunIngest {
     /// Writes what is buffered: call it when the current burst of lines is over.
     public func flush() { output.flush() }
 
+    /// Folds a line already stored (by an earlier driver) into the progress, without storing it again.
+    public func replay(_ stored: Data, at now: Date) {
+        progress.apply(parser.parse(data: stored), at: now)
+    }
+
     /// Returns the event and the bytes as stored (with the token redacted).
     public func ingest(_ line: Data, at now: Date) -> (event: StreamEvent, stored: Data) {
         let raw = redactor.redact(line)

@@ -76,21 +76,31 @@ public enum ProcessRunner {
     /// Streams a running child's stdout and stderr as lines until both close, then waits for it.
     ///
     /// - Parameters:
+    ///   - input: written to the child's stdin (spawned with `stdin: .pipe`) as the pipe takes it,
+    ///     then stdin is closed; the stream never blocks on a child that reads slowly or not at all.
     ///   - wakeFD: optional extra descriptor (a signal self-pipe); when readable, it is drained
     ///     and `onWake` runs, so a Ctrl-C can stop the run while the stream goes on.
     ///   - maxLineBytes: longer lines are delivered cut to this size (the caller keeps the raw bytes).
-    public static func stream(_ child: ChildProcess, wakeFD: Int32? = nil, maxLineBytes: Int = 16 << 20,
+    public static func stream(_ child: ChildProcess, input: Data? = nil, wakeFD: Int32? = nil,
+                              maxLineBytes: Int = 16 << 20,
                               onStdoutLine: (Data) -> Void,
                               onStderrLine: (Data) -> Void = { _ in },
                               onWake: () -> Void = {},
                               onBurstEnd: () -> Void = {}) -> ExitStatus {
-        var splitters: [Int32: LineSplitter] = [
-            child.stdoutFD: LineSplitter(maxLineBytes: maxLineBytes),
-            child.stderrFD: LineSplitter(maxLineBytes: maxLineBytes),
-        ]
+        var splitters: [Int32: LineSplitter] = [:]
+        if child.stdoutFD >= 0 { splitters[child.stdoutFD] = LineSplitter(maxLineBytes: maxLineBytes) }
+        if child.stderrFD >= 0 { splitters[child.stderrFD] = LineSplitter(maxLineBytes: maxLineBytes) }
+        var pending = input ?? Data()
+        var written = 0
+        if child.stdinFD >= 0 {
+            if pending.isEmpty { child.closeStdin() } else {
+                _ = fcntl(child.stdinFD, F_SETFL, fcntl(child.stdinFD, F_GETFL) | O_NONBLOCK)
+            }
+        }
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while !splitters.isEmpty {
             var fds = splitters.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if child.stdinFD >= 0 { fds.append(pollfd(fd: child.stdinFD, events: Int16(POLLOUT), revents: 0)) }
             if let wakeFD { fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 {
                 if errno == EINTR { continue }
@@ -100,6 +110,18 @@ public enum ProcessRunner {
                 if p.fd == wakeFD {
                     _ = buffer.withUnsafeMutableBytes { read(p.fd, $0.baseAddress, $0.count) }
                     onWake()
+                    continue
+                }
+                if p.fd == child.stdinFD {
+                    // A child that exits without reading gives EPIPE (SIGPIPE is ignored by ccdeck).
+                    let n = pending.withUnsafeBytes { raw in
+                        write(p.fd, raw.baseAddress! + written, min(raw.count - written, 65_536))
+                    }
+                    if n > 0 { written += n }
+                    if (n < 0 && errno != EAGAIN && errno != EINTR) || written >= pending.count {
+                        child.closeStdin()
+                        pending = Data()
+                    }
                     continue
                 }
                 let n = buffer.withUnsafeMutableBytes { read(p.fd, $0.baseAddress, $0.count) }
@@ -118,6 +140,7 @@ public enum ProcessRunner {
             }
             onBurstEnd()
         }
+        child.closeStdin()
         return child.wait()
     }
 }

@@ -6,7 +6,7 @@ import Foundation
 struct BackendsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backends",
-        abstract: "Detect docker, podman, docker sandbox, sbx, fly and incus: installed, reachable, version.",
+        abstract: "Detect every backend (docker, podman, docker sandbox, sbx, fly, incus): installed, reachable, version.",
         aliases: ["doctor"]
     )
 
@@ -26,13 +26,15 @@ struct BackendsCommand: ParsableCommand {
 
     static func show(json: Bool, timeout: Double) throws {
         let env = ProcessInfo.processInfo.environment
-        let statuses = BackendRegistry.probeAll(BackendRegistry.all(environment: env), timeout: timeout)
+        let backends = CLIContext.registry.all(environment: env)
+        let letters = Dictionary(uniqueKeysWithValues: backends.map { ($0.kind, $0.traits.modeLetter) })
+        let statuses = BackendRegistry.probeAll(backends, timeout: timeout)
         if json {
-            Terminal.out(try Terminal.json(statuses.map(BackendJSON.init)))
+            Terminal.out(try Terminal.json(statuses.map { BackendJSON($0, mode: letters[$0.kind] ?? "?") }))
             return
         }
         let rows = statuses.map { s in
-            [s.kind.displayName, s.kind.modeLetter, s.state.label, s.version ?? "-", s.detail.isEmpty ? "" : s.detail]
+            [s.kind.displayName, letters[s.kind] ?? "?", s.state.label, s.version ?? "-", s.detail.isEmpty ? "" : s.detail]
         }
         Terminal.table(["BACKEND", "MODE", "STATE", "VERSION", "DETAIL"], rows).forEach(Terminal.out)
     }
@@ -49,9 +51,9 @@ struct BackendsCommand: ParsableCommand {
         var detail: String
         var executable: String?
 
-        init(_ s: BackendStatus) {
+        init(_ s: BackendStatus, mode: String) {
             backend = s.kind.rawValue
-            mode = s.kind.modeLetter
+            self.mode = mode
             state = s.state.rawValue
             installed = s.isInstalled
             reachable = s.state == .ready

@@ -8,6 +8,12 @@ public struct FlyBackend: ProbeOnlyBackend {
 
     public init(environment: [String: String]) { self.environment = environment }
 
+    public var traits: BackendTraits {
+        BackendTraits(modeLetter: "C", isolation: .remoteMachine, tokenDelivery: .appSecret, workspace: .uploadAndDownload,
+                      workspaceInside: "/workspace", mark: .metadata, resourceNoun: "machine", canRun: false,
+                      usesImage: true, takesRuntimeArguments: false)
+    }
+
     var executable: String? {
         ["fly", "flyctl"].first { ChildProcess.resolve($0, environment: environment) != nil }
     }

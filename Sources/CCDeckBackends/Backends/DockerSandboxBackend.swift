@@ -8,6 +8,12 @@ public struct DockerSandboxBackend: ProbeOnlyBackend {
 
     public init(environment: [String: String]) { self.environment = environment }
 
+    public var traits: BackendTraits {
+        BackendTraits(modeLetter: "B", isolation: .microVM, tokenDelivery: .hostProxy, workspace: .samePathShare,
+                      workspaceInside: nil, mark: .namePrefix("ccdeck-"), resourceNoun: "sandbox", canRun: false,
+                      usesImage: false, takesRuntimeArguments: false)
+    }
+
     public func probe(timeout: TimeInterval) -> BackendStatus {
         let (output, early) = Probe.run(kind, "docker", ["sandbox", "version"], environment: environment, timeout: timeout)
         if let early {

@@ -37,9 +37,20 @@ struct CLIError: Error {
     static func setup(_ message: String) -> CLIError { CLIError(message: message, code: 2) }
 }
 
-@main
-enum Main {
-    static func main() {
+/// What the commands share: the backends they may use. The executable sets it once, before
+/// parsing; a host that registers more backends (the tests' own) sets its own registry.
+public enum CLIContext {
+    nonisolated(unsafe) public static var registry = BackendRegistry.standard
+
+    static var environment: [String: String] { ProcessInfo.processInfo.environment }
+}
+
+/// The `ccdeck` command line: parses, runs, and turns every error into one line and an exit status.
+public enum CCDeckCLI {
+    public static func main(registry: BackendRegistry = .standard) -> Never {
+        CLIContext.registry = registry
+        // A closed pipe (`ccdeck run | head`) is an error to report, not a signal to die of.
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try CCDeck.parseAsRoot()
             try command.run()
@@ -67,5 +78,6 @@ enum Main {
             }
             exit(2)
         }
+        exit(0)
     }
 }

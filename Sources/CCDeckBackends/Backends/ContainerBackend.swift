@@ -1,0 +1,259 @@
+import CCDeckCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Mode A: a plain Docker or Podman container sharing the host kernel. The two CLIs have the
+/// same shape, so one type serves both, told apart by `engine`.
+public struct ContainerBackend: SandboxBackend, ImageBuilder {
+    public enum Engine: String, Sendable, CaseIterable {
+        case docker, podman
+    }
+
+    public let engine: Engine
+    public let environment: [String: String]
+    /// How long any engine query may take before ccdeck calls the daemon hung.
+    public var queryTimeout: TimeInterval = 15
+
+    public init(_ engine: Engine, environment: [String: String]) {
+        self.engine = engine
+        self.environment = environment
+    }
+
+    public var kind: BackendKind { BackendKind(engine.rawValue) }
+    var executable: String { engine.rawValue }
+
+    public var traits: BackendTraits {
+        BackendTraits(modeLetter: "A", isolation: .sharedKernel, tokenDelivery: .environmentByName, workspace: .mount,
+                      workspaceInside: "/workspace", mark: .labels, resourceNoun: "container", canRun: true,
+                      usesImage: true, takesRuntimeArguments: true)
+    }
+
+    // MARK: probe
+
+    public func probe(timeout: TimeInterval) -> BackendStatus {
+        let args = engine == .docker ? ["version", "--format", "{{json .}}"] : ["version", "--format", "json"]
+        let (output, early) = Probe.run(kind, executable, args, environment: environment, timeout: timeout)
+        if let early { return early }
+        guard let output else { return BackendStatus(kind: kind, state: .error, detail: "no output") }
+        let path = ChildProcess.resolve(executable, environment: environment)
+        let versions = EngineOutput.parseVersion(output.stdout)
+        if output.status.succeeded, let versions, versions.client != nil {
+            // Local podman has no server part: the client is the engine.
+            return BackendStatus(kind: kind, state: .ready, clientVersion: versions.client,
+                                 serverVersion: versions.server ?? (engine == .podman ? versions.client : nil),
+                                 detail: "", executable: path)
+        }
+        return BackendStatus(kind: kind, state: .daemonDown, clientVersion: versions?.client,
+                             detail: output.stderrSummary.isEmpty ? "\(executable) version: \(output.status)"
+                                                                  : output.stderrSummary,
+                             executable: path)
+    }
+
+    // MARK: prepare
+
+    public func prepare(_ spec: RunSpec, build: ImageBuild?, progress: (String) -> Void) throws -> Preparation {
+        let rootless = geteuid() != 0 && isRootless()
+        var plan = try Self.userPlan(engine: engine, rootless: rootless, owner: spec.workspaceOwner,
+                                     invoker: FileOwner(uid: geteuid(), gid: getegid()), workspace: spec.workspace)
+        plan.builtImage = try ensureImage(spec.image, buildIfMissing: build, progress: progress)
+        return plan
+    }
+
+    /// Who the agent runs as, so that it can write the workspace and what it writes comes back
+    /// owned by the workspace's owner.
+    ///
+    /// - A rootful engine runs the agent as the owner's uid and gid: the image's `agent` user when
+    ///   that is uid 1000, root (with `IS_SANDBOX=1`, which Claude Code wants before it skips
+    ///   permissions as root) for a root-owned folder, else the bare uid with a writable HOME.
+    /// - A rootless engine can only write as the user running it: podman maps that user to the
+    ///   image's agent user (`--userns=keep-id`), rootless docker runs the agent as root inside,
+    ///   which is that user outside. A folder of anyone else's is refused before anything starts.
+    public static func userPlan(engine: Engine, rootless: Bool, owner: FileOwner, invoker: FileOwner,
+                                workspace: String) throws -> Preparation {
+        let agent = UInt32(RunnerImage.agentUID)
+        if rootless {
+            guard owner.uid == invoker.uid else {
+                throw BackendError.refused(
+                    "rootless \(engine.rawValue) writes files as you (uid \(invoker.uid)), but \(InertText.line(workspace)) belongs "
+                        + "to uid \(owner.uid): run ccdeck as its owner, or `chown` the folder to yourself")
+            }
+            if engine == .podman {
+                return Preparation(agentUser: "uid \(agent) inside, you (uid \(invoker.uid)) outside (podman --userns=keep-id)",
+                                   userArguments: ["--userns=keep-id:uid=\(agent),gid=\(agent)"])
+            }
+            return Preparation(agentUser: "root inside, you (uid \(invoker.uid)) outside (rootless docker)",
+                               userArguments: ["--user", "0:0", "-e", "IS_SANDBOX=1", "-e", "HOME=/root"])
+        }
+        if owner.uid == agent {
+            return Preparation(agentUser: "uid \(agent) (the image's agent user)", userArguments: [])
+        }
+        if owner.uid == 0 {
+            return Preparation(agentUser: "uid 0 (root: the workspace is root's)",
+                               userArguments: ["--user", "0:\(owner.gid)", "-e", "IS_SANDBOX=1", "-e", "HOME=/root"])
+        }
+        return Preparation(agentUser: "uid \(owner.uid):\(owner.gid) (the workspace's owner)",
+                           userArguments: ["--user", "\(owner.uid):\(owner.gid)", "-e", "HOME=/tmp"])
+    }
+
+    /// Rootless docker maps the container's root to the user running it; the daemon says so in
+    /// its security options. (Asked only when ccdeck is not root: root's docker is rootful.)
+    func isRootless() -> Bool {
+        if engine == .podman { return true }
+        guard let out = try? query(["info", "--format", "{{json .SecurityOptions}}"], what: "docker info"),
+              out.status.succeeded else { return false }
+        return out.stdout.contains("rootless")
+    }
+
+    /// Makes sure `image` is there, building it from `buildIfMissing` when it is not.
+    /// Returns true when it had to build.
+    public func ensureImage(_ image: String, buildIfMissing: ImageBuild?, progress: (String) -> Void) throws -> Bool {
+        let inspect = try query(["image", "inspect", "--format", "{{.Id}}", image], what: "\(executable) image inspect")
+        if inspect.status.succeeded { return false }
+        let why = inspect.stderrSummary
+        guard why.localizedCaseInsensitiveContains("no such") || why.localizedCaseInsensitiveContains("not known")
+                || why.localizedCaseInsensitiveContains("not found") else {
+            throw BackendError.unavailable(kind, why)
+        }
+        guard let build = buildIfMissing else {
+            throw BackendError.commandFailed("image \(InertText.line(image))",
+                                             "not found in \(executable); build it or pick another with --image")
+        }
+        progress("image \(image) not found in \(executable): building it (first time only)")
+        try self.build(image: image, build, progress: progress)
+        return true
+    }
+
+    /// `docker build -t IMAGE` from a Dockerfile; its output goes to `progress` line by line.
+    public func build(image: String, _ build: ImageBuild, progress: (String) -> Void) throws {
+        let fm = FileManager.default
+        // The Dockerfile goes in a private temporary folder, never into the user's context folder.
+        let scratch = fm.temporaryDirectory.appendingPathComponent("ccdeck-build-\(UUID().uuidString.prefix(8))").path
+        try fm.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? fm.removeItem(atPath: scratch) }
+        let dockerfilePath = scratch + "/Dockerfile"
+        try build.dockerfile.write(toFile: dockerfilePath, atomically: true, encoding: .utf8)
+        let context = build.contextDirectory ?? scratch
+        let child = try ChildProcess.spawn(Command(executable, ["build", "-t", image, "-f", dockerfilePath, context],
+                                                   environment: environment))
+        var tail: [String] = []
+        let status = ProcessRunner.stream(child, onStdoutLine: { line in
+            progress(InertText.line(String(decoding: line, as: UTF8.self)))
+        }, onStderrLine: { line in
+            let text = InertText.line(String(decoding: line, as: UTF8.self))
+            tail = Array((tail + [text]).suffix(5))
+            progress(text)
+        })
+        guard status.succeeded else {
+            throw BackendError.commandFailed("\(executable) build", tail.last ?? "\(status)")
+        }
+    }
+
+    // MARK: run
+
+    /// `run -i`: the prompt arrives on the agent's stdin. The container is not `--rm`: it stays
+    /// until ccdeck has read how it ended (and, should ccdeck die, until a dashboard adopts it).
+    public func runArguments(_ spec: RunSpec, preparation: Preparation) -> [String] {
+        var args = ["run", "-i", "--name", spec.sandboxName]
+        for (k, v) in spec.mark.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(k)=\(v)"] }
+        args += ["-v", "\(spec.workspace):/workspace", "-w", "/workspace"]
+        args += preparation.userArguments
+        if let token = spec.token { args += ["-e", token.name] }  // by name: the value never enters argv
+        for name in spec.passEnvironment where name != spec.token?.name { args += ["-e", name] }
+        args += spec.runtimeArguments
+        args.append(spec.image)
+        args += RunSpec.agentArguments
+        return args
+    }
+
+    public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {
+        var env = spec.environment
+        if let token = spec.token { env[token.name] = token.value }  // the engine client's own environment only
+        let child = try ChildProcess.spawn(Command(executable, runArguments(spec, preparation: preparation), environment: env),
+                                           stdin: .pipe)
+        return AgentLaunch(process: child)
+    }
+
+    public func stop(_ sandbox: SandboxRef) -> Bool {
+        guard let out = try? query(["kill", sandbox.name], what: "\(executable) kill") else { return false }
+        return out.status.succeeded || out.stderrSummary.localizedCaseInsensitiveContains("no such")
+            || out.stderrSummary.localizedCaseInsensitiveContains("not running")
+    }
+
+    public func outcome(_ sandbox: SandboxRef) -> SandboxOutcome? {
+        guard let out = try? query(["inspect", "--type", "container", sandbox.name], what: "inspect"),
+              out.status.succeeded, let state = EngineOutput.parseInspectState(out.stdout) else { return nil }
+        return SandboxOutcome(startedAt: state.startedAt, exitCode: state.running ? nil : state.exitCode, running: state.running)
+    }
+
+    public func remove(_ sandbox: SandboxRef) throws {
+        try removeContainer(id: sandbox.name)
+    }
+
+    /// Removes one container by id or name (the caller has checked it carries ccdeck's labels);
+    /// one already gone is not an error.
+    func removeContainer(id: String) throws {
+        var args = ["rm", "-f"]
+        if engine == .podman { args += ["--time", "2"] }  // podman waits 10 s for SIGTERM first; docker kills at once
+        let out = try query(args + [id], what: "\(executable) rm")
+        if !out.status.succeeded && !out.stderrSummary.localizedCaseInsensitiveContains("no such") {
+            throw BackendError.commandFailed("\(executable) rm \(InertText.line(String(id.prefix(40))))", out.stderrSummary)
+        }
+    }
+
+    public func resources(store: String) throws -> [SandboxResource] {
+        try containers(labelled: [Mark.store: store]).map {
+            SandboxResource(id: $0.id, name: $0.name, backend: kind, runID: $0.labels[Mark.run], state: $0.state,
+                            createdAt: $0.createdAt)
+        }
+    }
+
+    /// Containers carrying all of `labels` (ccdeck's own, never anyone else's).
+    public func containers(labelled labels: [String: String]) throws -> [EngineOutput.Container] {
+        var args = ["ps", "-a", "--no-trunc"]
+        for (k, v) in labels.sorted(by: { $0.key < $1.key }) { args += ["--filter", "label=\(k)=\(v)"] }
+        args += engine == .docker ? ["--format", "{{json .}}"] : ["--format", "json"]
+        let out = try query(args, what: "\(executable) ps")
+        guard out.status.succeeded else { throw BackendError.commandFailed("\(executable) ps", out.stderrSummary) }
+        return EngineOutput.parseContainers(out.stdout)
+    }
+
+    public func attachCommand(_ sandbox: SandboxRef) -> Command? {
+        Command(executable, ["exec", "-it", "-w", "/workspace", sandbox.name, "sh", "-c",
+                             "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"],
+                environment: environment)
+    }
+
+    public func eventsCommand(store: String) -> Command? {
+        let filter = "label=\(Mark.store)=\(store)"
+        let args = engine == .docker
+            ? ["events", "--filter", filter, "--filter", "type=container", "--format", "{{json .}}"]
+            : ["events", "--filter", filter, "--format", "json"]
+        return Command(executable, args, environment: environment)
+    }
+
+    /// `logs -f`: the container's whole stdout from its start, then what follows, until it ends.
+    public func outputCommand(_ sandbox: SandboxRef) -> Command? {
+        Command(executable, ["logs", "-f", sandbox.name], environment: environment)
+    }
+
+    private func query(_ args: [String], what: String) throws -> ProcessRunner.Output {
+        let out: ProcessRunner.Output
+        do {
+            out = try ProcessRunner.run(Command(executable, args, environment: environment), timeout: queryTimeout)
+        } catch ProcessError.notFound {
+            throw BackendError.unavailable(kind, "\(executable) is not installed")
+        }
+        if out.timedOut { throw BackendError.timedOut(what, queryTimeout) }
+        if !out.status.succeeded, Self.isDaemonDown(out.stderrSummary) {
+            throw BackendError.unavailable(kind, out.stderrSummary)
+        }
+        return out
+    }
+
+    static func isDaemonDown(_ message: String) -> Bool {
+        ["cannot connect", "is the docker daemon running", "connection refused", "permission denied while trying to connect",
+         "unable to connect to podman"].contains { message.localizedCaseInsensitiveContains($0) }
+    }
+}

@@ -1,0 +1,365 @@
+import CCDeckCore
+import Foundation
+
+/// The run contract: what every isolation backend does for a run, from probe to removal.
+/// One implementation per file under `Backends/`, one registration line in `BackendRegistry`.
+/// Nothing outside a backend's own file switches on its kind.
+///
+/// A run's life through it: `probe` (is it usable?) → `prepare` (image, template, instance
+/// or machine ready; workspace usable) → `start` (the agent's stdout lines, and at the end an
+/// exit status) → `stop` when asked → `outcome` → `remove` unless kept. Around it: the
+/// resources a backend holds for ccdeck, found by ccdeck's mark (`resources`), how to attach,
+/// an optional push event stream, and a way to re-read a run's output after its driver died.
+/// docs/backends.md shows how each of docker, podman, docker sandbox, sbx, fly and incus
+/// meets every operation.
+public protocol SandboxBackend: Sendable {
+    var kind: BackendKind { get }
+    var traits: BackendTraits { get }
+
+    /// Is the tool installed, and does its daemon or API answer within `timeout`?
+    /// Never blocks longer than `timeout` (plus the time to kill a hung client).
+    func probe(timeout: TimeInterval) -> BackendStatus
+
+    /// Gets everything ready that must exist before the sandbox starts: the image (built from
+    /// `build` when missing and given), and a workspace the agent can write. Throws a
+    /// `BackendError` whose description is one line a user can act on.
+    func prepare(_ spec: RunSpec, build: ImageBuild?, progress: (String) -> Void) throws -> Preparation
+
+    /// Starts the agent. Its stdout carries the stream-json events; the prompt is written to its
+    /// stdin by the caller (never in argv); the token travels as `traits.tokenDelivery` says.
+    func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch
+
+    /// Stops a live run's sandbox (the agent process then ends). Returns at once or within the
+    /// backend's deadline; false when the backend could not be told.
+    @discardableResult
+    func stop(_ sandbox: SandboxRef) -> Bool
+
+    /// When the sandbox really started and how the agent ended, if the backend can tell.
+    func outcome(_ sandbox: SandboxRef) -> SandboxOutcome?
+
+    /// Removes the run's sandbox. Only ever called on resources carrying ccdeck's mark; one
+    /// already gone is not an error.
+    func remove(_ sandbox: SandboxRef) throws
+
+    /// Every resource carrying ccdeck's mark for `store` (never anyone else's).
+    func resources(store: String) throws -> [SandboxResource]
+
+    /// The command that opens an interactive shell in a live run's sandbox, in its workspace.
+    func attachCommand(_ sandbox: SandboxRef) -> Command?
+
+    /// A command printing one line per change to ccdeck's resources for `store`, as long as the
+    /// backend is up: the dashboard follows it instead of polling. nil: the backend has none.
+    func eventsCommand(store: String) -> Command?
+
+    /// A command that prints the agent's stdout from the start of the run (and its stderr on
+    /// stderr), following it until the agent ends: how a run whose ccdeck died is adopted.
+    /// nil: the backend cannot re-read a run's output.
+    func outputCommand(_ sandbox: SandboxRef) -> Command?
+}
+
+extension SandboxBackend {
+    public func attachCommand(_ sandbox: SandboxRef) -> Command? { nil }
+    public func eventsCommand(store: String) -> Command? { nil }
+    public func outputCommand(_ sandbox: SandboxRef) -> Command? { nil }
+}
+
+/// What a backend is, whatever the run: how it isolates, how the token and the workspace
+/// travel, how ccdeck recognises what it made there, and what it can do.
+public struct BackendTraits: Sendable, Equatable {
+    /// A–D for the four original modes; `+` beyond them.
+    public var modeLetter: String
+    public var isolation: Isolation
+    public var tokenDelivery: TokenDelivery
+    public var workspace: WorkspaceTransport
+    /// Where the workspace appears inside the sandbox; nil: at its own path.
+    public var workspaceInside: String?
+    public var mark: ResourceMark
+    /// What one of its resources is called (`container`, `sandbox`, `instance`, `machine`).
+    public var resourceNoun: String
+    /// Runs can be started on it; false: detected only, so far.
+    public var canRun: Bool
+    /// Its runs start from an image (`--image`, built from the Dockerfile when missing).
+    public var usesImage: Bool
+    /// Takes extra arguments for the command that starts the sandbox (`--runtime-arg`).
+    public var takesRuntimeArguments: Bool
+
+    public init(modeLetter: String, isolation: Isolation, tokenDelivery: TokenDelivery, workspace: WorkspaceTransport,
+                workspaceInside: String?, mark: ResourceMark, resourceNoun: String, canRun: Bool,
+                usesImage: Bool, takesRuntimeArguments: Bool) {
+        self.modeLetter = modeLetter
+        self.isolation = isolation
+        self.tokenDelivery = tokenDelivery
+        self.workspace = workspace
+        self.workspaceInside = workspaceInside
+        self.mark = mark
+        self.resourceNoun = resourceNoun
+        self.canRun = canRun
+        self.usesImage = usesImage
+        self.takesRuntimeArguments = takesRuntimeArguments
+    }
+}
+
+/// How ccdeck recognises its own resources in a backend, after a crash as much as during a run.
+public enum ResourceMark: Sendable, Equatable {
+    /// Labels (`ccdeck.run`, `ccdeck.store`, …) filtered by the engine.
+    case labels
+    /// Instance config keys (`user.ccdeck.run`, …).
+    case configKeys
+    /// Machine metadata (`ccdeck_run`, …).
+    case metadata
+    /// The backend keeps no labels: the name carries the run id and store after this prefix.
+    case namePrefix(String)
+
+    public var label: String {
+        switch self {
+        case .labels: return "labels ccdeck.*"
+        case .configKeys: return "config keys user.ccdeck.*"
+        case .metadata: return "metadata ccdeck_*"
+        case .namePrefix(let p): return "name prefix \(p)"
+        }
+    }
+}
+
+/// The keys of ccdeck's mark; each backend writes them its own way (labels, config keys, metadata, name).
+public enum Mark {
+    public static let prefix = "ccdeck."
+    public static let run = prefix + "run"
+    public static let store = prefix + "store"
+    public static let mode = prefix + "mode"
+    public static let schema = prefix + "schema"
+}
+
+/// A secret for the sandbox: the variable the agent reads it from, and its value. Its
+/// description is the redacted form, so it cannot be printed by accident.
+public struct Secret: Sendable, CustomStringConvertible {
+    public let name: String
+    public let value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+
+    public var description: String { "\(name)=\(Token.redact(value))" }
+}
+
+/// Who owns a folder on the host.
+public struct FileOwner: Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(uid: UInt32, gid: UInt32) {
+        self.uid = uid
+        self.gid = gid
+    }
+
+    public static func of(_ path: String) -> FileOwner? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return FileOwner(uid: st.st_uid, gid: st.st_gid)
+    }
+}
+
+/// Everything a backend needs to start one run.
+public struct RunSpec: Sendable {
+    public var id: String
+    /// The sandbox's name, carrying the run id (a backend without labels recognises it by this).
+    public var sandboxName: String
+    /// The image or template the sandbox starts from (ignored by backends without images).
+    public var image: String
+    /// The workspace on the host.
+    public var workspace: String
+    /// Its owner: the files the agent writes must come back owned by them.
+    public var workspaceOwner: FileOwner
+    /// The task. It reaches the agent on stdin, whole, whatever it holds; never in argv.
+    public var prompt: String
+    /// ccdeck's mark (`Mark` keys), written by each backend its own way.
+    public var mark: [String: String]
+    /// The token, under the variable the agent reads it from; how it travels is the backend's.
+    public var token: Secret?
+    /// Other host variables copied into the sandbox by name; their values are in `environment`.
+    public var passEnvironment: [String]
+    /// The environment the backend's client runs with. Never holds the token: a backend that
+    /// passes it by name adds it to its own client's environment only.
+    public var environment: [String: String]
+    /// Extra arguments for the command that starts the sandbox.
+    public var runtimeArguments: [String]
+
+    public init(id: String, sandboxName: String, image: String, workspace: String, workspaceOwner: FileOwner,
+                prompt: String, mark: [String: String], token: Secret?, passEnvironment: [String],
+                environment: [String: String], runtimeArguments: [String]) {
+        self.id = id
+        self.sandboxName = sandboxName
+        self.image = image
+        self.workspace = workspace
+        self.workspaceOwner = workspaceOwner
+        self.prompt = prompt
+        self.mark = mark
+        self.token = token
+        self.passEnvironment = passEnvironment
+        self.environment = environment
+        self.runtimeArguments = runtimeArguments
+    }
+
+    /// The agent's arguments after `claude -p --dangerously-skip-permissions` (the runner image's
+    /// entrypoint). No prompt: it arrives on stdin, so nothing in it is ever read as an option
+    /// and no argv limit applies.
+    public static let agentArguments = ["--output-format", "stream-json", "--verbose"]
+}
+
+/// What `prepare` found out, for `start` and the run's record.
+public struct Preparation: Sendable, Equatable {
+    /// The image had to be built first.
+    public var builtImage: Bool
+    /// Who the agent will run as inside, in words for the record.
+    public var agentUser: String?
+    /// Arguments `start` adds for that user (backend-specific).
+    public var userArguments: [String]
+
+    public init(builtImage: Bool = false, agentUser: String? = nil, userArguments: [String] = []) {
+        self.builtImage = builtImage
+        self.agentUser = agentUser
+        self.userArguments = userArguments
+    }
+}
+
+/// A started agent: the process whose stdout carries its events, and the sandbox's id when the
+/// backend gives it one only at start.
+public struct AgentLaunch: @unchecked Sendable {
+    public var process: ChildProcess
+    public var sandboxID: String?
+
+    public init(process: ChildProcess, sandboxID: String? = nil) {
+        self.process = process
+        self.sandboxID = sandboxID
+    }
+}
+
+/// A run's sandbox, as the operations after start name it.
+public struct SandboxRef: Sendable, Equatable {
+    public var runID: String
+    public var name: String
+    public var id: String?
+
+    public init(runID: String, name: String, id: String? = nil) {
+        self.runID = runID
+        self.name = name
+        self.id = id
+    }
+
+    public init(_ record: RunRecord) {
+        self.init(runID: record.id, name: record.sandbox, id: record.sandboxID)
+    }
+}
+
+/// How the sandbox ended, as far as the backend knows.
+public struct SandboxOutcome: Sendable, Equatable {
+    public var startedAt: Date?
+    public var exitCode: Int32?
+    public var running: Bool
+
+    public init(startedAt: Date?, exitCode: Int32?, running: Bool) {
+        self.startedAt = startedAt
+        self.exitCode = exitCode
+        self.running = running
+    }
+}
+
+/// A resource carrying ccdeck's mark, in any backend.
+public struct SandboxResource: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var backend: BackendKind
+    public var runID: String?
+    /// The backend's word for its state (inert).
+    public var state: String
+    public var createdAt: Date?
+
+    public init(id: String, name: String, backend: BackendKind, runID: String?, state: String, createdAt: Date?) {
+        self.id = id
+        self.name = InertText.line(name)
+        self.backend = backend
+        self.runID = runID.map { InertText.line($0) }
+        self.state = InertText.line(state)
+        self.createdAt = createdAt
+    }
+}
+
+/// How to build the runner image when it is missing.
+public struct ImageBuild: Sendable {
+    public var dockerfile: String
+    public var contextDirectory: String?
+
+    public init(dockerfile: String, contextDirectory: String? = nil) {
+        self.dockerfile = dockerfile
+        self.contextDirectory = contextDirectory
+    }
+}
+
+public enum BackendError: Error, CustomStringConvertible, Equatable {
+    case unavailable(BackendKind, String)
+    case notImplemented(BackendKind)
+    case unknownMode(BackendKind, known: [BackendKind])
+    case commandFailed(String, String)
+    case timedOut(String, TimeInterval)
+    /// The run cannot work as asked: the reason and what to do about it.
+    case refused(String)
+
+    public var description: String {
+        switch self {
+        case .unavailable(let k, let why): return "\(k.displayName) is not available: \(why)"
+        case .notImplemented(let k): return "mode \(k.displayName) can be probed but not run yet"
+        case .unknownMode(let k, let known):
+            return "mode \(k.displayName) is not known to this ccdeck (known: \(known.map(\.rawValue).joined(separator: ", ")))"
+        case .commandFailed(let what, let why): return "\(what) failed: \(why)"
+        case .timedOut(let what, let t): return "\(what) did not answer within \(Int(t))s"
+        case .refused(let why): return why
+        }
+    }
+}
+
+/// A backend ccdeck only detects so far: everything but `probe` says so.
+protocol ProbeOnlyBackend: SandboxBackend {}
+
+extension ProbeOnlyBackend {
+    public func prepare(_ spec: RunSpec, build: ImageBuild?, progress: (String) -> Void) throws -> Preparation {
+        throw BackendError.notImplemented(kind)
+    }
+    public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {
+        throw BackendError.notImplemented(kind)
+    }
+    public func stop(_ sandbox: SandboxRef) -> Bool { false }
+    public func outcome(_ sandbox: SandboxRef) -> SandboxOutcome? { nil }
+    public func remove(_ sandbox: SandboxRef) throws { throw BackendError.notImplemented(kind) }
+    public func resources(store: String) throws -> [SandboxResource] { [] }
+}
+
+/// Shared probe mechanics: run the version command under a deadline and classify the answer.
+enum Probe {
+    static func run(_ kind: BackendKind, _ executable: String, _ arguments: [String],
+                    environment: [String: String], timeout: TimeInterval) -> (ProcessRunner.Output?, BackendStatus?) {
+        guard let path = ChildProcess.resolve(executable, environment: environment) else {
+            return (nil, BackendStatus(kind: kind, state: .notInstalled, detail: "\(executable) not found in PATH"))
+        }
+        do {
+            let out = try ProcessRunner.run(Command(path, arguments, environment: environment), timeout: timeout)
+            if out.timedOut {
+                return (out, BackendStatus(kind: kind, state: .notResponding,
+                                           detail: "no answer within \(formatTimeout(timeout)) (daemon hung?)",
+                                           executable: path))
+            }
+            return (out, nil)
+        } catch {
+            return (nil, BackendStatus(kind: kind, state: .error, detail: "\(error)", executable: path))
+        }
+    }
+
+    static func formatTimeout(_ t: TimeInterval) -> String {
+        t == t.rounded() ? "\(Int(t))s" : String(format: "%.1fs", t)
+    }
+}
+
+/// A backend that builds the runner image itself (`ccdeck image build --runtime KIND`).
+public protocol ImageBuilder: SandboxBackend {
+    func build(image: String, _ build: ImageBuild, progress: (String) -> Void) throws
+}

@@ -1,0 +1,362 @@
+import CCDeckCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a user asked `ccdeck run` to do.
+public struct RunRequest: Sendable {
+    public var prompt: String
+    /// nil: ccdeck makes a fresh workspace inside the run's directory.
+    public var workspace: String?
+    public var image: String
+    /// Build the runner image from this Dockerfile when `image` is missing.
+    public var buildIfMissing: ImageBuild?
+    public var runtimeArguments: [String]
+    public var passEnvironment: [String]
+    public var keep: Bool
+
+    public static let defaultPrompt = "Create a file hello.mjs that prints a friendly greeting, then run it with node and show its output."
+
+    /// Passed into the sandbox whenever they are set on the host.
+    public static let passedWhenSet = ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+                                       "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"]
+
+    public init(prompt: String = RunRequest.defaultPrompt, workspace: String? = nil,
+                image: String = RunnerImage.defaultTag, buildIfMissing: ImageBuild? = nil,
+                runtimeArguments: [String] = [], passEnvironment: [String] = [], keep: Bool = false) {
+        self.prompt = prompt
+        self.workspace = workspace
+        self.image = image
+        self.buildIfMissing = buildIfMissing
+        self.runtimeArguments = runtimeArguments
+        self.passEnvironment = passEnvironment
+        self.keep = keep
+    }
+
+    /// Why the prompt cannot be handed to the agent whole, if it cannot.
+    public static func problem(with prompt: String) -> String? {
+        if prompt.utf8.contains(0) {
+            return "the prompt holds a NUL byte, which no agent can receive intact: remove it"
+        }
+        if prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return "the prompt is empty" }
+        return nil
+    }
+}
+
+/// Drives one run from start to verdict: backend → events → record. It prints nothing;
+/// whoever calls it decides how to show the `Update`s.
+public final class RunDriver {
+    public enum Update {
+        case notice(String)
+        /// The run exists (recorded, state starting); the image may still have to be built.
+        case created(RunRecord)
+        /// The agent's sandbox is starting.
+        case started(RunRecord)
+        case event(StreamEvent, raw: Data)
+        case stderr(String)
+    }
+
+    public enum Failure: Error, CustomStringConvertible {
+        /// The run could not start (engine down, image missing): a setup error, not the agent's.
+        case setup(String, record: RunRecord?)
+
+        public var description: String {
+            switch self { case .setup(let why, _): return why }
+        }
+    }
+
+    let backend: any SandboxBackend
+    let store: RunStore
+    let token: Token?
+    let environment: [String: String]
+    let redactor: SecretRedactor
+    let onUpdate: (Update) -> Void
+    let clock: () -> Date
+
+    /// - Parameter token: the resolved token; nil only for a backend whose proxy holds the credential.
+    public init(backend: any SandboxBackend, store: RunStore, token: Token?, environment: [String: String],
+                clock: @escaping () -> Date = Date.init, onUpdate: @escaping (Update) -> Void) {
+        self.backend = backend
+        self.store = store
+        self.token = token
+        self.environment = environment
+        self.redactor = SecretRedactor(secret: token?.value ?? "")
+        self.clock = clock
+        self.onUpdate = onUpdate
+    }
+
+    /// Runs to the end. `wakeFD` becomes readable when the user wants the run stopped.
+    public func run(_ request: RunRequest, wakeFD: Int32? = nil) throws -> RunRecord {
+        if let problem = RunRequest.problem(with: request.prompt) { throw Failure.setup(problem, record: nil) }
+        let traits = backend.traits
+        let delivery = traits.tokenDelivery
+        guard token != nil || delivery == .hostProxy else {
+            throw Failure.setup("no token to give the agent (see `ccdeck token show`)", record: nil)
+        }
+        let start = clock()
+        let id = RunRecord.newID(at: start)
+        let workspace = request.workspace ?? store.workspacePath(for: id)
+        var record = RunRecord(id: id, mode: backend.kind, image: traits.usesImage ? request.image : "", sandbox: "ccdeck-\(id)",
+                               workspace: workspace, workspaceIsTemporary: request.workspace == nil,
+                               prompt: request.prompt, keep: request.keep, createdAt: start,
+                               driverPID: getpid(), host: ProcessInfo.processInfo.hostName,
+                               tokenSource: delivery == .hostProxy ? nil : token?.source.description)
+        record.isolation = traits.isolation
+        record.workspaceTransport = traits.workspace
+        record.credentials = CredentialRecord(
+            delivery: delivery, exposure: token.map { CredentialExposure.of($0, delivery: delivery) } ?? .nothing)
+        let lock: DriverLock
+        do { lock = try store.create(record) } catch {
+            throw Failure.setup("cannot create the run under \(store.runsDirectory): \(Self.words(error))", record: nil)
+        }
+        defer { lock.release() }
+        onUpdate(.created(record))
+
+        func fail(_ why: String) -> Failure {
+            record.state = .failed
+            record.reason = redactor.redact(why)
+            record.endedAt = clock()
+            try? store.save(record)
+            return .setup(record.reason!, record: record)
+        }
+
+        if request.workspace == nil {
+            do { try Workspace.createFresh(at: workspace) } catch { throw fail("cannot create the workspace: \(Self.words(error))") }
+        } else if access(workspace, W_OK) != 0 {
+            throw fail("you cannot write \(InertText.line(workspace)) yourself: ccdeck will not hand an agent a folder "
+                       + "you cannot change (check its owner and mode)")
+        }
+        guard let owner = FileOwner.of(workspace) else { throw fail("cannot read the workspace \(InertText.line(workspace))") }
+        let spec = makeSpec(record: record, request: request, owner: owner)
+        let ref = SandboxRef(record)
+
+        // Where the output goes is settled before anything starts, so nothing runs unrecorded.
+        let sinks: Sinks
+        do { sinks = try Sinks(store: store, id: id, redactor: redactor) } catch {
+            throw fail("cannot write the run's output under \(store.directory(for: id)): \(Self.words(error))")
+        }
+
+        let preparation: Preparation
+        do {
+            preparation = try backend.prepare(spec, build: request.buildIfMissing) { onUpdate(.notice($0)) }
+        } catch {
+            throw fail("\(error)")
+        }
+        if preparation.builtImage { onUpdate(.notice("image \(request.image) built")) }
+        record.agentUser = preparation.agentUser
+        record.phases.imageReady = clock()
+
+        let launch: AgentLaunch
+        do { launch = try backend.start(spec, preparation: preparation) } catch {
+            // Whatever got as far as existing goes again.
+            if !request.keep { try? backend.remove(ref) }
+            throw fail("\(error)")
+        }
+        record.state = .running
+        record.sandboxID = launch.sandboxID
+        try? store.save(record)
+        onUpdate(.started(record))
+
+        let followed = follow(launch.process, input: Data(request.prompt.utf8), sinks: sinks, ref: SandboxRef(record),
+                              skip: (0, 0), wakeFD: wakeFD)
+        return finish(&record, followed: followed, sinks: sinks)
+    }
+
+    /// Takes over a run whose ccdeck died: re-reads its output from the backend (the lines
+    /// already stored are skipped), follows it to the end, judges it and cleans up as its own
+    /// driver would have. `lock` is the run's driver lock, taken with `RunStore.takeOver`.
+    public func adopt(_ original: RunRecord, lock: DriverLock, wakeFD: Int32? = nil) -> RunRecord {
+        defer { lock.release() }
+        var record = original
+        record.driverPID = getpid()
+        record.host = ProcessInfo.processInfo.hostName
+        record.adoptedAt = clock()
+        try? store.save(record)
+        onUpdate(.started(record))
+
+        let stored = (store.completeLines(at: store.outputPath(for: record.id)),
+                      store.completeLines(at: store.stderrPath(for: record.id)))
+        let sinks: Sinks
+        do { sinks = try Sinks(store: store, id: record.id, redactor: redactor) } catch {
+            record.state = .failed
+            record.reason = "adopted, but the run's output cannot be written: \(Self.words(error))"
+            record.endedAt = clock()
+            try? store.save(record)
+            return record
+        }
+        // What the first driver stored counts: turns, cost and a result that may already be there.
+        sinks.replay(store.outputPath(for: record.id), at: record.createdAt)
+        guard let command = backend.outputCommand(SandboxRef(record)),
+              let child = try? ChildProcess.spawn(command) else {
+            return finish(&record, followed: Followed(status: nil, stopped: false, stderrTail: ["\(record.mode.displayName) cannot re-read a run's output"]),
+                          sinks: sinks)
+        }
+        let followed = follow(child, input: nil, sinks: sinks, ref: SandboxRef(record), skip: stored, wakeFD: wakeFD)
+        return finish(&record, followed: followed, sinks: sinks)
+    }
+
+    // MARK: the run's two halves
+
+    /// Where a run's lines go: the redacted output file and its parser, the stderr log and its tail.
+    final class Sinks {
+        let ingest: RunIngest
+        let stderrLog: AppendLog
+        let redactor: SecretRedactor
+        var stderrTail: [String] = []
+
+        init(store: RunStore, id: String, redactor: SecretRedactor) throws {
+            ingest = try RunIngest(outputPath: store.outputPath(for: id), redactor: redactor)
+            stderrLog = try AppendLog(path: store.stderrPath(for: id))
+            self.redactor = redactor
+        }
+
+        func replay(_ path: String, at date: Date) {
+            guard let data = FileManager.default.contents(atPath: path) else { return }
+            for line in data.split(separator: 0x0A) { ingest.replay(Data(line), at: date) }
+        }
+    }
+
+    struct Followed {
+        var status: ExitStatus?
+        var stopped: Bool
+        var stderrTail: [String]
+    }
+
+    /// Streams the agent's lines into the sinks until it ends; a wake asks the backend to stop it.
+    /// `skip` lines of stdout and stderr are already stored (an adopted run's output re-read from the start).
+    private func follow(_ process: ChildProcess, input: Data?, sinks: Sinks, ref: SandboxRef, skip: (Int, Int),
+                        wakeFD: Int32?) -> Followed {
+        var stopped = false
+        var (skipOut, skipErr) = skip
+        let status = ProcessRunner.stream(process, input: input, wakeFD: wakeFD, onStdoutLine: { [self] line in
+            if skipOut > 0 { skipOut -= 1; return }
+            let (event, stored) = sinks.ingest.ingest(line, at: clock())
+            onUpdate(.event(event, raw: stored))
+        }, onStderrLine: { [self] line in
+            if skipErr > 0 { skipErr -= 1; return }
+            let raw = redactor.redact(line)
+            sinks.stderrLog.append(line: raw)
+            let text = InertText.line(String(decoding: raw, as: UTF8.self))
+            sinks.stderrTail = Array((sinks.stderrTail + [text]).suffix(20))
+            onUpdate(.stderr(text))
+        }, onWake: { [self] in
+            sinks.ingest.flush()
+            guard !stopped else { return }
+            stopped = true
+            onUpdate(.notice("stopping run \(ref.runID)…"))
+            backend.stop(ref)
+        }, onBurstEnd: {
+            sinks.ingest.flush()
+            sinks.stderrLog.flush()
+        })
+        sinks.ingest.flush()
+        sinks.stderrLog.flush()
+        return Followed(status: status, stopped: stopped, stderrTail: sinks.stderrTail)
+    }
+
+    /// Reads how the sandbox ended, judges the run by its `result` event, removes the sandbox
+    /// unless kept, and saves the final record.
+    private func finish(_ record: inout RunRecord, followed: Followed, sinks: Sinks) -> RunRecord {
+        let progress = sinks.ingest.progress
+        let ref = SandboxRef(record)
+        let outcome = backend.outcome(ref)
+        record.phases.containerStarted = outcome?.startedAt ?? record.phases.containerStarted
+        record.phases.firstEvent = progress.firstEventAt ?? record.phases.firstEvent
+        record.phases.result = progress.resultAt ?? record.phases.result
+        record.exitStatus = outcome?.exitCode ?? followed.status?.code
+        record.turns = progress.result != nil || progress.assistantMessages > 0 ? progress.turns : nil
+        record.costUSD = progress.costUSD
+        record.toolErrors = progress.toolErrors
+        var verdict = RunJudgement.judge(result: progress.result, exitStatus: record.exitStatus, stopped: followed.stopped,
+                                         stderrTail: followed.stderrTail, lastAPIFailure: progress.lastAPIFailure)
+        if record.adoptedAt != nil && outcome == nil && progress.result == nil && !followed.stopped {
+            verdict.reason = "the \(backend.traits.resourceNoun) is gone, and the output after ccdeck died with it"
+        }
+        record.state = RunState(verdict.outcome)
+        record.reason = redactor.redact(verdict.reason)
+
+        if !record.keep {
+            removeWithRetry(ref, noun: backend.traits.resourceNoun)
+        }
+        record.phases.cleanupDone = clock()
+        record.endedAt = record.phases.cleanupDone
+        do { try store.save(record) } catch {
+            onUpdate(.notice("could not save the record of run \(record.id): \(Self.words(error))"))
+        }
+        return record
+    }
+
+    /// Removal is retried once: a sandbox left behind shows as a leftover, never silently forgotten.
+    private func removeWithRetry(_ ref: SandboxRef, noun: String) {
+        for attempt in 1...2 {
+            do {
+                try backend.remove(ref)
+                return
+            } catch {
+                if attempt == 2 {
+                    onUpdate(.notice("could not remove \(noun) \(ref.name): \(redactor.redact("\(error)")) "
+                                     + "(it shows as a leftover until removed)"))
+                }
+            }
+        }
+    }
+
+    func makeSpec(record: RunRecord, request: RunRequest, owner: FileOwner) -> RunSpec {
+        var env = environment
+        // The token goes in only as the backend delivers it, under the variable its kind calls for.
+        env["CLAUDE_CODE_OAUTH_TOKEN"] = nil
+        env["ANTHROPIC_API_KEY"] = nil
+        let secret = backend.traits.tokenDelivery == .hostProxy ? nil
+            : token.map { Secret(name: $0.kind.environmentVariable, value: $0.value) }
+        var pass = RunRequest.passedWhenSet.filter { env[$0] != nil }
+        pass += request.passEnvironment.filter { !pass.contains($0) && $0 != secret?.name && env[$0] != nil }
+        let mark = [Mark.run: record.id, Mark.mode: backend.kind.rawValue, Mark.store: store.storeID, Mark.schema: "1"]
+        return RunSpec(id: record.id, sandboxName: record.sandbox, image: request.image, workspace: record.workspace,
+                       workspaceOwner: owner, prompt: request.prompt, mark: mark, token: secret, passEnvironment: pass,
+                       environment: env, runtimeArguments: request.runtimeArguments)
+    }
+
+    /// An error in words a user can act on (never "NSCocoaErrorDomain error 512").
+    static func words(_ error: Error) -> String {
+        if let e = error as? CocoaError {
+            if let posix = e.underlying as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+            if let path = e.filePath { return "\(e.code == .fileWriteNoPermission ? "no permission to write" : "cannot use") \(InertText.line(path))" }
+        }
+        if let e = error as? POSIXError { return String(cString: strerror(e.code.rawValue)) }
+        return "\(error)"
+    }
+}
+
+extension CocoaError {
+    var underlying: Error? { userInfo[NSUnderlyingErrorKey] as? Error }
+}
+
+/// The fresh workspace ccdeck makes when the user names none.
+public enum Workspace {
+    public static let packageJSON = """
+        {
+          "name": "ccdeck-workspace",
+          "version": "1.0.0",
+          "private": true,
+          "type": "module"
+        }
+
+        """
+
+    /// Creates the directory with a minimal `package.json`, writable by the image's `agent` user.
+    /// It lives inside the run's 0700 directory, so opening it to uid 1000 exposes it to no one else.
+    public static func createFresh(at path: String) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let manifest = path + "/package.json"
+        try packageJSON.write(toFile: manifest, atomically: false, encoding: .utf8)
+        chmod(path, 0o777)
+        chmod(manifest, 0o666)
+        if geteuid() == 0 {
+            let uid = uid_t(RunnerImage.agentUID)
+            chown(path, uid, gid_t(RunnerImage.agentUID))
+            chown(manifest, uid, gid_t(RunnerImage.agentUID))
+        }
+    }
+}

@@ -1,0 +1,4 @@
+import CCDeckCLI
+
+// The executable is this line; everything else is the CCDeckCLI library.
+CCDeckCLI.main()
