@@ -18,7 +18,9 @@ public final class Dashboard {
         self.renderer = renderer
     }
 
-    public var layout: Layout { Layout(width: state.width, height: state.height, runCount: state.runs.count) }
+    public var layout: Layout {
+        Layout(width: state.width, height: state.height, runCount: state.runs.count, backendCount: state.backends.count)
+    }
 
     /// Applies one message; returns what the runtime must do.
     @discardableResult

@@ -30,8 +30,8 @@ public final class DashboardView {
         if overlay || hadOverlay { fingerprints = [:] }
         hadOverlay = overlay
         let layout = dashboard.layout
-        if fingerprints["layout"] != hash(layout.runs.height, layout.output.height) { fingerprints = [:] }
-        fingerprints["layout"] = hash(layout.runs.height, layout.output.height)
+        if fingerprints["layout"] != hash(layout.runs.height, layout.output.height, layout.backends.height) { fingerprints = [:] }
+        fingerprints["layout"] = hash(layout.runs.height, layout.output.height, layout.backends.height)
 
         func pane(_ name: String, _ fp: Int, _ draw: () -> Void) {
             guard fingerprints[name] != fp else { return }

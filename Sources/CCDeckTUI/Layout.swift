@@ -13,16 +13,18 @@ public struct Layout: Sendable, Equatable {
 
     public static func tooSmall(width: Int, height: Int) -> Bool { width < minWidth || height < minHeight }
 
-    public init(width: Int, height: Int, runCount: Int) {
+    public init(width: Int, height: Int, runCount: Int, backendCount: Int = 6) {
         let panesHeight = max(0, height - 2)
         let rightWidth = width >= 160 ? 56 : width >= 120 ? 46 : max(34, width * 2 / 5)
         let leftWidth = width - rightWidth
         let runsHeight = min(max(5, runCount + 3), max(5, panesHeight * 2 / 5))
         runs = Rect(x: 0, y: 0, width: leftWidth, height: runsHeight)
         output = Rect(x: 0, y: runsHeight, width: leftWidth, height: panesHeight - runsHeight)
-        // Every backend gets its row; the token pane shrinks to its three key lines before the orphans vanish.
-        let backendsHeight = 8
+        // Every backend gets its row (and one for the selected one's reason) while the token and orphans keep
+        // theirs (the token pane shrinks to
+        // its three key lines first); past that the Backends pane scrolls.
         let tokenHeight = panesHeight >= 22 ? 7 : 5
+        let backendsHeight = max(3, min(backendCount + 3, panesHeight - tokenHeight - 4))
         backends = Rect(x: leftWidth, y: 0, width: rightWidth, height: backendsHeight)
         token = Rect(x: leftWidth, y: backendsHeight, width: rightWidth, height: tokenHeight)
         orphans = Rect(x: leftWidth, y: backendsHeight + tokenHeight, width: rightWidth,

@@ -194,7 +194,10 @@ enum Panes {
         screen.fill(r)
         screen.box(r, title: "Backends", focused: focused, glyphs: g)
         let inner = r.inner
-        for (i, s) in state.backends.prefix(max(0, inner.height)).enumerated() {
+        let rows = max(0, inner.height)
+        // More backends than rows: the window follows the selection.
+        let top = max(0, min(state.selectedBackend - rows + 1, state.backends.count - rows))
+        for (i, s) in state.backends.dropFirst(top).prefix(rows).enumerated() {
             let y = inner.y + i
             let (glyph, label, style) = backendState(s, probed: state.probed.contains(s.kind), glyphs: g)
             screen.put(glyph, x: inner.x, y: y, style: style, maxWidth: 1)
@@ -204,7 +207,7 @@ enum Panes {
                 screen.put(Screen.fit(v, inner.width - 18 - used, glyphs: g), x: inner.x + 18 + used, y: y,
                            style: TextStyle(.muted), maxWidth: inner.width - 18 - used)
             }
-            if focused && i == state.selectedBackend {
+            if focused && top + i == state.selectedBackend {
                 screen.restyle(x: inner.x, y: y, width: inner.width, style: TextStyle(.normal, bold: true, reverse: true))
             }
         }

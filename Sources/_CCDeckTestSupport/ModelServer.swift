@@ -12,11 +12,13 @@ public final class ModelServer: @unchecked Sendable {
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    public init(scenario: String, logDirectory: String, delay: Double = 0) throws {
-        requestLog = logDirectory + "/requests-\(scenario).jsonl"
+    /// - Parameter workspace: where the scenario's tools write (default `/workspace`, a container's mount).
+    public init(scenario: String, logDirectory: String, delay: Double = 0, workspace: String? = nil) throws {
+        requestLog = logDirectory + "/requests-\(scenario)-\(UUID().uuidString.prefix(8)).jsonl"
         child = try ChildProcess.spawn(Command("python3", [TestPaths.fixtures + "/model_server.py", "--scenario", scenario,
                                                           "--port", "0", "--request-log", requestLog,
-                                                          "--delay", String(delay)]),
+                                                          "--delay", String(delay)]
+                                                   + (workspace.map { ["--workspace", $0] } ?? [])),
                                        stdout: .pipe, stderr: .null)
         // The server prints `PORT <n>` once listening.
         var line = Data()
@@ -36,11 +38,27 @@ public final class ModelServer: @unchecked Sendable {
         child.wait()
     }
 
+    /// True when some request's first user message held exactly `prompt` as one text block.
+    public func received(prompt: String) -> Bool {
+        let digest = SHA256Hex.of(Data(prompt.utf8))
+        return requests.contains { request in
+            ((request["first_user_texts"] as? [[String: Any]]) ?? []).contains { $0["sha256"] as? String == digest }
+        }
+    }
+
     /// One JSON object per request the CLI made.
     public var requests: [[String: Any]] {
         let text = (try? String(contentsOfFile: requestLog, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
+    }
+}
+
+/// A SHA-256 digest in hex, from coreutils' `sha256sum` (tests only: no crypto library needed).
+enum SHA256Hex {
+    static func of(_ data: Data) -> String {
+        let out = try? ProcessRunner.run(Command("sha256sum", [], environment: ["PATH": "/usr/bin:/bin"]), input: data, timeout: 30)
+        return String((out?.stdout ?? "").prefix(64))
     }
 }

@@ -33,6 +33,20 @@ public enum TestPaths {
     }
 }
 
+extension TestPaths {
+    /// `ccdeck-testhost`: the same command line with the tests' own backend (`proc`) registered.
+    public static var testHostBinary: String {
+        if let bin = ProcessInfo.processInfo.environment["CCDECK_TESTHOST_BIN"], !bin.isEmpty { return bin }
+        return (ccdeckBinary as NSString).deletingLastPathComponent + "/ccdeck-testhost"
+    }
+
+    /// The real Claude Code CLI on the host (installed by `scripts/testenv install`), if there is one.
+    public static var claudeBinary: String? {
+        let bin = ProcessInfo.processInfo.environment["CCDECK_CLAUDE_BIN"] ?? ""
+        return !bin.isEmpty && access(bin, X_OK) == 0 ? bin : nil
+    }
+}
+
 /// A temporary folder removed when the value goes away.
 public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
@@ -68,6 +82,12 @@ public struct CCDeckInvocation: Sendable {
     public var stdout: String
     public var stderr: String
     public var output: String { stdout + stderr }
+
+    public init(status: ExitStatus, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
 
     /// - Parameter environment: the complete environment (nothing is inherited implicitly).
     public static func run(_ arguments: [String], environment: [String: String], timeout: TimeInterval = 300,

@@ -147,6 +147,29 @@ struct RunEndToEndTests {
         _ = try ProcessRunner.run(Command("docker", ["rm", "-f", record.sandbox], environment: EngineEnvironment.host), timeout: 30)
     }
 
+    /// Users give ccdeck their own project folder, whoever owns it: the agent must be able to
+    /// change it, and what it writes must come back owned by the folder's owner.
+    @Test(arguments: [("docker", UInt32(0)), ("docker", UInt32(4242)), ("podman", UInt32(0)), ("podman", UInt32(4242))])
+    func theAgentWritesAFolderOfAnyOwnerAndFilesComeBackTheirs(engine: String, uid: UInt32) throws {
+        let workspace = home.path + "/project-\(engine)-\(uid)"
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        #expect(chown(workspace, uid, uid) == 0)
+        let o = try run(engine, scenario: "write_and_bash", canary: EngineEnvironment.canaryToken(),
+                        extra: ["--workspace", workspace])
+        #expect(o.invocation.status == .exited(0), "\(o.invocation.output)")
+        let record = try #require(o.record)
+        #expect(record.state == .succeeded)
+        #expect(record.agentUser?.contains("uid \(uid)") == true, "\(record.agentUser ?? "-")")
+        for name in ["hello.txt", "bash-ran.txt"] {
+            let path = workspace + "/" + name
+            #expect(FileManager.default.fileExists(atPath: path), "the agent did not write \(name)")
+            let owner = FileOwner.of(path)
+            #expect(owner == FileOwner(uid: uid, gid: uid), "\(name) is owned by \(String(describing: owner))")
+        }
+        #expect(try containers(engine, run: record.id).isEmpty)
+    }
+
     @Test(arguments: ["docker", "podman"])
     func ctrlCStopsTheRunAndRemovesItsContainer(engine: String) throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 60)

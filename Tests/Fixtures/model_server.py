@@ -146,6 +146,19 @@ def count_tool_results(body):
     return n
 
 
+def first_user_texts(body):
+    """sha256 and length of each text block of the first user message: how a test checks
+    that the prompt arrived whole, without the log holding it."""
+    import hashlib
+    msgs = body.get("messages") or []
+    if not msgs or not isinstance(msgs[0], dict):
+        return []
+    content = msgs[0].get("content")
+    texts = [content] if isinstance(content, str) else [
+        b.get("text", "") for b in (content or []) if isinstance(b, dict) and b.get("type") == "text"]
+    return [{"sha256": hashlib.sha256(t.encode("utf-8")).hexdigest(), "length": len(t)} for t in texts]
+
+
 def approx_tokens(raw_len):
     return max(1, raw_len // 4)
 
@@ -374,7 +387,8 @@ class Handler(BaseHTTPRequestHandler):
                  "model": model, "stream": stream,
                  "messages": len(body.get("messages") or []),
                  "tools": len(body.get("tools") or []),
-                 "scenario": self.server.scenario}
+                 "scenario": self.server.scenario,
+                 "first_user_texts": first_user_texts(body)}
         input_tokens = approx_tokens(len(raw))
         if main and self.server.delay > 0:
             time.sleep(self.server.delay)      # slow first byte
