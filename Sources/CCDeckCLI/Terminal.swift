@@ -1,3 +1,4 @@
+import CCDeckBackends
 import CCDeckCore
 import Foundation
 #if canImport(Glibc)
@@ -37,7 +38,7 @@ enum Terminal {
     static func json<T: Encodable>(_ value: T, pretty: Bool = true) throws -> String {
         let e = JSONEncoder()
         e.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        e.dateEncodingStrategy = .iso8601
+        e.dateEncodingStrategy = .iso8601WithMilliseconds
         return String(decoding: try e.encode(value), as: UTF8.self)
     }
 

@@ -48,7 +48,7 @@ public enum RunSummary {
         case .stopped: glyph = "■"
         case .starting, .running, .unknown: glyph = "…"
         }
-        var head = "\(glyph) run \(record.id) \(record.state.rawValue)"
+        var head = "\(glyph) run \(InertText.line(record.id)) \(record.state.rawValue)"
         if let wall = record.wallTime { head += " in \(formatSeconds(wall))" }
         var facts: [String] = []
         if let turns = record.turns { facts.append("\(turns) turn\(turns == 1 ? "" : "s")") }

@@ -52,8 +52,9 @@ import _CCDeckTestSupport
         #expect(elapsed < 5)
     }
 
-    @Test func realDockerClientAgainstASocketThatNeverAnswers() throws {
-        guard ChildProcess.resolve("docker", environment: ProcessInfo.processInfo.environment) != nil else { return }
+    @Test(.enabled(if: ChildProcess.resolve("docker", environment: ProcessInfo.processInfo.environment) != nil,
+                   "needs the docker client (scripts/testenv install)"))
+    func realDockerClientAgainstASocketThatNeverAnswers() throws {
         let dir = TemporaryDirectory("ccdeck-sock")
         let socketPath = dir.path + "/hung.sock"
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

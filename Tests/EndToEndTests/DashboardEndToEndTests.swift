@@ -7,45 +7,8 @@ import _CCDeckTestSupport
 /// The dashboard as a person uses it: in tmux, with keys, against real Docker and Podman,
 /// the real Claude Code CLI and the scripted model.
 @Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs the engines from scripts/testenv (run scripts/test)"))
-struct DashboardEndToEndTests {
+struct DashboardEndToEndTests: DashboardHarness {
     let home = TemporaryDirectory("ccdeck-e2e-dash")
-
-    /// `ccdeck dashboard` wired to the test image and the model; after it exits, the exit
-    /// status and the terminal's modes are printed so a test can read them.
-    func start(model: ModelServer?, width: Int = 120, height: Int = 40, extra: String = "",
-               locale: String = "C.UTF-8") throws -> TmuxSession {
-        var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
-        env["TERM"] = "xterm-256color"
-        env["LANG"] = locale
-        env["LC_ALL"] = locale
-        let pass = EngineEnvironment.passThrough.map { "--pass-env \($0)" }.joined(separator: " ")
-        let script = """
-            echo $$ > "\(home.path)/ccdeck.pid"
-            "\(TestPaths.ccdeckBinary)" dashboard --image \(EngineEnvironment.testImage) --runtime-arg=--network=host \(pass) \(extra)
-            echo "EXIT:$?"
-            stty -a | tr '\\n' ' ' | sed 's/^/STTY: /'
-            echo
-            exec sleep 600
-            """
-        return try TmuxSession(width: width, height: height, environment: env, script: script)
-    }
-
-    /// The dashboard process's pid (the child of the launcher shell).
-    func dashboardPID() throws -> Int32 {
-        let shell = try String(contentsOfFile: home.path + "/ccdeck.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let out = try ProcessRunner.run(Command("pgrep", ["-P", shell, "-f", "dashboard"], environment: EngineEnvironment.host), timeout: 10)
-        return try #require(Int32(out.stdout.split(separator: "\n").first ?? ""))
-    }
-
-    func expectTerminalRestored(_ tmux: TmuxSession, exit: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        let screen = tmux.waitFor("STTY:", timeout: 20, history: true)
-        #expect(screen != nil, "the dashboard did not exit", sourceLocation: sourceLocation)
-        let text = (screen ?? "").replacingOccurrences(of: "\n", with: "")
-        #expect(text.contains("EXIT:\(exit)"), "\(text)", sourceLocation: sourceLocation)
-        let stty = text.components(separatedBy: "STTY:").last ?? ""
-        #expect(stty.range(of: #"(^|\s)icanon(\s|$)"#, options: .regularExpression) != nil, "\(stty)", sourceLocation: sourceLocation)
-        #expect(stty.range(of: #"(^|\s)echo(\s|$)"#, options: .regularExpression) != nil, "\(stty)", sourceLocation: sourceLocation)
-    }
 
     @Test(arguments: ["docker", "podman"])
     func launchWatchScrollAttachStopRemoveQuit(engine: String) throws {
@@ -213,6 +176,15 @@ struct DashboardEndToEndTests {
                                                  environment: EngineEnvironment.host), timeout: 30)
         #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
     }
+}
+
+/// The dashboard's own behaviour, which needs no engine and no model: signals, resizing,
+/// read-only and monochrome, a non-UTF-8 locale, and backends coming and going (a stand-in
+/// docker). These run in every `swift test`, wherever tmux is installed.
+@Suite(.serialized, .enabled(if: ChildProcess.resolve("tmux", environment: EngineEnvironment.host) != nil,
+                             "needs tmux (scripts/testenv install)"))
+struct DashboardTerminalTests: DashboardHarness {
+    let home = TemporaryDirectory("ccdeck-e2e-term")
 
     /// SEGV stands for a crash in ccdeck's own code: the handler gives the terminal back, then dies.
     @Test(arguments: [("TERM", SIGTERM, "143"), ("HUP", SIGHUP, "129"), ("INT", SIGINT, "0"), ("SEGV", SIGSEGV, "139")])
@@ -293,5 +265,49 @@ struct DashboardEndToEndTests {
         #expect(tmux.waitFor("docker back", timeout: 30, dockerRow("✓ docker {5,}ready 99\\.1")) != nil)
         try tmux.send("q")
         expectTerminalRestored(tmux, exit: "0")
+    }
+}
+
+/// How the dashboard tests start a dashboard in tmux and read what it left behind.
+protocol DashboardHarness {
+    var home: TemporaryDirectory { get }
+}
+
+extension DashboardHarness {
+    /// `ccdeck dashboard` wired to the test image and the model; after it exits, the exit
+    /// status and the terminal's modes are printed so a test can read them.
+    func start(model: ModelServer?, width: Int = 120, height: Int = 40, extra: String = "",
+               locale: String = "C.UTF-8") throws -> TmuxSession {
+        var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        env["TERM"] = "xterm-256color"
+        env["LANG"] = locale
+        env["LC_ALL"] = locale
+        let pass = EngineEnvironment.passThrough.map { "--pass-env \($0)" }.joined(separator: " ")
+        let script = """
+            echo $$ > "\(home.path)/ccdeck.pid"
+            "\(TestPaths.ccdeckBinary)" dashboard --image \(EngineEnvironment.testImage) --runtime-arg=--network=host \(pass) \(extra)
+            echo "EXIT:$?"
+            stty -a | tr '\\n' ' ' | sed 's/^/STTY: /'
+            echo
+            exec sleep 600
+            """
+        return try TmuxSession(width: width, height: height, environment: env, script: script)
+    }
+
+    /// The dashboard process's pid (the child of the launcher shell).
+    func dashboardPID() throws -> Int32 {
+        let shell = try String(contentsOfFile: home.path + "/ccdeck.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let out = try ProcessRunner.run(Command("pgrep", ["-P", shell, "-f", "dashboard"], environment: EngineEnvironment.host), timeout: 10)
+        return try #require(Int32(out.stdout.split(separator: "\n").first ?? ""))
+    }
+
+    func expectTerminalRestored(_ tmux: TmuxSession, exit: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let screen = tmux.waitFor("STTY:", timeout: 20, history: true)
+        #expect(screen != nil, "the dashboard did not exit", sourceLocation: sourceLocation)
+        let text = (screen ?? "").replacingOccurrences(of: "\n", with: "")
+        #expect(text.contains("EXIT:\(exit)"), "\(text)", sourceLocation: sourceLocation)
+        let stty = text.components(separatedBy: "STTY:").last ?? ""
+        #expect(stty.range(of: #"(^|\s)icanon(\s|$)"#, options: .regularExpression) != nil, "\(stty)", sourceLocation: sourceLocation)
+        #expect(stty.range(of: #"(^|\s)echo(\s|$)"#, options: .regularExpression) != nil, "\(stty)", sourceLocation: sourceLocation)
     }
 }

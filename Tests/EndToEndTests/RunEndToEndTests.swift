@@ -194,37 +194,10 @@ struct RunEndToEndTests {
 }
 
 /// Setup errors: a clear line, exit status 2, never a stack trace.
-@Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs the engines from scripts/testenv (run scripts/test)"))
-struct SetupErrorEndToEndTests {
+/// These need no engine: they run in every `swift test`.
+@Suite(.serialized)
+struct SetupErrorEndToEndTests: SetupErrorHarness {
     let home = TemporaryDirectory("ccdeck-e2e-setup")
-
-    func ccdeck(_ args: [String], env: [String: String]? = nil) throws -> CCDeckInvocation {
-        try CCDeckInvocation.run(args, environment: env ?? EngineEnvironment.runEnvironment(home: home.path, model: nil,
-                                                                                               token: EngineEnvironment.canaryToken()))
-    }
-
-    func expectCleanError(_ r: CCDeckInvocation, contains text: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(r.status == .exited(2), "\(r.output)", sourceLocation: sourceLocation)
-        #expect(r.stderr.contains(text), "\(r.stderr)", sourceLocation: sourceLocation)
-        #expect(!r.output.contains("Fatal error") && !r.output.contains("Stack dump") && !r.output.contains("0x0000"),
-                sourceLocation: sourceLocation)
-    }
-
-    @Test func backendsSeeBothEnginesReady() throws {
-        let r = try ccdeck(["backends", "--json"])
-        #expect(r.status == .exited(0))
-        let list = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
-        let byName = Dictionary(uniqueKeysWithValues: list.map { ($0["backend"] as! String, $0) })
-        #expect(byName["docker"]?["state"] as? String == "ready")
-        #expect(byName["podman"]?["state"] as? String == "ready")
-        #expect(Set(byName.keys) == ["docker", "podman", "docker-sandbox", "sbx", "fly", "incus"])
-        let table = try ccdeck(["doctor"])
-        #expect(table.stdout.hasPrefix("BACKEND"))
-        // A bare `ccdeck` (until the dashboard) shows the same table and a hint.
-        let bare = try ccdeck([])
-        #expect(bare.status == .exited(0), "\(bare.output)")
-        #expect(bare.stdout.hasPrefix("BACKEND") && bare.stdout.contains("ccdeck run --mode auto"))
-    }
 
     @Test func dockerDaemonDown() throws {
         var env = EngineEnvironment.runEnvironment(home: home.path, model: nil, token: EngineEnvironment.canaryToken())
@@ -264,11 +237,6 @@ struct SetupErrorEndToEndTests {
         expectCleanError(try ccdeck(["dashboard"]), contains: "the dashboard needs a terminal")
     }
 
-    @Test func missingImageIsASetupError() throws {
-        let r = try ccdeck(["run", "--mode", "podman", "--image", "ccdeck-no-such-image:1"])
-        expectCleanError(r, contains: "ccdeck-no-such-image:1")
-    }
-
     @Test func malformedDotenvInTheWorkingDirectory() throws {
         let dir = home.path + "/project"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -279,6 +247,53 @@ struct SetupErrorEndToEndTests {
         #expect(out.status == .exited(2))
         #expect(out.stderr.contains("malformed .env file") && out.stderr.contains("line 1: unterminated single quote"))
         #expect(!out.stderr.contains("SECRET"))
+    }
+}
+
+/// Setup answers that need the engines: both ready, an image that is not there.
+@Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs the engines from scripts/testenv (run scripts/test)"))
+struct EngineSetupEndToEndTests: SetupErrorHarness {
+    let home = TemporaryDirectory("ccdeck-e2e-engine-setup")
+
+    @Test func backendsSeeBothEnginesReady() throws {
+        let r = try ccdeck(["backends", "--json"])
+        #expect(r.status == .exited(0))
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        let byName = Dictionary(uniqueKeysWithValues: list.map { ($0["backend"] as! String, $0) })
+        #expect(byName["docker"]?["state"] as? String == "ready")
+        #expect(byName["podman"]?["state"] as? String == "ready")
+        #expect(Set(byName.keys) == ["docker", "podman", "docker-sandbox", "sbx", "fly", "incus"])
+        let table = try ccdeck(["doctor"])
+        #expect(table.stdout.hasPrefix("BACKEND"))
+        // A bare `ccdeck` (until the dashboard) shows the same table and a hint.
+        let bare = try ccdeck([])
+        #expect(bare.status == .exited(0), "\(bare.output)")
+        #expect(bare.stdout.hasPrefix("BACKEND") && bare.stdout.contains("ccdeck run --mode auto"))
+    }
+
+
+    @Test func missingImageIsASetupError() throws {
+        let r = try ccdeck(["run", "--mode", "podman", "--image", "ccdeck-no-such-image:1"])
+        expectCleanError(r, contains: "ccdeck-no-such-image:1")
+    }
+}
+
+/// Runs the real `ccdeck` and checks an error is one clear line with exit status 2.
+protocol SetupErrorHarness {
+    var home: TemporaryDirectory { get }
+}
+
+extension SetupErrorHarness {
+    func ccdeck(_ args: [String], env: [String: String]? = nil) throws -> CCDeckInvocation {
+        try CCDeckInvocation.run(args, environment: env ?? EngineEnvironment.runEnvironment(home: home.path, model: nil,
+                                                                                               token: EngineEnvironment.canaryToken()))
+    }
+
+    func expectCleanError(_ r: CCDeckInvocation, contains text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == .exited(2), "\(r.output)", sourceLocation: sourceLocation)
+        #expect(r.stderr.contains(text), "\(r.stderr)", sourceLocation: sourceLocation)
+        #expect(!r.output.contains("Fatal error") && !r.output.contains("Stack dump") && !r.output.contains("0x0000"),
+                sourceLocation: sourceLocation)
     }
 }
 

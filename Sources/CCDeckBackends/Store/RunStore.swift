@@ -83,7 +83,13 @@ public struct RunStore: Sendable {
     public func load(_ id: String) throws -> RunRecord {
         let path = recordPath(for: id)
         guard let data = FileManager.default.contents(atPath: path) else { throw RunStoreError.notFound(id) }
-        do { return try Self.decoder.decode(RunRecord.self, from: data) } catch {
+        do {
+            // The folder's name is the run's id, whatever the file inside says: a record claiming
+            // `"id": "../x"` must not lead a reader into another run's folder.
+            var record = try Self.decoder.decode(RunRecord.self, from: data)
+            record.id = id
+            return record
+        } catch {
             throw RunStoreError.unreadable(path, "not a ccdeck run record")
         }
     }
@@ -165,7 +171,8 @@ public struct RunStore: Sendable {
 }
 
 extension JSONEncoder.DateEncodingStrategy {
-    static let iso8601WithMilliseconds = custom { date, encoder in
+    /// How ccdeck writes instants everywhere (records and `--json` output alike).
+    public static let iso8601WithMilliseconds = custom { date, encoder in
         var c = encoder.singleValueContainer()
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
