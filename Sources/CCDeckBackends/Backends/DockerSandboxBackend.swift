@@ -8,11 +8,13 @@ public struct DockerSandboxBackend: ProbeOnlyBackend {
 
     public init(environment: [String: String]) { self.environment = environment }
 
-    public var traits: BackendTraits {
+    public var traits: BackendTraits { Self.microVM }
+
+    /// Both CLIs of mode B (`docker sandbox`, `sbx`) run the same microVMs the same way.
+    static let microVM =
         BackendTraits(modeLetter: "B", isolation: .microVM, tokenDelivery: .hostProxy, workspace: .samePathShare,
                       workspaceInside: nil, mark: .namePrefix("ccdeck-"), resourceNoun: "sandbox", canRun: false,
                       usesImage: false, takesRuntimeArguments: false)
-    }
 
     public func probe(timeout: TimeInterval) -> BackendStatus {
         let (output, early) = Probe.run(kind, "docker", ["sandbox", "version"], environment: environment, timeout: timeout)

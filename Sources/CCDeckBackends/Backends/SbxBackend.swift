@@ -8,11 +8,7 @@ public struct SbxBackend: ProbeOnlyBackend {
 
     public init(environment: [String: String]) { self.environment = environment }
 
-    public var traits: BackendTraits {
-        BackendTraits(modeLetter: "B", isolation: .microVM, tokenDelivery: .hostProxy, workspace: .samePathShare,
-                      workspaceInside: nil, mark: .namePrefix("ccdeck-"), resourceNoun: "sandbox", canRun: false,
-                      usesImage: false, takesRuntimeArguments: false)
-    }
+    public var traits: BackendTraits { DockerSandboxBackend.microVM }
 
     public func probe(timeout: TimeInterval) -> BackendStatus {
         let (output, early) = Probe.run(kind, "sbx", ["version"], environment: environment, timeout: timeout)
