@@ -170,6 +170,58 @@ struct RunEndToEndTests {
         #expect(try containers(engine, run: record.id).isEmpty)
     }
 
+    /// Rootless podman, as a plain user (set up by scripts/testenv): the user's own folder is
+    /// written and the files come back theirs; a folder of someone else's that the user may write
+    /// (a sticky shared folder of root's) is refused before anything starts, as is one they cannot write.
+    @Test func rootlessPodmanWritesTheUsersOwnFolderAndRefusesOthers() throws {
+        let user = try #require(EngineEnvironment.host["CCDECK_ROOTLESS_USER"], "scripts/testenv sets up the rootless user")
+        let pw = try #require(getpwnam(user))
+        let (uid, gid) = (pw.pointee.pw_uid, pw.pointee.pw_gid)
+        let userHome = String(cString: pw.pointee.pw_dir)
+        let base = userHome + "/ccdeck-e2e-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let own = base + "/project"
+        try FileManager.default.createDirectory(atPath: own, withIntermediateDirectories: true)
+        for path in [base, own] { chown(path, uid, gid) }
+        // The build folder may sit where the user cannot reach it (a CI clone under a private folder).
+        let binary = base + "/ccdeck"
+        try FileManager.default.copyItem(atPath: TestPaths.ccdeckBinary, toPath: binary)
+        chmod(binary, 0o755)
+        let shared = home.path + "/shared-\(UUID().uuidString.prefix(8))"  // root's, mode 1777
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+        chmod(shared, 0o1777)
+        chmod(home.path, 0o755)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let canary = EngineEnvironment.canaryToken()
+        // runuser keeps the environment given here (not a login): the token travels in it, never in argv.
+        var env = EngineEnvironment.runEnvironment(home: userHome, model: model, token: canary)
+        env["XDG_STATE_HOME"] = base + "/state"
+        env["DOCKER_HOST"] = nil
+        env["CONTAINERS_CONF"] = nil
+        func asUser(_ workspace: String) throws -> CCDeckInvocation {
+            let args = ["-u", user, "--", binary] + EngineEnvironment.runArguments(engine: "podman")
+                + ["--workspace", workspace]
+            let out = try ProcessRunner.run(Command("runuser", args, environment: env), timeout: 300)
+            return CCDeckInvocation(status: out.status, stdout: out.stdout, stderr: out.stderr)
+        }
+        let watcher = ArgvWatcher(needle: canary)
+        let ok = try asUser(own)
+        let (hits, _) = watcher.stop()
+        #expect(hits.isEmpty, "token in argv: \(hits)")
+        #expect(ok.status == .exited(0), "\(ok.output)")
+        #expect(ok.stderr.contains("you (uid \(uid)) outside"), "\(ok.stderr)")
+        for name in ["hello.txt", "bash-ran.txt"] {
+            #expect(FileOwner.of(own + "/" + name) == FileOwner(uid: uid, gid: gid), "\(name) owned by the wrong user")
+        }
+        let refused = try asUser(shared)
+        #expect(refused.status == .exited(2), "\(refused.output)")
+        #expect(refused.stderr.contains("rootless podman writes files as you (uid \(uid)), but \(shared) belongs to uid 0"))
+        let cannot = try asUser("/root")
+        #expect(cannot.status == .exited(2) && cannot.stderr.contains("is not a folder") || cannot.stderr.contains("cannot write"),
+                "\(cannot.output)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: shared))?.isEmpty == true)
+    }
+
     @Test(arguments: ["docker", "podman"])
     func ctrlCStopsTheRunAndRemovesItsContainer(engine: String) throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 60)
