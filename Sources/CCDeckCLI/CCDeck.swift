@@ -24,7 +24,7 @@ struct CCDeck: ParsableCommand {
             return
         }
         try BackendsCommand.show(json: false, timeout: 3)
-        print("\nNo terminal here, so no dashboard: `ccdeck run --mode auto` runs Claude Code in the first ready engine; `ccdeck --help` lists every command.")
+        Terminal.out("\nNo terminal here, so no dashboard: `ccdeck run --mode auto` runs Claude Code in the first ready engine; `ccdeck --help` lists every command.")
     }
 }
 
@@ -54,6 +54,10 @@ public enum CCDeckCLI {
         do {
             var command = try CCDeck.parseAsRoot()
             try command.run()
+            if let failure = Terminal.outputFailure {
+                Terminal.error("cannot write to standard output: \(failure)")
+                exit(2)
+            }
         } catch let error as CLIError {
             Terminal.error(error.message)
             exit(error.code)
@@ -68,13 +72,17 @@ public enum CCDeckCLI {
             exit(2)
         } catch {
             if CCDeck.exitCode(for: error) == .success || error is ExitCode {
+                if let failure = Terminal.outputFailure {
+                    Terminal.error("cannot write to standard output: \(failure)")
+                    exit(2)
+                }
                 CCDeck.exit(withError: error)
             }
             // Argument errors: ArgumentParser's message and usage, but our exit status.
             if let nsError = error as? CocoaError {
                 Terminal.error(nsError.localizedDescription)
             } else {
-                FileHandle.standardError.write(Data((CCDeck.fullMessage(for: error) + "\n").utf8))
+                Terminal.err(CCDeck.fullMessage(for: error))
             }
             exit(2)
         }

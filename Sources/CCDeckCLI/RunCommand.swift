@@ -75,7 +75,16 @@ struct RunCommand: ParsableCommand {
 
         let wakeFD = SignalPipe.install()
         let renderer = EventRenderer()
+        // The handler runs on the driver's own thread, so it may ask that driver to stop.
+        final class DriverBox { var driver: RunDriver? }
+        let box = DriverBox()
         let driver = RunDriver(backend: backend, store: RunStore(environment: env), token: token, environment: env) { update in
+            defer {
+                // Nowhere left to show the run (`| head`, a full disk): stop it, clean up, record it.
+                if let failure = Terminal.outputFailure {
+                    box.driver?.requestStop("stopped: ccdeck could not write to its standard output (\(failure))")
+                }
+            }
             switch update {
             case .notice(let text):
                 Terminal.err("ccdeck: " + InertText.line(text))
@@ -104,17 +113,25 @@ struct RunCommand: ParsableCommand {
             }
         }
 
+        box.driver = driver
         let record: RunRecord
         do {
             record = try driver.run(request, wakeFD: wakeFD)
         } catch let failure as RunDriver.Failure {
             throw CLIError.setup(failure.description)
         }
+        if let failure = Terminal.outputFailure {
+            throw CLIError.setup("cannot write to standard output: \(failure); run \(record.id) \(record.state.rawValue), "
+                                 + "see `ccdeck runs show \(record.id)`")
+        }
         if json {
             Terminal.out(try Terminal.json(SummaryJSON(record), pretty: false))
         } else {
             RunSummary.lines(for: record).forEach(Terminal.out)
             Terminal.out("  details: ccdeck runs show \(record.id)")
+        }
+        if let failure = Terminal.outputFailure {
+            throw CLIError.setup("cannot write to standard output: \(failure); run \(record.id) \(record.state.rawValue)")
         }
         switch record.state {
         case .succeeded: return

@@ -97,7 +97,9 @@ struct RunsCommand: ParsableCommand {
             if let credentials = record.credentials { rows.append(("sandbox held", credentials.summary)) }
             if let errors = record.toolErrors, errors > 0 { rows.append(("tool errors", "\(errors)")) }
             if let adopted = record.adoptedAt { rows.append(("adopted", Terminal.localTime(adopted) + " (its first ccdeck died)")) }
-            rows += [("output", outputPath), ("prompt", record.prompt.replacingOccurrences(of: "\n", with: " "))]
+            var prompt = record.prompt.replacingOccurrences(of: "\n", with: " ")
+            if let bytes = record.promptBytes { prompt += " (\(bytes) bytes in all: \(store.promptPath(for: record.id)))" }
+            rows += [("output", outputPath), ("prompt", prompt)]
             rows.forEach { Terminal.out(($0.0 + ":").padding(toLength: 14, withPad: " ", startingAt: 0) + InertText.line($0.1)) }
             Terminal.out("")
             let parser = StreamEventParser()

@@ -30,9 +30,7 @@ public enum RunJudgement {
         guard let result else {
             var reason = "no result event"
             if let exitStatus { reason += " (agent exited with status \(exitStatus))" }
-            if let last = stderrTail.last(where: { !$0.trimmingCharactersInWhitespace.isEmpty }) {
-                reason += ": " + InertText.line(last.trimmingCharactersInWhitespace)
-            }
+            if let last = meaningfulLine(stderrTail) { reason += ": " + last }
             return RunVerdict(outcome: .failed, reason: reason)
         }
         if !result.isError && result.subtype == "success" {
@@ -52,6 +50,21 @@ public enum RunJudgement {
         }
         // A non-success subtype fails even with is_error false: the agent did not finish the task.
         return RunVerdict(outcome: .failed, reason: reason)
+    }
+}
+
+extension RunJudgement {
+    /// The line of a tool's stderr that says what went wrong, inert: the last one that reads like
+    /// an error, else the last that is not empty, not a usage line and not a pointer to `--help`
+    /// ("Run 'docker run --help' for more information").
+    public static func meaningfulLine(_ lines: [String]) -> String? {
+        let candidates = lines.map { $0.trimmingCharactersInWhitespace }.filter { line in
+            !line.isEmpty && !line.hasPrefix("Usage:")
+                && !(line.contains("--help") && (line.hasPrefix("Run '") || line.hasPrefix("See '")))
+        }
+        let errorWords = ["error", "unknown", "invalid", "no such", "not found", "denied", "failed", "cannot", "unable"]
+        let error = candidates.last { line in errorWords.contains { line.localizedCaseInsensitiveContains($0) } }
+        return (error ?? candidates.last).map { InertText.line($0) }
     }
 }
 

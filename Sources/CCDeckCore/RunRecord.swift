@@ -54,7 +54,10 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     public var sandboxID: String?
     public var workspace: String
     public var workspaceIsTemporary: Bool
+    /// The task, whole when it is short; a long one is cut here (`promptBytes` says how long it
+    /// was) and kept whole in the run's `prompt.txt`.
     public var prompt: String
+    public var promptBytes: Int?
     public var keep: Bool
     public var createdAt: Date
     public var endedAt: Date?
@@ -100,7 +103,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, mode, image, sandbox, sandboxID, workspace, workspaceIsTemporary, prompt, keep, createdAt, endedAt
+        case id, mode, image, sandbox, sandboxID, workspace, workspaceIsTemporary, prompt, promptBytes, keep, createdAt, endedAt
         case state, phases, reason, turns, costUSD, toolErrors, exitStatus, tokenSource, credentials, isolation
         case workspaceTransport, agentUser, driverPID, host, adoptedAt
         case container  // the name of `sandbox` before there were backends other than containers
@@ -118,6 +121,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         workspace = (try? c.decodeIfPresent(String.self, forKey: .workspace)) ?? ""
         workspaceIsTemporary = (try? c.decodeIfPresent(Bool.self, forKey: .workspaceIsTemporary)) ?? false
         prompt = (try? c.decodeIfPresent(String.self, forKey: .prompt)) ?? ""
+        promptBytes = (try? c.decodeIfPresent(Int.self, forKey: .promptBytes))
         keep = (try? c.decodeIfPresent(Bool.self, forKey: .keep)) ?? false
         endedAt = (try? c.decodeIfPresent(Date.self, forKey: .endedAt))
         state = (try? c.decodeIfPresent(RunState.self, forKey: .state)) ?? .unknown
@@ -147,6 +151,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         try c.encode(workspace, forKey: .workspace)
         try c.encode(workspaceIsTemporary, forKey: .workspaceIsTemporary)
         try c.encode(prompt, forKey: .prompt)
+        try c.encodeIfPresent(promptBytes, forKey: .promptBytes)
         try c.encode(keep, forKey: .keep)
         try c.encode(createdAt, forKey: .createdAt)
         try c.encodeIfPresent(endedAt, forKey: .endedAt)
@@ -165,6 +170,15 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         try c.encode(driverPID, forKey: .driverPID)
         try c.encode(host, forKey: .host)
         try c.encodeIfPresent(adoptedAt, forKey: .adoptedAt)
+    }
+
+    /// How much of a prompt a record keeps.
+    public static let promptPreviewLength = 4_000
+
+    /// The prompt as a record keeps it: whole up to the preview length, else cut with a mark.
+    public static func promptPreview(_ prompt: String) -> (text: String, cut: Bool) {
+        guard prompt.count > promptPreviewLength else { return (prompt, false) }
+        return (String(prompt.prefix(promptPreviewLength)) + "…", true)
     }
 
     public var wallTime: TimeInterval? { endedAt.map { $0.timeIntervalSince(createdAt) } }

@@ -48,6 +48,8 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     private let wakeup = NSCondition()
     private var orphanRefreshPending = false
     private var reloadPending = false
+    /// Runs of other ccdecks whose driver lock a thread waits on, to hear at once when they end.
+    private var watchedDrivers: Set<String> = []
 
     public init(environment: [String: String], options: LaunchOptions, registry: BackendRegistry = .standard) {
         self.environment = environment
@@ -86,7 +88,30 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     func loadRuns() -> [RunEntry] { entries(store.list()) }
 
     private func entries(_ records: [RunRecord]) -> [RunEntry] {
-        records.map { RunEntry(record: $0, driverGone: store.driverLost($0)) }
+        let list = records.map { RunEntry(record: $0, driverGone: store.driverLost($0)) }
+        watchOtherDrivers(list)
+        return list
+    }
+
+    /// For each live run another ccdeck drives, a thread that sleeps on its driver lock: when that
+    /// ccdeck finishes or dies the lock is let go, and the runs are read again then, not polled.
+    private func watchOtherDrivers(_ list: [RunEntry]) {
+        let live = list.filter { $0.record.state.isLive && !$0.driverGone }.map(\.record.id)
+        lock.lock()
+        let fresh = live.filter { !watchedDrivers.contains($0) && stopPipes[$0] == nil }
+        watchedDrivers.formUnion(fresh)
+        lock.unlock()
+        for id in fresh {
+            let thread = Thread { [self] in
+                store.waitForDriver(id)
+                lock.lock()
+                watchedDrivers.remove(id)
+                lock.unlock()
+                refreshOrphans(reloadRuns: true)
+            }
+            thread.stackSize = 64 << 10
+            thread.start()
+        }
     }
 
     func resolveToken() -> TokenInfo {
@@ -311,9 +336,11 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
             return
         }
         lock.unlock()
-        // Driven by another ccdeck: stop its sandbox directly; that ccdeck records the outcome.
+        // Driven by another ccdeck: say so beside the run, then stop its sandbox; that ccdeck
+        // records the outcome, as a stop.
         background { [self] in
             guard let record = try? store.load(runID) else { return }
+            store.recordStopRequest(record.id, by: "another ccdeck (a dashboard, pid \(getpid()))")
             guard let backend = backends[record.mode] else {
                 post(.notice(Notice("cannot stop \(record.id): mode \(record.mode.displayName) is not known to this ccdeck", .error)))
                 return

@@ -28,7 +28,7 @@ struct ReplayBackend: SandboxBackend {
     }
 
     func probe(timeout: TimeInterval) -> BackendStatus { BackendStatus(kind: kind, state: .ready) }
-    func prepare(_ spec: RunSpec, build: ImageBuild?, progress: (String) -> Void) throws -> Preparation {
+    func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation, progress: (String) -> Void) throws -> Preparation {
         if failPrepare { throw BackendError.refused("cannot prepare") }
         return Preparation(agentUser: "test")
     }

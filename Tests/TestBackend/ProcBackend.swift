@@ -45,7 +45,8 @@ public struct ProcBackend: SandboxBackend {
         return BackendStatus(kind: kind, state: .ready, clientVersion: "1", detail: "test backend", executable: agent)
     }
 
-    public func prepare(_ spec: RunSpec, build: ImageBuild?, progress: (String) -> Void) throws -> Preparation {
+    public func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation,
+                        progress: (String) -> Void) throws -> Preparation {
         guard probe(timeout: 1).state == .ready else { throw BackendError.unavailable(kind, probe(timeout: 1).detail) }
         return Preparation(agentUser: "uid \(geteuid()) (the host process's user)")
     }

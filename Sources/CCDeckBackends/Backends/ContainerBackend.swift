@@ -53,11 +53,15 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
 
     // MARK: prepare
 
-    public func prepare(_ spec: RunSpec, build: ImageBuild?, progress: (String) -> Void) throws -> Preparation {
+    public func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation,
+                        progress: (String) -> Void) throws -> Preparation {
+        if spec.workspace.contains(",") && spec.workspace.contains(":") {
+            throw BackendError.refused("\(InertText.line(spec.workspace)): \(executable) cannot mount a path holding both ',' and ':'")
+        }
         let rootless = geteuid() != 0 && isRootless()
         var plan = try Self.userPlan(engine: engine, rootless: rootless, owner: spec.workspaceOwner,
                                      invoker: FileOwner(uid: geteuid(), gid: getegid()), workspace: spec.workspace)
-        plan.builtImage = try ensureImage(spec.image, buildIfMissing: build, progress: progress)
+        plan.builtImage = try ensureImage(spec.image, buildIfMissing: build, cancel: cancel, progress: progress)
         return plan
     }
 
@@ -108,7 +112,8 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
 
     /// Makes sure `image` is there, building it from `buildIfMissing` when it is not.
     /// Returns true when it had to build.
-    public func ensureImage(_ image: String, buildIfMissing: ImageBuild?, progress: (String) -> Void) throws -> Bool {
+    public func ensureImage(_ image: String, buildIfMissing: ImageBuild?, cancel: Cancellation = Cancellation(fd: nil),
+                            progress: (String) -> Void) throws -> Bool {
         let inspect = try query(["image", "inspect", "--format", "{{.Id}}", image], what: "\(executable) image inspect")
         if inspect.status.succeeded { return false }
         let why = inspect.stderrSummary
@@ -121,12 +126,17 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
                                              "not found in \(executable); build it or pick another with --image")
         }
         progress("image \(image) not found in \(executable): building it (first time only)")
-        try self.build(image: image, build, progress: progress)
+        try self.build(image: image, build, cancel: cancel, progress: progress)
         return true
     }
 
-    /// `docker build -t IMAGE` from a Dockerfile; its output goes to `progress` line by line.
     public func build(image: String, _ build: ImageBuild, progress: (String) -> Void) throws {
+        try self.build(image: image, build, cancel: Cancellation(fd: nil), progress: progress)
+    }
+
+    /// `docker build -t IMAGE` from a Dockerfile; its output goes to `progress` line by line. A stop
+    /// asked meanwhile ends the build at once (the client's exit cancels it in the daemon).
+    public func build(image: String, _ build: ImageBuild, cancel: Cancellation, progress: (String) -> Void) throws {
         let fm = FileManager.default
         // The Dockerfile goes in a private temporary folder, never into the user's context folder.
         let scratch = fm.temporaryDirectory.appendingPathComponent("ccdeck-build-\(UUID().uuidString.prefix(8))").path
@@ -138,13 +148,18 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         let child = try ChildProcess.spawn(Command(executable, ["build", "-t", image, "-f", dockerfilePath, context],
                                                    environment: environment))
         var tail: [String] = []
-        let status = ProcessRunner.stream(child, onStdoutLine: { line in
+        let status = ProcessRunner.stream(child, wakeFD: cancel.isRequested ? nil : cancel.fd, onStdoutLine: { line in
             progress(InertText.line(String(decoding: line, as: UTF8.self)))
         }, onStderrLine: { line in
             let text = InertText.line(String(decoding: line, as: UTF8.self))
             tail = Array((tail + [text]).suffix(5))
             progress(text)
+        }, onWake: {
+            cancel.check()
+            cancel.markRequested()
+            child.signal(SIGTERM)
         })
+        if cancel.isRequested { throw BackendError.cancelled }
         guard status.succeeded else {
             throw BackendError.commandFailed("\(executable) build", tail.last ?? "\(status)")
         }
@@ -157,7 +172,11 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     public func runArguments(_ spec: RunSpec, preparation: Preparation) -> [String] {
         var args = ["run", "-i", "--name", spec.sandboxName]
         for (k, v) in spec.mark.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(k)=\(v)"] }
-        args += ["-v", "\(spec.workspace):/workspace", "-w", "/workspace"]
+        // `-v` splits on ':', `--mount` on ',': a path with a ':' goes by `--mount` (prepare refuses both).
+        args += spec.workspace.contains(":")
+            ? ["--mount", "type=bind,source=\(spec.workspace),target=/workspace"]
+            : ["-v", "\(spec.workspace):/workspace"]
+        args += ["-w", "/workspace"]
         args += preparation.userArguments
         if let token = spec.token { args += ["-e", token.name] }  // by name: the value never enters argv
         for name in spec.passEnvironment where name != spec.token?.name { args += ["-e", name] }
@@ -175,10 +194,13 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         return AgentLaunch(process: child)
     }
 
+    /// True once the container is stopped. "No such container" is false: a stop asked while the
+    /// engine is still creating it must be asked again, not taken as done.
     public func stop(_ sandbox: SandboxRef) -> Bool {
         guard let out = try? query(["kill", sandbox.name], what: "\(executable) kill") else { return false }
-        return out.status.succeeded || out.stderrSummary.localizedCaseInsensitiveContains("no such")
-            || out.stderrSummary.localizedCaseInsensitiveContains("not running")
+        let why = out.stderrSummary
+        return out.status.succeeded || why.localizedCaseInsensitiveContains("not running")
+            || why.localizedCaseInsensitiveContains("state improper")  // podman: "can only kill running containers"
     }
 
     public func outcome(_ sandbox: SandboxRef) -> SandboxOutcome? {
@@ -231,6 +253,14 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
             ? ["events", "--filter", filter, "--filter", "type=container", "--format", "{{json .}}"]
             : ["events", "--filter", filter, "--format", "json"]
         return Command(executable, args, environment: environment)
+    }
+
+    /// Exit 125 is the engine's own: it refused the arguments or could not create the container.
+    /// Its real error is the line it printed, not the "--help" hint that follows it.
+    public func startFailure(exitCode: Int32, stderr: [String]) -> String? {
+        guard exitCode == 125 else { return nil }
+        let line = RunJudgement.meaningfulLine(stderr) ?? "exit status 125"
+        return "\(executable) refused to start the container: \(line)"
     }
 
     /// `logs -f`: the container's whole stdout from its start, then what follows, until it ends.

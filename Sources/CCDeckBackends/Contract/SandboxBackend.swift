@@ -23,7 +23,10 @@ public protocol SandboxBackend: Sendable {
     /// Gets everything ready that must exist before the sandbox starts: the image (built from
     /// `build` when missing and given), and a workspace the agent can write. Throws a
     /// `BackendError` whose description is one line a user can act on.
-    func prepare(_ spec: RunSpec, build: ImageBuild?, progress: (String) -> Void) throws -> Preparation
+    ///
+    /// A stop asked meanwhile (`cancel`) ends long work at once (an image build) and throws
+    /// `BackendError.cancelled`.
+    func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation, progress: (String) -> Void) throws -> Preparation
 
     /// Starts the agent. Its stdout carries the stream-json events; the prompt is written to its
     /// stdin by the caller (never in argv); the token travels as `traits.tokenDelivery` says.
@@ -55,9 +58,15 @@ public protocol SandboxBackend: Sendable {
     /// stderr), following it until the agent ends: how a run whose ccdeck died is adopted.
     /// nil: the backend cannot re-read a run's output.
     func outputCommand(_ sandbox: SandboxRef) -> Command?
+
+    /// When the agent's process ended before saying anything: whether that was the backend
+    /// refusing to start it (bad arguments, a missing runtime), and its own error line if so.
+    /// Such a run is a setup error (exit 2), not a failed run.
+    func startFailure(exitCode: Int32, stderr: [String]) -> String?
 }
 
 extension SandboxBackend {
+    public func startFailure(exitCode: Int32, stderr: [String]) -> String? { nil }
     public func attachCommand(_ sandbox: SandboxRef) -> Command? { nil }
     public func eventsCommand(store: String) -> Command? { nil }
     public func outputCommand(_ sandbox: SandboxRef) -> Command? { nil }
@@ -285,6 +294,31 @@ public struct SandboxResource: Sendable, Equatable {
     }
 }
 
+/// A stop asked for a run, at any moment of its life: a descriptor that becomes readable (a
+/// signal self-pipe, the dashboard's stop pipe) and what was already read from it.
+public final class Cancellation: @unchecked Sendable {
+    public let fd: Int32?
+    public private(set) var isRequested = false
+
+    public init(fd: Int32?) { self.fd = fd }
+
+    /// Without waiting: has a stop been asked? Reading the descriptor drains it, so the answer is kept.
+    @discardableResult
+    public func check() -> Bool {
+        if isRequested { return true }
+        guard let fd else { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        if poll(&p, 1, 0) > 0 {
+            var buffer = [UInt8](repeating: 0, count: 64)
+            _ = read(fd, &buffer, buffer.count)
+            isRequested = true
+        }
+        return isRequested
+    }
+
+    public func markRequested() { isRequested = true }
+}
+
 /// How to build the runner image when it is missing.
 public struct ImageBuild: Sendable {
     public var dockerfile: String
@@ -304,6 +338,8 @@ public enum BackendError: Error, CustomStringConvertible, Equatable {
     case timedOut(String, TimeInterval)
     /// The run cannot work as asked: the reason and what to do about it.
     case refused(String)
+    /// A stop was asked before the sandbox started.
+    case cancelled
 
     public var description: String {
         switch self {
@@ -314,6 +350,7 @@ public enum BackendError: Error, CustomStringConvertible, Equatable {
         case .commandFailed(let what, let why): return "\(what) failed: \(why)"
         case .timedOut(let what, let t): return "\(what) did not answer within \(Int(t))s"
         case .refused(let why): return why
+        case .cancelled: return "stopped by the user before it started"
         }
     }
 }
@@ -322,7 +359,8 @@ public enum BackendError: Error, CustomStringConvertible, Equatable {
 protocol ProbeOnlyBackend: SandboxBackend {}
 
 extension ProbeOnlyBackend {
-    public func prepare(_ spec: RunSpec, build: ImageBuild?, progress: (String) -> Void) throws -> Preparation {
+    public func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation,
+                        progress: (String) -> Void) throws -> Preparation {
         throw BackendError.notImplemented(kind)
     }
     public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {

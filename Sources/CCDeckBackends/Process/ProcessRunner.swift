@@ -86,7 +86,9 @@ public enum ProcessRunner {
                               onStdoutLine: (Data) -> Void,
                               onStderrLine: (Data) -> Void = { _ in },
                               onWake: () -> Void = {},
-                              onBurstEnd: () -> Void = {}) -> ExitStatus {
+                              onBurstEnd: () -> Void = {},
+                              timeout: () -> TimeInterval? = { nil },
+                              onTimeout: () -> Void = {}) -> ExitStatus {
         var splitters: [Int32: LineSplitter] = [:]
         if child.stdoutFD >= 0 { splitters[child.stdoutFD] = LineSplitter(maxLineBytes: maxLineBytes) }
         if child.stderrFD >= 0 { splitters[child.stderrFD] = LineSplitter(maxLineBytes: maxLineBytes) }
@@ -102,9 +104,16 @@ public enum ProcessRunner {
             var fds = splitters.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if child.stdinFD >= 0 { fds.append(pollfd(fd: child.stdinFD, events: Int16(POLLOUT), revents: 0)) }
             if let wakeFD { fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)) }
-            if poll(&fds, nfds_t(fds.count), -1) < 0 {
+            // No timer unless the caller has something to do at a time (a stop to retry).
+            let wait = timeout().map { Int32(max(0, min($0, 60)) * 1000) } ?? -1
+            let ready = poll(&fds, nfds_t(fds.count), wait)
+            if ready < 0 {
                 if errno == EINTR { continue }
                 break
+            }
+            if ready == 0 {
+                onTimeout()
+                continue
             }
             for p in fds where p.revents != 0 {
                 if p.fd == wakeFD {

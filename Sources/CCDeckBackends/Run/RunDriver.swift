@@ -66,9 +66,17 @@ public final class RunDriver {
         }
     }
 
+    /// A stop is asked again this often until the sandbox is down…
+    public static let stopRetryInterval: TimeInterval = 1
+    /// …and after this long ccdeck kills the backend's client and removes the sandbox itself.
+    public static let stopDeadline: TimeInterval = 10
+
     let backend: any SandboxBackend
     let store: RunStore
     let token: Token?
+    /// A stop asked by ccdeck itself (its output closed, its disk full), with why; read by the
+    /// streaming loop on the same thread.
+    private var pendingStop: String?
     let environment: [String: String]
     let redactor: SecretRedactor
     let onUpdate: (Update) -> Void
@@ -86,7 +94,14 @@ public final class RunDriver {
         self.onUpdate = onUpdate
     }
 
-    /// Runs to the end. `wakeFD` becomes readable when the user wants the run stopped.
+    /// Stops the run in progress, for `reason`. For the thread that drives the run (its update
+    /// handler), e.g. when ccdeck can no longer print what the run does.
+    public func requestStop(_ reason: String) {
+        if pendingStop == nil { pendingStop = reason }
+    }
+
+    /// Runs to the end. `wakeFD` becomes readable when the user wants the run stopped, at any
+    /// moment: before the sandbox exists, while its image builds, or while the agent works.
     public func run(_ request: RunRequest, wakeFD: Int32? = nil) throws -> RunRecord {
         if let problem = RunRequest.problem(with: request.prompt) { throw Failure.setup(problem, record: nil) }
         let traits = backend.traits
@@ -97,11 +112,13 @@ public final class RunDriver {
         let start = clock()
         let id = RunRecord.newID(at: start)
         let workspace = request.workspace ?? store.workspacePath(for: id)
+        let preview = RunRecord.promptPreview(request.prompt)
         var record = RunRecord(id: id, mode: backend.kind, image: traits.usesImage ? request.image : "", sandbox: "ccdeck-\(id)",
                                workspace: workspace, workspaceIsTemporary: request.workspace == nil,
-                               prompt: request.prompt, keep: request.keep, createdAt: start,
+                               prompt: preview.text, keep: request.keep, createdAt: start,
                                driverPID: getpid(), host: ProcessInfo.processInfo.hostName,
                                tokenSource: delivery == .hostProxy ? nil : token?.source.description)
+        record.promptBytes = preview.cut ? request.prompt.utf8.count : nil
         record.isolation = traits.isolation
         record.workspaceTransport = traits.workspace
         record.credentials = CredentialRecord(
@@ -111,6 +128,18 @@ public final class RunDriver {
             throw Failure.setup("cannot create the run under \(store.runsDirectory): \(Self.words(error))", record: nil)
         }
         defer { lock.release() }
+        if preview.cut {
+            // A long prompt is kept whole beside the record, not in it: listings stay light.
+            let saved = FileManager.default.createFile(atPath: store.promptPath(for: id), contents: Data(request.prompt.utf8),
+                                                       attributes: [.posixPermissions: 0o600])
+            if !saved {
+                record.state = .failed
+                record.reason = "cannot write the prompt to \(store.promptPath(for: id))"
+                record.endedAt = clock()
+                try? store.save(record)
+                throw Failure.setup(record.reason!, record: record)
+            }
+        }
         onUpdate(.created(record))
 
         func fail(_ why: String) -> Failure {
@@ -137,20 +166,34 @@ public final class RunDriver {
             throw fail("cannot write the run's output under \(store.directory(for: id)): \(Self.words(error))")
         }
 
+        let cancel = Cancellation(fd: wakeFD)
+        if cancel.check() {
+            sinks.releaseReserve()
+            return stoppedBeforeStart(&record)
+        }
         let preparation: Preparation
         do {
-            preparation = try backend.prepare(spec, build: request.buildIfMissing) { onUpdate(.notice($0)) }
+            preparation = try backend.prepare(spec, build: request.buildIfMissing, cancel: cancel) { onUpdate(.notice($0)) }
+        } catch BackendError.cancelled {
+            sinks.releaseReserve()
+            return stoppedBeforeStart(&record)
         } catch {
+            sinks.releaseReserve()
             throw fail("\(error)")
         }
         if preparation.builtImage { onUpdate(.notice("image \(request.image) built")) }
         record.agentUser = preparation.agentUser
         record.phases.imageReady = clock()
+        if cancel.check() {
+            sinks.releaseReserve()
+            return stoppedBeforeStart(&record)
+        }
 
         let launch: AgentLaunch
         do { launch = try backend.start(spec, preparation: preparation) } catch {
             // Whatever got as far as existing goes again.
             if !request.keep { try? backend.remove(ref) }
+            sinks.releaseReserve()
             throw fail("\(error)")
         }
         record.state = .running
@@ -159,8 +202,24 @@ public final class RunDriver {
         onUpdate(.started(record))
 
         let followed = follow(launch.process, input: Data(request.prompt.utf8), sinks: sinks, ref: SandboxRef(record),
-                              skip: (0, 0), wakeFD: wakeFD)
+                              skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id))
+        if sinks.ingest.progress.firstEventAt == nil, !followed.stopped, let code = followed.status?.code,
+           let why = backend.startFailure(exitCode: code, stderr: followed.stderrTail) {
+            // The backend refused to start it: a setup error with the backend's own words.
+            if !request.keep { _ = removeWithRetry(SandboxRef(record), noun: traits.resourceNoun) }
+            sinks.releaseReserve()
+            throw fail(why)
+        }
         return finish(&record, followed: followed, sinks: sinks)
+    }
+
+    /// A stop asked before the sandbox started: nothing was started, nothing is left.
+    private func stoppedBeforeStart(_ record: inout RunRecord) -> RunRecord {
+        record.state = .stopped
+        record.reason = "stopped by the user before it started"
+        record.endedAt = clock()
+        try? store.save(record)
+        return record
     }
 
     /// Takes over a run whose ccdeck died: re-reads its output from the backend (the lines
@@ -192,7 +251,8 @@ public final class RunDriver {
             return finish(&record, followed: Followed(status: nil, stopped: false, stderrTail: ["\(record.mode.displayName) cannot re-read a run's output"]),
                           sinks: sinks)
         }
-        let followed = follow(child, input: nil, sinks: sinks, ref: SandboxRef(record), skip: stored, wakeFD: wakeFD)
+        let followed = follow(child, input: nil, sinks: sinks, ref: SandboxRef(record), skip: stored,
+                              cancel: Cancellation(fd: wakeFD), runDirectory: store.directory(for: record.id))
         return finish(&record, followed: followed, sinks: sinks)
     }
 
@@ -205,11 +265,24 @@ public final class RunDriver {
         let redactor: SecretRedactor
         var stderrTail: [String] = []
 
+        /// Room held back for the final record: a disk that fills up mid-run still takes it.
+        let reservePath: String
+
         init(store: RunStore, id: String, redactor: SecretRedactor) throws {
             ingest = try RunIngest(outputPath: store.outputPath(for: id), redactor: redactor)
             stderrLog = try AppendLog(path: store.stderrPath(for: id))
             self.redactor = redactor
+            reservePath = store.directory(for: id) + "/.reserve"
+            guard FileManager.default.createFile(atPath: reservePath, contents: Data(count: 256 << 10)) else {
+                throw RunStoreError.unreadable(store.directory(for: id), "no room left for the run's record")
+            }
         }
+
+        /// Gives the held-back room to the final record.
+        func releaseReserve() { unlink(reservePath) }
+
+        /// A write that failed (disk full, folder gone), in words naming the file.
+        var failure: String? { ingest.writeFailure ?? stderrLog.failure }
 
         func replay(_ path: String, at date: Date) {
             guard let data = FileManager.default.contents(atPath: path) else { return }
@@ -221,15 +294,53 @@ public final class RunDriver {
         var status: ExitStatus?
         var stopped: Bool
         var stderrTail: [String]
+        /// Why the run was stopped, when it was.
+        var stopReason: String?
+        /// The backend did not stop it in time: ccdeck killed its client (and removal took it down).
+        var forced = false
     }
 
-    /// Streams the agent's lines into the sinks until it ends; a wake asks the backend to stop it.
-    /// `skip` lines of stdout and stderr are already stored (an adopted run's output re-read from the start).
+    /// Streams the agent's lines into the sinks until it ends. A stop (the user's, or ccdeck's own
+    /// when it can no longer write) asks the backend to stop the sandbox, again every
+    /// `stopRetryInterval` until it is down, and past `stopDeadline` (or at a second request)
+    /// kills the backend's client so the run ends; the sandbox's removal then takes it down.
+    /// `skip` lines of stdout and stderr are already stored (an adopted run's output re-read).
     private func follow(_ process: ChildProcess, input: Data?, sinks: Sinks, ref: SandboxRef, skip: (Int, Int),
-                        wakeFD: Int32?) -> Followed {
-        var stopped = false
+                        cancel: Cancellation, runDirectory: String) -> Followed {
         var (skipOut, skipErr) = skip
-        let status = ProcessRunner.stream(process, input: input, wakeFD: wakeFD, onStdoutLine: { [self] line in
+        var stopReason: String?
+        var stopAskedAt: Date?
+        var stopDone = false
+        var forced = false
+        var lastCheck = Date.distantPast
+
+        func askToStop() {
+            stopDone = backend.stop(ref) || stopDone
+        }
+        func beginStop(_ reason: String) {
+            guard stopReason == nil else {
+                // Asked twice: no more waiting for the backend.
+                if !forced { forced = true; process.signal(SIGKILL) }
+                return
+            }
+            stopReason = reason
+            stopAskedAt = Date()
+            onUpdate(.notice("stopping run \(ref.runID)…"))
+            askToStop()
+        }
+        func checkOwnTrouble() {
+            if let reason = sinks.failure ?? pendingStop { pendingStop = nil; if stopReason == nil { beginStop(reason) } }
+            // A run folder deleted under a live run: stop rather than write into nowhere (checked once a second).
+            let now = Date()
+            if stopReason == nil, now.timeIntervalSince(lastCheck) >= 1 {
+                lastCheck = now
+                if access(runDirectory, F_OK) != 0 { beginStop("the run's folder \(runDirectory) was deleted") }
+            }
+        }
+        if cancel.isRequested { beginStop("stopped by the user") }
+
+        let status = ProcessRunner.stream(process, input: input, wakeFD: cancel.isRequested ? nil : cancel.fd,
+                                          onStdoutLine: { [self] line in
             if skipOut > 0 { skipOut -= 1; return }
             let (event, stored) = sinks.ingest.ingest(line, at: clock())
             onUpdate(.event(event, raw: stored))
@@ -240,19 +351,28 @@ public final class RunDriver {
             let text = InertText.line(String(decoding: raw, as: UTF8.self))
             sinks.stderrTail = Array((sinks.stderrTail + [text]).suffix(20))
             onUpdate(.stderr(text))
-        }, onWake: { [self] in
+        }, onWake: {
             sinks.ingest.flush()
-            guard !stopped else { return }
-            stopped = true
-            onUpdate(.notice("stopping run \(ref.runID)…"))
-            backend.stop(ref)
+            beginStop("stopped by the user")
         }, onBurstEnd: {
             sinks.ingest.flush()
             sinks.stderrLog.flush()
+            checkOwnTrouble()
+        }, timeout: {
+            stopAskedAt == nil || forced ? nil : Self.stopRetryInterval
+        }, onTimeout: {
+            guard let asked = stopAskedAt, !forced else { return }
+            if Date().timeIntervalSince(asked) >= Self.stopDeadline {
+                forced = true
+                process.signal(SIGKILL)
+            } else if !stopDone {
+                askToStop()
+            }
         })
         sinks.ingest.flush()
         sinks.stderrLog.flush()
-        return Followed(status: status, stopped: stopped, stderrTail: sinks.stderrTail)
+        return Followed(status: status, stopped: stopReason != nil, stderrTail: sinks.stderrTail, stopReason: stopReason,
+                        forced: forced)
     }
 
     /// Reads how the sandbox ended, judges the run by its `result` event, removes the sandbox
@@ -273,14 +393,31 @@ public final class RunDriver {
         if record.adoptedAt != nil && outcome == nil && progress.result == nil && !followed.stopped {
             verdict.reason = "the \(backend.traits.resourceNoun) is gone, and the output after ccdeck died with it"
         }
+        let noun = backend.traits.resourceNoun
+        var followed = followed
+        if followed.stopReason == nil, let who = store.stopRequest(record.id) {
+            // Another ccdeck stopped the sandbox: a stop, not a failure.
+            followed.stopReason = "stopped from \(who)"
+            followed.stopped = true
+            verdict = RunVerdict(outcome: .stopped, reason: followed.stopReason!)
+        }
+        if let why = followed.stopReason {
+            verdict.reason = why
+            if followed.forced {
+                verdict.reason += "; \(record.mode.displayName) did not stop the \(noun) within \(Int(Self.stopDeadline))s, "
+                    + "so ccdeck ended its client and removed it"
+            }
+        }
+        var removed = true
+        if !record.keep || followed.forced {
+            removed = removeWithRetry(ref, noun: noun)
+        }
+        if !removed { verdict.reason += "; the \(noun) could not be removed and is listed as a leftover" }
         record.state = RunState(verdict.outcome)
         record.reason = redactor.redact(verdict.reason)
-
-        if !record.keep {
-            removeWithRetry(ref, noun: backend.traits.resourceNoun)
-        }
         record.phases.cleanupDone = clock()
         record.endedAt = record.phases.cleanupDone
+        sinks.releaseReserve()
         do { try store.save(record) } catch {
             onUpdate(.notice("could not save the record of run \(record.id): \(Self.words(error))"))
         }
@@ -288,11 +425,11 @@ public final class RunDriver {
     }
 
     /// Removal is retried once: a sandbox left behind shows as a leftover, never silently forgotten.
-    private func removeWithRetry(_ ref: SandboxRef, noun: String) {
+    private func removeWithRetry(_ ref: SandboxRef, noun: String) -> Bool {
         for attempt in 1...2 {
             do {
                 try backend.remove(ref)
-                return
+                return true
             } catch {
                 if attempt == 2 {
                     onUpdate(.notice("could not remove \(noun) \(ref.name): \(redactor.redact("\(error)")) "
@@ -300,6 +437,7 @@ public final class RunDriver {
                 }
             }
         }
+        return false
     }
 
     func makeSpec(record: RunRecord, request: RunRequest, owner: FileOwner) -> RunSpec {

@@ -14,6 +14,9 @@ public final class RunIngest {
         self.output = try AppendLog(path: outputPath)
     }
 
+    /// The first write to `output.jsonl` that failed, in words naming the file.
+    public var writeFailure: String? { output.failure }
+
     /// Writes what is buffered: call it when the current burst of lines is over.
     public func flush() { output.flush() }
 

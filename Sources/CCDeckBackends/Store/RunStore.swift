@@ -14,7 +14,7 @@ public enum RunStoreError: Error, CustomStringConvertible, Equatable {
         case .notFound(let id): return "no run with id \(InertText.line(id)) (see `ccdeck runs ls`)"
         case .ambiguous(let id, let matches):
             return "\(InertText.line(id)) matches several runs: \(matches.prefix(5).joined(separator: ", "))"
-        case .unreadable(let path, let why): return "cannot read \(path): \(why)"
+        case .unreadable(let path, let why): return "cannot use \(path): \(why)"
         }
     }
 }
@@ -51,12 +51,15 @@ public struct RunStore: Sendable {
     public func outputPath(for id: String) -> String { directory(for: id) + "/output.jsonl" }
     public func stderrPath(for id: String) -> String { directory(for: id) + "/stderr.log" }
     public func workspacePath(for id: String) -> String { directory(for: id) + "/workspace" }
+    /// The whole prompt, when the record keeps only its beginning.
+    public func promptPath(for id: String) -> String { directory(for: id) + "/prompt.txt" }
     /// Held (flock) by whichever ccdeck drives the run, for as long as it does.
     public func driverLockPath(for id: String) -> String { directory(for: id) + "/driver.lock" }
 
     /// Creates the run's directory (private to the user), takes the driver's lock and writes the
     /// first record. The lock comes first, so no reader ever sees a live record without a driver.
     public func create(_ record: RunRecord) throws -> DriverLock {
+        try checkRoom()
         try FileManager.default.createDirectory(atPath: runsDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         try FileManager.default.createDirectory(atPath: directory(for: record.id), withIntermediateDirectories: false,
@@ -66,6 +69,56 @@ public struct RunStore: Sendable {
         }
         try save(record)
         return lock
+    }
+
+    /// The least free space a run starts with: its record, and room for its first output.
+    public static let minimumFreeBytes: UInt64 = 16 << 20
+
+    /// Says in words what stops runs being stored here: a part of the path that is a file, or a
+    /// disk without room.
+    public func checkRoom() throws {
+        var path = runsDirectory
+        var isDir: ObjCBool = false
+        while !FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            let parent = (path as NSString).deletingLastPathComponent
+            if parent == path || parent.isEmpty { break }
+            path = parent
+        }
+        guard isDir.boolValue else {
+            throw RunStoreError.unreadable(InertText.line(path), "it is a file, not a folder (check XDG_STATE_HOME)")
+        }
+        var fs = statvfs()
+        if statvfs(path, &fs) == 0, fs.f_blocks > 0 {  // pseudo file systems (/proc) have no blocks to count
+            let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+            if free < Self.minimumFreeBytes {
+                throw RunStoreError.unreadable(InertText.line(path), "the disk holding it is full "
+                    + "(\(free >> 10) KiB free, runs need at least \(Self.minimumFreeBytes >> 20) MiB)")
+            }
+        }
+    }
+
+    /// Left by a ccdeck that stops a run it does not drive, so the driving one records a stop,
+    /// not a failure, when its sandbox goes down.
+    public func stopRequestPath(for id: String) -> String { directory(for: id) + "/stop-requested" }
+
+    public func recordStopRequest(_ id: String, by who: String) {
+        guard Self.isSafeID(id) else { return }
+        FileManager.default.createFile(atPath: stopRequestPath(for: id), contents: Data(who.utf8),
+                                       attributes: [.posixPermissions: 0o600])
+    }
+
+    public func stopRequest(_ id: String) -> String? {
+        FileManager.default.contents(atPath: stopRequestPath(for: id)).map { InertText.line(String(decoding: $0, as: UTF8.self)) }
+    }
+
+    /// Blocks until whoever drives the run lets go of it (it finished, or it died): how a
+    /// dashboard hears of another ccdeck's run ending without asking again and again.
+    public func waitForDriver(_ id: String) {
+        guard Self.isSafeID(id) else { return }
+        let fd = open(driverLockPath(for: id), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        while flock(fd, LOCK_SH) != 0 && errno == EINTR {}
+        close(fd)
     }
 
     /// Takes over driving a run whose driver is gone; nil when another ccdeck holds it.
@@ -218,10 +271,14 @@ public final class DriverLock: @unchecked Sendable {
 /// buffer fills: one `write` per burst, and nothing waits in memory longer than the burst.
 final class AppendLog {
     private let fd: Int32
+    private let path: String
     private var buffer: [UInt8] = []
     private let limit = 1 << 16
+    /// The first write that failed, in words naming the file (a full disk, a removed folder).
+    private(set) var failure: String?
 
     init(path: String) throws {
+        self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RunStoreError.unreadable(path, String(cString: strerror(errno))) }
         buffer.reserveCapacity(limit)
@@ -253,7 +310,15 @@ final class AppendLog {
             var offset = 0
             while offset < raw.count {
                 let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue } else { return } }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if failure == nil {
+                        let folder = (path as NSString).deletingLastPathComponent
+                        failure = "cannot write \(path): \(String(cString: strerror(errno)))"
+                            + (errno == ENOSPC || errno == EDQUOT ? " (the disk holding \(folder) is full)" : "")
+                    }
+                    return
+                }
                 offset += n
             }
         }
