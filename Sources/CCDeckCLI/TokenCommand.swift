@@ -48,6 +48,8 @@ struct TokenCommand: ParsableCommand {
                 let left = status.timeLeft ?? 0
                 let when = left > 0 ? "in \(TokenStatus.format(duration: left))" : "\(TokenStatus.format(duration: -left)) ago"
                 rows.append(("expires", "\(Terminal.localTime(expiresAt)) (\(when))"))
+            } else if !token.warnings.isEmpty {
+                rows.append(("expires", "unknown (see the warning below)"))
             } else {
                 rows.append(("expires", "unknown (a token outside the credentials file carries no expiry)"))
             }
@@ -109,7 +111,7 @@ struct TokenCommand: ParsableCommand {
             source = t.source.description
             variable = t.kind.environmentVariable
             expiresAt = t.expiresAt
-            secondsLeft = status.timeLeft.map { Int($0) }
+            secondsLeft = status.timeLeft.flatMap { $0.rounded(.towardZero).wholeNumber(in: -(1 << 53)...(1 << 53)) }
             urgency = status.urgency.rawValue
             subscriptionType = t.subscriptionType
             scopes = t.scopes

@@ -105,6 +105,10 @@ public struct Dotenv: Sendable, Equatable {
                 }
                 parsed = String(value[..<end]).trimmingTrailingBlanks
             }
+            // An environment variable ends at its first NUL: the token would arrive cut short.
+            guard !parsed.unicodeScalars.contains("\0") else {
+                throw ParseError(line: lineNumber, problem: "the value holds a NUL byte, which no environment variable can carry")
+            }
             if values[key] == nil { keys.append(key) }
             values[key] = parsed
         }

@@ -16,7 +16,7 @@ public enum EngineOutput {
     /// part is printed even when the daemon is down (with `"Server": null`).
     public static func parseVersion(_ text: String) -> Versions? {
         guard let start = text.firstIndex(of: "{"),
-              let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text[start...].utf8)) else { return nil }
+              let value = JSONValue.parse(Data(text[start...].utf8)) else { return nil }
         return Versions(client: value["Client"]?["Version"]?.stringValue,
                         server: value["Server"]?["Version"]?.stringValue)
     }
@@ -43,13 +43,13 @@ public enum EngineOutput {
     public static func parseContainers(_ text: String) -> [Container] {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.hasPrefix("[") {
-            guard case .array(let items)? = try? JSONDecoder().decode(JSONValue.self, from: Data(trimmed.utf8)) else {
+            guard case .array(let items)? = JSONValue.parse(Data(trimmed.utf8)) else {
                 return []
             }
             return items.compactMap(container(from:))
         }
         return trimmed.lineSlices.compactMap { line in
-            (try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8))).flatMap(container(from:))
+            JSONValue.parse(Data(line.utf8)).flatMap(container(from:))
         }
     }
 
@@ -69,12 +69,17 @@ public enum EngineOutput {
         }
         var created: Date?
         switch v["Created"] ?? v["CreatedAt"] {
-        case .number(let n)?: created = Date(timeIntervalSince1970: n)
-        case .string(let s)?: created = parseDockerDate(s)
+        case .number(let n)? where plausibleSeconds.contains(n): created = Date(timeIntervalSince1970: n)
+        case .string(let s)?: created = parseDockerDate(s).flatMap(plausible)
         default: break
         }
         return Container(id: id, name: name, state: v["State"]?.stringValue ?? "", labels: labels, createdAt: created)
     }
+
+    /// Engine instants outside 1970...2200 (in seconds) are not real: Docker prints year 1 for "never".
+    static let plausibleSeconds: ClosedRange<TimeInterval> = 0...7_258_118_400
+
+    static func plausible(_ date: Date) -> Date? { plausibleSeconds.contains(date.timeIntervalSince1970) ? date : nil }
 
     /// Docker's `a=b,c=d` label list. Values may contain `=`; commas inside values cannot be told apart.
     public static func parseLabelList(_ s: String) -> [String: String] {
@@ -119,14 +124,13 @@ public enum EngineOutput {
 
     /// `docker inspect NAME` / `podman inspect NAME`: a JSON array of one object.
     public static func parseInspectState(_ text: String) -> ContainerState? {
-        guard case .array(let items)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)),
-              let state = items.first?["State"] else { return nil }
-        var exit: Int32?
-        if case .number(let n)? = state["ExitCode"], n.isFinite, abs(n) < 1e9 { exit = Int32(n) }
+        guard case .array(let items)? = JSONValue.parse(Data(text.utf8)), let state = items.first?["State"] else { return nil }
+        // A process's exit status is 0...255: anything else (1e40, -1, 1.5, "0") is no status at all.
+        let exit = state["ExitCode"]?.wholeNumber(in: 0...255).map(Int32.init)
         var running = false
         if case .bool(let b)? = state["Running"] { running = b }
-        return ContainerState(startedAt: state["StartedAt"]?.stringValue.flatMap(parseRFC3339),
-                              finishedAt: state["FinishedAt"]?.stringValue.flatMap(parseRFC3339),
+        return ContainerState(startedAt: state["StartedAt"]?.stringValue.flatMap(parseRFC3339).flatMap(plausible),
+                              finishedAt: state["FinishedAt"]?.stringValue.flatMap(parseRFC3339).flatMap(plausible),
                               exitCode: exit, running: running)
     }
 }

@@ -149,9 +149,10 @@ struct JSONScanner {
         return try number()
     }
 
-    mutating func intIfPresent() throws(Malformed) -> Int? {
-        guard let d = try numberIfPresent(), d.rounded() == d, abs(d) < 1e15 else { return nil }
-        return Int(d)
+    /// A whole number within `range` if the next value is one; fractions, infinities, numbers out of
+    /// range and other types are skipped and give nil (never a trap: these numbers come from outside).
+    mutating func intIfPresent(in range: ClosedRange<Int>) throws(Malformed) -> Int? {
+        try numberIfPresent()?.wholeNumber(in: range)
     }
 
     mutating func boolIfPresent() throws(Malformed) -> Bool? {
@@ -184,12 +185,15 @@ struct JSONScanner {
         return start..<index
     }
 
+    /// Up to this many bytes an integer fits an Int64 and a Double exactly: the fast path can neither overflow nor round.
+    static let fastPathBytes = 15
+
     private mutating func number() throws(Malformed) -> Double {
         let range = try numberBytes()
         // Integers (most numbers in stream-json) without a detour through String and strtod.
         var value: Int64 = 0
         var negative = false
-        var simple = range.count <= 15
+        var simple = range.count <= Self.fastPathBytes
         for i in range where simple {
             let b = bytes[i]
             if i == range.lowerBound && b == UInt8(ascii: "-") { negative = true; continue }

@@ -121,15 +121,16 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         workspace = (try? c.decodeIfPresent(String.self, forKey: .workspace)) ?? ""
         workspaceIsTemporary = (try? c.decodeIfPresent(Bool.self, forKey: .workspaceIsTemporary)) ?? false
         prompt = (try? c.decodeIfPresent(String.self, forKey: .prompt)) ?? ""
-        promptBytes = (try? c.decodeIfPresent(Int.self, forKey: .promptBytes))
+        promptBytes = (try? c.decodeIfPresent(Int.self, forKey: .promptBytes)).flatMap { $0 >= 0 ? $0 : nil }
         keep = (try? c.decodeIfPresent(Bool.self, forKey: .keep)) ?? false
         endedAt = (try? c.decodeIfPresent(Date.self, forKey: .endedAt))
         state = (try? c.decodeIfPresent(RunState.self, forKey: .state)) ?? .unknown
         phases = (try? c.decodeIfPresent(RunPhases.self, forKey: .phases)) ?? RunPhases()
         reason = (try? c.decodeIfPresent(String.self, forKey: .reason))
-        turns = (try? c.decodeIfPresent(Int.self, forKey: .turns))
-        costUSD = (try? c.decodeIfPresent(Double.self, forKey: .costUSD))
-        toolErrors = (try? c.decodeIfPresent(Int.self, forKey: .toolErrors))
+        // Counts from a file: a negative or absurd one is unknown, not shown.
+        turns = (try? c.decodeIfPresent(Int.self, forKey: .turns)).flatMap { (0...Int(Int32.max)).contains($0) ? $0 : nil }
+        costUSD = (try? c.decodeIfPresent(Double.self, forKey: .costUSD)).flatMap { $0.isFinite && $0 >= 0 && $0 < 1e9 ? $0 : nil }
+        toolErrors = (try? c.decodeIfPresent(Int.self, forKey: .toolErrors)).flatMap { (0...Int(Int32.max)).contains($0) ? $0 : nil }
         exitStatus = (try? c.decodeIfPresent(Int32.self, forKey: .exitStatus))
         tokenSource = (try? c.decodeIfPresent(String.self, forKey: .tokenSource))
         credentials = (try? c.decodeIfPresent(CredentialRecord.self, forKey: .credentials))

@@ -163,6 +163,12 @@ public struct StreamEventParser: Sendable {
         var totalCostUSD: Double?
         var result, terminalReason: String?
 
+        // What each number may be; anything else (negative, fractional, huge, a string) reads as unknown.
+        static let count = 0...Int(Int32.max)
+        static let milliseconds = 0...JSONValue.maxExactInteger
+        static let httpStatus = 100...599
+        static let cost: ClosedRange<Double> = 0...1_000_000_000
+
         mutating func read(_ key: UnsafeRawBufferPointer, _ s: inout JSONScanner) throws(JSONScanner.Malformed) {
             func k(_ name: StaticString) -> Bool { JSONScanner.key(key, is: name) }
             // Most keys of an event are ones ccdeck skips: narrow by length before comparing.
@@ -175,15 +181,15 @@ public struct StreamEventParser: Sendable {
             case 6 where k("result"): result = try s.stringIfPresent()
             case 7 where k("subtype"): subtype = try s.stringIfPresent()
             case 7 where k("message"): blocks = try Self.message(&s)
-            case 7 where k("attempt"): attempt = try s.intIfPresent()
+            case 7 where k("attempt"): attempt = try s.intIfPresent(in: Self.count)
             case 8 where k("is_error"): isError = try s.boolIfPresent()
-            case 9 where k("num_turns"): numTurns = try s.intIfPresent()
+            case 9 where k("num_turns"): numTurns = try s.intIfPresent(in: Self.count)
             case 10 where k("session_id"): sessionID = try s.stringIfPresent()
-            case 11 where k("duration_ms"): durationMS = try s.intIfPresent()
+            case 11 where k("duration_ms"): durationMS = try s.intIfPresent(in: Self.milliseconds)
             case 12 where k("apiKeySource"): apiKeySource = try s.stringIfPresent()
-            case 12 where k("error_status"): errorStatus = try s.intIfPresent()
-            case 14 where k("total_cost_usd"): totalCostUSD = try s.numberIfPresent()
-            case 15 where k("duration_api_ms"): durationAPIMS = try s.intIfPresent()
+            case 12 where k("error_status"): errorStatus = try s.intIfPresent(in: Self.httpStatus)
+            case 14 where k("total_cost_usd"): totalCostUSD = try s.numberIfPresent().flatMap { Self.cost.contains($0) ? $0 : nil }
+            case 15 where k("duration_api_ms"): durationAPIMS = try s.intIfPresent(in: Self.milliseconds)
             case 15 where k("terminal_reason"): terminalReason = try s.stringIfPresent()
             case 19 where k("claude_code_version"): claudeCodeVersion = try s.stringIfPresent()
             default: try s.skipValue()

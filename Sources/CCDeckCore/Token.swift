@@ -56,9 +56,12 @@ public struct Token: Sendable, Equatable, CustomStringConvertible {
     public var subscriptionType: String?
     /// True when the kind was inferred from the prefix, not from a credentials file.
     public var kindIsGuessed: Bool
+    /// What could not be believed in the token's metadata (each names its field); `TokenStatus` repeats them.
+    public var warnings: [String]
 
     public init(value: String, kind: TokenKind, source: TokenSource, expiresAt: Date? = nil,
-                scopes: [String]? = nil, subscriptionType: String? = nil, kindIsGuessed: Bool = false) {
+                scopes: [String]? = nil, subscriptionType: String? = nil, kindIsGuessed: Bool = false,
+                warnings: [String] = []) {
         self.value = value
         self.kind = kind
         self.source = source
@@ -66,6 +69,7 @@ public struct Token: Sendable, Equatable, CustomStringConvertible {
         self.scopes = scopes
         self.subscriptionType = subscriptionType
         self.kindIsGuessed = kindIsGuessed
+        self.warnings = warnings
     }
 
     public var redacted: String { Self.redact(value) }
@@ -94,9 +98,9 @@ public struct TokenStatus: Sendable, Equatable {
     public var warnings: [String]
 
     public init(token: Token, now: Date) {
-        var warnings: [String] = []
-        if let expiresAt = token.expiresAt {
-            let left = expiresAt.timeIntervalSince(now)
+        var warnings = token.warnings
+        // A Date built from a NaN or an infinity has no distance from now: unknown, like no expiry.
+        if let left = token.expiresAt?.timeIntervalSince(now), left.isFinite {
             timeLeft = left
             if left <= 0 {
                 urgency = .expired
@@ -117,13 +121,18 @@ public struct TokenStatus: Sendable, Equatable {
         self.warnings = warnings
     }
 
-    /// `2h 05m`, `45m 10s`, `12s`, `3d 4h`.
+    /// Durations from here on are not spelled out: a corrupt date must not trap converting to Int.
+    public static let longestFormatted: TimeInterval = 36_500 * 86_400
+
+    /// `2h 05m`, `45m 10s`, `12s`, `3d 4h`; `0s` below zero, `over 36500d` beyond a century, `?` for NaN.
     public static func format(duration: TimeInterval) -> String {
-        let s = Int(duration.rounded(.down))
+        guard !duration.isNaN else { return "?" }
+        guard duration < longestFormatted else { return "over \(Int(longestFormatted) / 86_400)d" }
+        let s = Int(max(0, duration).rounded(.down))
         if s >= 86_400 { return "\(s / 86_400)d \(s % 86_400 / 3600)h" }
         if s >= 3600 { return String(format: "%dh %02dm", s / 3600, s % 3600 / 60) }
         if s >= 60 { return String(format: "%dm %02ds", s / 60, s % 60) }
-        return "\(max(0, s))s"
+        return "\(s)s"
     }
 }
 
@@ -134,6 +143,14 @@ public struct ClaudeCredentials: Sendable, Equatable {
     public var expiresAt: Date?
     public var scopes: [String]?
     public var subscriptionType: String?
+    /// Fields that were there but could not be believed, each named; they travel on to the token.
+    public var warnings: [String] = []
+    /// The file gave an expiry, readable or not: only OAuth access tokens have one.
+    var statesExpiry = false
+
+    /// Expiries outside 2020-01-01...2200-01-01 are corrupt, or the wrong unit.
+    static let plausibleExpiryMS = 1_577_836_800_000...7_258_118_400_000
+    static let plausibleExpirySeconds = 1_577_836_800...7_258_118_400
 
     public enum ParseError: Error, Equatable, CustomStringConvertible, Sendable {
         case notJSON
@@ -152,7 +169,7 @@ public struct ClaudeCredentials: Sendable, Equatable {
     }
 
     public static func parse(_ data: Data) throws(ParseError) -> ClaudeCredentials {
-        guard let root = try? JSONDecoder().decode(JSONValue.self, from: data), case .object = root else {
+        guard let root = JSONValue.parse(data), case .object = root else {
             throw .notJSON
         }
         guard let oauth = root["claudeAiOauth"], case .object = oauth, let tokenValue = oauth["accessToken"] else {
@@ -160,12 +177,7 @@ public struct ClaudeCredentials: Sendable, Equatable {
         }
         guard case .string(let token) = tokenValue else { throw .wrongType(field: "accessToken") }
         guard !token.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw .emptyAccessToken }
-        var expiresAt: Date?
-        switch oauth["expiresAt"] {
-        case .number(let ms)?: expiresAt = Date(timeIntervalSince1970: ms / 1000)
-        case .null?, nil: break
-        default: throw .wrongType(field: "expiresAt")
-        }
+        let (expiresAt, expiryWarning) = expiry(oauth["expiresAt"])
         var scopes: [String]?
         switch oauth["scopes"] {
         case .array(let list)?:
@@ -179,16 +191,41 @@ public struct ClaudeCredentials: Sendable, Equatable {
         }
         let refresh = oauth["refreshToken"]?.stringValue ?? ""
         return ClaudeCredentials(accessToken: token, hasRefreshToken: !refresh.isEmpty, expiresAt: expiresAt,
-                                 scopes: scopes, subscriptionType: oauth["subscriptionType"]?.stringValue)
+                                 scopes: scopes, subscriptionType: oauth["subscriptionType"]?.stringValue,
+                                 warnings: expiryWarning.map { [$0] } ?? [],
+                                 statesExpiry: oauth["expiresAt"].map { $0 != .null } ?? false)
+    }
+
+    /// `expiresAt` (epoch milliseconds) when it is believable; otherwise nil and why, naming the field.
+    static func expiry(_ value: JSONValue?) -> (Date?, warning: String?) {
+        let unknown = ": expiry unknown"
+        switch value {
+        case nil, .null?:
+            return (nil, nil)
+        case .number(let n)?:
+            if let ms = n.wholeNumber(in: plausibleExpiryMS) { return (Date(timeIntervalSince1970: Double(ms) / 1000), nil) }
+            let shown = JSONValue.number(n).text
+            if n.wholeNumber(in: plausibleExpirySeconds) != nil {
+                return (nil, "credentials field expiresAt (\(shown)) looks like seconds, not milliseconds\(unknown)")
+            }
+            if n.isFinite, n.rounded(.towardZero) != n {
+                return (nil, "credentials field expiresAt (\(shown)) is not a whole number of milliseconds\(unknown)")
+            }
+            return (nil, "credentials field expiresAt (\(shown)) is not a time between 2020 and 2200 in milliseconds\(unknown)")
+        case .string?:
+            return (nil, "credentials field expiresAt is a string, not a number of milliseconds\(unknown)")
+        case .bool?, .array?, .object?:
+            return (nil, "credentials field expiresAt is not a number of milliseconds\(unknown)")
+        }
     }
 
     /// The token these credentials hold, with everything the file says about it.
     public func token(source: TokenSource) -> Token {
         let kind: TokenKind
         if accessToken.hasPrefix("sk-ant-api") { kind = .apiKey }
-        else if hasRefreshToken || expiresAt != nil { kind = .oauthAccessToken }
+        else if hasRefreshToken || expiresAt != nil || statesExpiry { kind = .oauthAccessToken }
         else { kind = .setupToken }
         return Token(value: accessToken, kind: kind, source: source, expiresAt: expiresAt, scopes: scopes,
-                     subscriptionType: subscriptionType)
+                     subscriptionType: subscriptionType, warnings: warnings)
     }
 }

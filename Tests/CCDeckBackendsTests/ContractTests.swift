@@ -105,6 +105,29 @@ import _CCDeckTestSupport
         #expect(args[user + 1] == "4242:4242")
     }
 
+    @Test func aWorkspacePathWithAColonIsMountedWithMount() throws {
+        var (backend, spec) = spec(.docker)
+        spec.workspace = "/home/me/proj:v2"
+        let args = backend.runArguments(spec, preparation: Preparation())
+        #expect(args.contains("type=bind,source=/home/me/proj:v2,target=/workspace"))
+        #expect(!args.contains("-v"))
+        spec.workspace = "/home/me/a,b:c"
+        #expect(throws: BackendError.self) {
+            _ = try backend.prepare(spec, build: nil, cancel: Cancellation(fd: nil)) { _ in }
+        }
+    }
+
+    @Test func theRealErrorLineIsPickedFromAnEnginesStderr() {
+        let docker = ["unknown flag: --no-such-flag", "", "Usage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]", "",
+                      "Run 'docker run --help' for more information"]
+        #expect(RunJudgement.meaningfulLine(docker) == "unknown flag: --no-such-flag")
+        #expect(ContainerBackend(.docker, environment: [:]).startFailure(exitCode: 125, stderr: docker)?
+            .hasSuffix("unknown flag: --no-such-flag") == true)
+        #expect(ContainerBackend(.docker, environment: [:]).startFailure(exitCode: 1, stderr: docker) == nil)
+        #expect(RunJudgement.meaningfulLine(["Error: no such image: x", "See 'podman run --help'."]) == "Error: no such image: x")
+        #expect(RunJudgement.meaningfulLine(["", "  "]) == nil)
+    }
+
     @Test func promptsThatCannotArriveWholeAreRefused() {
         #expect(RunRequest.problem(with: "- fix bug\n- add tests\n") == nil)
         #expect(RunRequest.problem(with: "---\ntitle: x\n---\n") == nil)

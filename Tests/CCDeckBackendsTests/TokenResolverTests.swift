@@ -69,6 +69,70 @@ import _CCDeckTestSupport
         #expect(t.source == .environment(variable: "CLAUDE_CODE_OAUTH_TOKEN"))
     }
 
+    func credentials(token: String, expiresAtJSON raw: String) -> String {
+        #"{"claudeAiOauth":{"accessToken":"\#(token)","refreshToken":"sk-ant-ort01-r","expiresAt":\#(raw),"scopes":["user:inference"]}}"#
+    }
+
+    @Test(arguments: ["1e22", "-1", "1.5", "1e308", "1e999", #""1700000000000""#, "true", "{}", "1700000000", "0"])
+    func anUnbelievableExpiryInTheFileIsUnknownWithAWarning(raw: String) throws {
+        writeCredentials(credentials(token: fileToken, expiresAtJSON: raw))
+        let t = try resolver().resolve()
+        #expect(t.value == fileToken)
+        #expect(t.kind == .oauthAccessToken)
+        #expect(t.expiresAt == nil)
+        #expect(t.warnings.count == 1 && t.warnings.allSatisfy { $0.contains("expiresAt") })
+        let status = TokenStatus(token: t, now: Date())
+        #expect(status.urgency == .unknown)
+        #expect(status.warnings == t.warnings)
+    }
+
+    @Test func theWarningFollowsAnEnvironmentTokenThatMatchesTheFile() throws {
+        writeCredentials(credentials(token: envToken, expiresAtJSON: "1700000000"))
+        let t = try resolver(["CLAUDE_CODE_OAUTH_TOKEN": envToken]).resolve()
+        #expect(t.source == .environment(variable: "CLAUDE_CODE_OAUTH_TOKEN"))
+        #expect(t.expiresAt == nil)
+        #expect(t.warnings.first?.contains("looks like seconds") == true)
+    }
+
+    @Test func theKeychainItemIsReadTheSameWay() throws {
+        let t = try resolver(keychain: credentials(token: envToken, expiresAtJSON: "-1e999")).resolve()
+        #expect(t.expiresAt == nil)
+        #expect(t.warnings.first?.contains("expiresAt") == true)
+    }
+
+    @Test func aNulInTheDotenvTokenIsAnErrorThatNamesTheLine() {
+        dir.write("cwd/.env", "OTHER=1\nCLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-FILE\u{0}FILE\n")
+        do {
+            _ = try resolver().resolve()
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description.contains("line 2"))
+            #expect(error.description.contains("NUL"))
+            #expect(!error.description.contains("FILE"))
+        }
+    }
+
+    @Test func aDotenvThatIsADeviceOrAFIFOIsRefusedNotReadForever() throws {
+        try FileManager.default.createDirectory(atPath: dir.path + "/cwd", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/cwd/.env", withDestinationPath: "/dev/zero")
+        #expect(throws: TokenError.unreadable(path: dir.path + "/cwd/.env", reason: "not a regular file")) {
+            try resolver().resolve()
+        }
+        try FileManager.default.removeItem(atPath: dir.path + "/cwd/.env")
+        #expect(mkfifo(dir.path + "/cwd/.env", 0o600) == 0)
+        #expect(throws: TokenError.unreadable(path: dir.path + "/cwd/.env", reason: "not a regular file")) {
+            try resolver().resolve()
+        }
+    }
+
+    @Test func anOversizedCredentialsFileIsRefused() throws {
+        writeCredentials(String(repeating: " ", count: TokenResolver.maxFileBytes) + credentials(token: fileToken))
+        #expect(throws: TokenError.self) { try resolver().resolve() }
+        // An environment token is still used; the file only cannot tell its expiry.
+        let t = try resolver(["CLAUDE_CODE_OAUTH_TOKEN": fileToken]).resolve()
+        #expect(t.expiresAt == nil)
+    }
+
     @Test func malformedDotenvIsAnErrorThatNamesTheFileNotTheSecret() {
         dir.write("cwd/.env", "CLAUDE_CODE_OAUTH_TOKEN='\(fileToken)\n")
         do {

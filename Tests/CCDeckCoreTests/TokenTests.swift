@@ -30,7 +30,6 @@ import Testing
         (#"{"claudeAiOauth":{"accessToken":""}}"#, .emptyAccessToken),
         (#"{"claudeAiOauth":{"accessToken":"  "}}"#, .emptyAccessToken),
         (#"{"claudeAiOauth":{"accessToken":5}}"#, .wrongType(field: "accessToken")),
-        (#"{"claudeAiOauth":{"accessToken":"t","expiresAt":"tomorrow"}}"#, .wrongType(field: "expiresAt")),
         (#"{"claudeAiOauth":{"accessToken":"t","scopes":[1]}}"#, .wrongType(field: "scopes")),
     ])
     func malformed(text: String, expected: ClaudeCredentials.ParseError) {

@@ -40,7 +40,7 @@ public enum ProcessRunner {
             var waitMS: Int32 = -1
             if let deadline {
                 let left = deadline.timeIntervalSinceNow
-                if left <= 0 { timedOut = true; break }
+                if !(left > 0) { timedOut = true; break }  // also a NaN deadline
                 waitMS = Int32(min(left * 1000 + 1, 60_000))
             }
             let n = poll(&fds, nfds_t(fds.count), waitMS)

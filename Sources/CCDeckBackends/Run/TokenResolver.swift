@@ -1,5 +1,8 @@
 import CCDeckCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public enum TokenError: Error, CustomStringConvertible, Equatable {
     case notFound(searched: [String])
@@ -86,8 +89,19 @@ public struct TokenResolver: Sendable {
         return Token(value: value, kind: kind, source: source, kindIsGuessed: kind == .setupToken)
     }
 
+    /// Neither file is ever large: a bigger one is refused rather than read whole.
+    public static let maxFileBytes = 16 << 20
+
     private func read(_ path: String) throws(TokenError) -> String? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
+        // A FIFO or a device (a .env linked to /dev/zero) would block or never end: only plain files are read.
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw .unreadable(path: path, reason: "not a regular file")
+        }
+        guard st.st_size <= Self.maxFileBytes else {
+            throw .unreadable(path: path, reason: "larger than \(Self.maxFileBytes >> 20) MiB, so not a token file")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .unreadable(path: path, reason: "permission denied or not a file")
         }

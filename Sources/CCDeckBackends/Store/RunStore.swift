@@ -89,7 +89,8 @@ public struct RunStore: Sendable {
         }
         var fs = statvfs()
         if statvfs(path, &fs) == 0, fs.f_blocks > 0 {  // pseudo file systems (/proc) have no blocks to count
-            let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+            let (product, overflow) = UInt64(fs.f_bavail).multipliedReportingOverflow(by: UInt64(fs.f_frsize))
+            let free = overflow ? UInt64.max : product
             if free < Self.minimumFreeBytes {
                 throw RunStoreError.unreadable(InertText.line(path), "the disk holding it is full "
                     + "(\(free >> 10) KiB free, runs need at least \(Self.minimumFreeBytes >> 20) MiB)")
@@ -206,6 +207,8 @@ public struct RunStore: Sendable {
             defer { close(fd) }
             return flock(fd, LOCK_SH | LOCK_NB) == 0  // nobody holds it (closing releases ours)
         }
+        // A pid from a file: 0 or negative would signal a whole process group, and always "live".
+        guard record.driverPID > 0 else { return true }
         return kill(record.driverPID, 0) != 0 && errno == ESRCH
     }
 
