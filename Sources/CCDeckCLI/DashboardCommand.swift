@@ -51,6 +51,8 @@ struct DashboardCommand: ParsableCommand {
         do { terminal = try NCursesTerminal(colorWanted: colorWanted) } catch {
             throw CLIError.setup("\(error)")
         }
+        // Every way out gives the terminal back (the runtime restores it too; twice is harmless).
+        defer { terminal.restore() }
         var options = options
         options.adoptLostRuns = !readonly
         let services = LiveServices(environment: env, options: options, registry: CLIContext.registry)

@@ -73,10 +73,14 @@ public struct ActionTable: Sendable {
 
     /// Parses `keys.conf`: `action = key[, key…]` lines, `#` comments. Unknown actions or keys,
     /// and one key bound to two actions, are errors naming the line.
+    /// Files from anywhere parse alike: CR LF and lone CR line ends, a UTF-8 byte order mark and
+    /// trailing white space are all accepted.
     public static func parseConfig(_ text: String) throws(ConfigError) -> [Action: [Key]] {
         var result: [Action: [Key]] = [:]
         var owner: [Key: (Action, Int)] = [:]
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let body = text.hasPrefix("\u{FEFF}") ? text.dropFirst() : Substring(text)
+        // Swift reads CR LF as one Character, so splitting on "\n" alone left a Windows file one line.
+        for (i, raw) in body.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             // `#` itself is a key: "help = #" would be cut above, so allow quoting it as "hash".
             let trimmed = line.trimmingCharacters(in: .whitespaces)

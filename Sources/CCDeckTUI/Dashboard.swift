@@ -9,13 +9,19 @@ public final class Dashboard {
     public let actions: ActionTable
     public let renderer: EventRenderer
     let output: OutputSource
+    /// Rendered stored lines, shared by scrolling and drawing (the stored output only grows).
+    let renderedLines = RenderedLineCache()
+    /// Resolves the launch form's workspace to an absolute folder, or says why it cannot be one.
+    let checkWorkspace: (String) -> Result<String, WorkspaceProblem>
 
     public init(state: DashboardState, actions: ActionTable, output: OutputSource,
-                renderer: EventRenderer = EventRenderer(maxToolResultLines: 8, maxLineLength: 2_000)) {
+                renderer: EventRenderer = EventRenderer(maxToolResultLines: 8, maxLineLength: 2_000),
+                checkWorkspace: @escaping (String) -> Result<String, WorkspaceProblem> = { WorkspaceCheck.resolve($0) }) {
         self.state = state
         self.actions = actions
         self.output = output
         self.renderer = renderer
+        self.checkWorkspace = checkWorkspace
     }
 
     public var layout: Layout {
@@ -116,11 +122,19 @@ public final class Dashboard {
             }
             return []
         case .launch(var form)?:
+            // Out of the state while edited: a second reference would copy the prompt's text on every key.
+            state.overlay = nil
             return handleLaunchForm(&form, key)
         case nil:
             break
         }
         state.notice = nil
+        if case .paste = key {
+            // A paste is text, never a command: pasted "nnn" must not launch three forms.
+            state.notice = Notice(state.readonly ? "nothing to paste into" : "nothing to paste into: open the launch form first",
+                                  .warning)
+            return []
+        }
         guard let action = actions.action(for: key) else { return [] }
         return perform(action)
     }
@@ -210,22 +224,30 @@ public final class Dashboard {
         return []
     }
 
+    /// Edits the form (taken out of the state) and puts it back unless it closed.
     private func handleLaunchForm(_ form: inout LaunchForm, _ key: Key) -> [Effect] {
-        defer { if state.overlay != nil { state.overlay = .launch(form) } }
+        var open = true
+        defer { if open { state.overlay = .launch(form) } }
         switch key {
         case .escape:
-            state.overlay = nil
-            return []
+            open = false
         case .enter:
+            form.problem = nil
             let prompt = form.prompt.text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !prompt.isEmpty else {
-                state.notice = Notice("the prompt is empty", .warning)
-                return []
+            if let problem = RunRequest.problem(with: prompt) {
+                return refuse(&form, problem, field: .prompt)
             }
-            let ws = form.workspace.text.trimmingCharacters(in: .whitespaces)
-            state.overlay = nil
+            var workspace: String?
+            let typed = form.workspace.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !typed.isEmpty {
+                switch checkWorkspace(typed) {
+                case .success(let path): workspace = path
+                case .failure(let problem): return refuse(&form, problem.description, field: .workspace)
+                }
+            }
+            open = false
             state.notice = Notice("launching on \(form.mode.displayName)…")
-            return [.launch(mode: form.mode, prompt: prompt, workspace: ws.isEmpty ? nil : ws)]
+            return [.launch(mode: form.mode, prompt: prompt, workspace: workspace)]
         case .tab, .down:
             form.field = LaunchForm.Field(rawValue: (form.field.rawValue + 1) % LaunchForm.Field.allCases.count)!
         case .backTab, .up:
@@ -235,10 +257,30 @@ public final class Dashboard {
             case .mode:
                 if key == .left || key == .char("h") { form.modeIndex = (form.modeIndex + form.modes.count - 1) % form.modes.count }
                 if key == .right || key == .char("l") || key == .char(" ") { form.modeIndex = (form.modeIndex + 1) % form.modes.count }
-            case .prompt: _ = form.prompt.edit(key)
-            case .workspace: _ = form.workspace.edit(key)
+                if case .paste = key { state.notice = Notice("paste into the prompt or the workspace field", .warning) }
+            case .prompt:
+                if form.prompt.edit(key) == .full {
+                    state.notice = Notice("the prompt is full: it holds at most \(LaunchForm.maxPromptBytes >> 20) MiB, the rest was dropped",
+                                          .warning)
+                }
+            case .workspace:
+                let before = form.workspace.byteCount
+                if form.workspace.edit(key) == .full {
+                    state.notice = Notice("a folder name holds at most \(LaunchForm.maxWorkspaceBytes) bytes", .warning)
+                }
+                // What was wrong with the old text may not be wrong with the new.
+                if form.workspace.byteCount != before { form.problem = nil }
             }
         }
+        return []
+    }
+
+    /// Keeps the form open with why it did not launch, on the field at fault.
+    private func refuse(_ form: inout LaunchForm, _ problem: String, field: LaunchForm.Field) -> [Effect] {
+        let notice = Notice(problem, .warning)
+        form.problem = notice.text
+        form.field = field
+        state.notice = notice
         return []
     }
 
@@ -278,7 +320,8 @@ public final class Dashboard {
     /// Scrolls the selected run's output by rendered lines; reaching the end resumes following.
     func scrollOutput(by delta: Int) {
         guard let id = state.selectedRunID else { return }
-        let cursor = OutputCursor(source: output, run: id, renderer: renderer, wrapWidth: layout.output.inner.width)
+        let cursor = OutputCursor(source: output, run: id, renderer: renderer, wrapWidth: layout.output.inner.width,
+                                  cache: renderedLines)
         let page = layout.outputPage
         var anchor: (raw: Int, sub: Int)
         switch state.outputPosition {

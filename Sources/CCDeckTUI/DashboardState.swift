@@ -50,48 +50,111 @@ public enum TokenInfo: Sendable, Equatable {
     case failed(String)
 }
 
-/// An editable line of text with a cursor (in characters).
+/// An editable text with a cursor (in characters). It is kept as characters, so a key at the
+/// cursor's end costs O(1) and a paste one insert: a whole-text rebuild per key made a 32 KB
+/// paste cost tens of seconds.
 public struct TextField: Sendable, Equatable {
-    public var text: String
-    public var cursor: Int
-
-    public init(_ text: String = "") {
-        self.text = text
-        self.cursor = text.count
+    public enum EditOutcome: Sendable, Equatable {
+        case edited
+        /// Not an editing key: the caller may give it another meaning.
+        case notAnEdit
+        /// Refused or cut: the field holds `maxBytes` already.
+        case full
     }
 
-    /// Applies an editing key; false when the key is not an edit.
-    public mutating func edit(_ key: Key) -> Bool {
-        var chars = Array(text)
-        switch key {
-        case .char(let c): chars.insert(c, at: cursor); cursor += 1
-        case .backspace: if cursor > 0 { chars.remove(at: cursor - 1); cursor -= 1 }
-        case .delete: if cursor < chars.count { chars.remove(at: cursor) }
-        case .left: cursor = max(0, cursor - 1)
-        case .right: cursor = min(chars.count, cursor + 1)
-        case .home, .ctrl("a"): cursor = 0
-        case .end, .ctrl("e"): cursor = chars.count
-        case .ctrl("u"): chars.removeAll(); cursor = 0
-        default: return false
+    public private(set) var characters: [Character]
+    public private(set) var cursor: Int
+    /// The text's size in UTF-8 bytes, kept as it changes (the limit is in bytes).
+    public private(set) var byteCount: Int
+    public let maxBytes: Int
+
+    public init(_ text: String = "", maxBytes: Int = .max) {
+        var chars: [Character] = []
+        var bytes = 0
+        for c in text {
+            let size = c.utf8.count
+            guard bytes + size <= maxBytes else { break }
+            chars.append(c)
+            bytes += size
         }
-        text = String(chars)
-        return true
+        characters = chars
+        cursor = chars.count
+        byteCount = bytes
+        self.maxBytes = maxBytes
+    }
+
+    public var text: String { String(characters) }
+    public var isEmpty: Bool { characters.isEmpty }
+
+    /// Applies an editing key; a paste inserts its text at the cursor.
+    @discardableResult
+    public mutating func edit(_ key: Key) -> EditOutcome {
+        switch key {
+        case .char(let c):
+            let size = c.utf8.count
+            guard byteCount + size <= maxBytes else { return .full }
+            characters.insert(c, at: cursor)
+            byteCount += size
+            cursor += 1
+        case .paste(let text): return insert(text)
+        case .backspace:
+            if cursor > 0 {
+                byteCount -= characters.remove(at: cursor - 1).utf8.count
+                cursor -= 1
+            }
+        case .delete: if cursor < characters.count { byteCount -= characters.remove(at: cursor).utf8.count }
+        case .left: cursor = max(0, cursor - 1)
+        case .right: cursor = min(characters.count, cursor + 1)
+        case .home, .ctrl("a"): cursor = 0
+        case .end, .ctrl("e"): cursor = characters.count
+        case .ctrl("u"):
+            characters.removeAll()
+            byteCount = 0
+            cursor = 0
+        default: return .notAnEdit
+        }
+        return .edited
+    }
+
+    /// Inserts text at the cursor in one step; `.full` when it had to be cut at `maxBytes`.
+    @discardableResult
+    public mutating func insert(_ text: String) -> EditOutcome {
+        var added: [Character] = []
+        var bytes = 0
+        var cut = false
+        for c in text {
+            let size = c.utf8.count
+            guard byteCount + bytes + size <= maxBytes else { cut = true; break }
+            added.append(c)
+            bytes += size
+        }
+        characters.insert(contentsOf: added, at: cursor)
+        cursor += added.count
+        byteCount += bytes
+        return cut ? .full : .edited
     }
 }
 
 public struct LaunchForm: Sendable, Equatable {
     public enum Field: Int, Sendable, CaseIterable { case mode, prompt, workspace }
 
+    /// A prompt this size is far past any task's; a bigger paste is cut with a notice.
+    public static let maxPromptBytes = 1 << 20
+    /// Longer than any path the system accepts (PATH_MAX).
+    public static let maxWorkspaceBytes = 4_096
+
     public var modes: [BackendKind]
     public var modeIndex = 0
     public var prompt: TextField
     /// Empty: a fresh workspace.
-    public var workspace = TextField()
+    public var workspace = TextField(maxBytes: LaunchForm.maxWorkspaceBytes)
     public var field: Field = .prompt
+    /// Why the last Enter did not launch (a bad workspace, a prompt no agent can take), shown in the form.
+    public var problem: String?
 
     public init(modes: [BackendKind], prompt: String) {
         self.modes = modes
-        self.prompt = TextField(prompt)
+        self.prompt = TextField(prompt, maxBytes: Self.maxPromptBytes)
     }
 
     public var mode: BackendKind { modes[modeIndex] }

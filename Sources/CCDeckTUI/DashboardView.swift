@@ -45,7 +45,7 @@ public final class DashboardView {
         }
         pane("output", outputFingerprint(state, source: source)) {
             Panes.output(&screen, layout.output, state, focused: focus == .output, theme: theme, source: source,
-                         renderer: dashboard.renderer)
+                         renderer: dashboard.renderer, cache: source === dashboard.output ? dashboard.renderedLines : nil)
         }
         pane("backends", hash(focus == .backends, state.selectedBackend, state.probed.count,
                               state.backends.map { "\($0.state)\($0.version ?? "")\($0.detail)" })) {
@@ -178,22 +178,43 @@ enum Overlays {
                            style: TextStyle(placeholder ? .muted : .normal, reverse: active && f != .mode, underline: active),
                            maxWidth: fieldWidth)
             }
+            let newline = g == .ascii ? "|" : "⏎"
             field(0, .mode, "Mode", "< \(form.mode.displayName) >  (\(form.modes.map(\.displayName).joined(separator: ", ")))")
-            field(1, .prompt, "Prompt", visibleTail(form.prompt, fieldWidth))
-            field(2, .workspace, "Workspace", form.workspace.text.isEmpty ? "(a fresh one)" : visibleTail(form.workspace, fieldWidth),
-                  placeholder: form.workspace.text.isEmpty)
+            field(1, .prompt, "Prompt", visibleTail(form.prompt, fieldWidth, newline: newline))
+            field(2, .workspace, "Workspace", form.workspace.isEmpty ? "(a fresh one)" : visibleTail(form.workspace, fieldWidth, newline: newline),
+                  placeholder: form.workspace.isEmpty)
+            if let problem = form.problem {
+                screen.put("\(g.warn) \(problem)", x: r.x + 2, y: r.y + 4, style: TextStyle(.warn, bold: true), maxWidth: r.width - 4)
+            }
             screen.put("enter: launch   tab/arrows: field   left/right: mode   esc: cancel", x: r.x + 2, y: r.maxY - 2,
                        style: TextStyle(.muted), maxWidth: r.width - 4)
         }
     }
 
-    /// The part of a field around its cursor that fits, with the cursor shown as `_` at the end.
-    static func visibleTail(_ f: TextField, _ width: Int) -> String {
-        let chars = Array(f.text)
-        let before = String(chars[..<min(f.cursor, chars.count)])
-        let after = String(chars[min(f.cursor, chars.count)...])
-        var head = before
+    /// The part of a field around its cursor that fits, with the cursor shown as `▏`. Only the
+    /// characters near the cursor are looked at (a field may hold a megabyte), and they are drawn
+    /// inert: a pasted escape sequence shows as text, a pasted line break as `newline`.
+    static func visibleTail(_ f: TextField, _ width: Int, newline: String = "⏎") -> String {
+        let chars = f.characters
+        let cursor = min(max(0, f.cursor), chars.count)
+        let span = max(0, width)
+        var head = shown(chars[max(0, cursor - span)..<cursor], newline: newline)
         while DisplayWidth.of(head) > width - 2, !head.isEmpty { head.removeFirst() }
-        return head + "▏" + after
+        return head + "▏" + shown(chars[cursor..<min(chars.count, cursor + span)], newline: newline)
+    }
+
+    private static func shown(_ chars: ArraySlice<Character>, newline: String) -> String {
+        var out = ""
+        for c in chars {
+            if c == "\n" { out += newline; continue }
+            // A pasted run of combining marks is one character of any size: draw a bounded part of it.
+            let scalars = c.unicodeScalars
+            if scalars.count > 8 {
+                out.unicodeScalars.append(contentsOf: scalars.prefix(8))
+            } else {
+                out.append(c)
+            }
+        }
+        return InertText.line(out)
     }
 }

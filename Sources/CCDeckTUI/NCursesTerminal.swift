@@ -1,17 +1,41 @@
+import CCDeckCore
 import CNCurses
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-public enum TerminalError: Error, CustomStringConvertible {
+public enum TerminalError: Error, CustomStringConvertible, Equatable {
     case notATerminal
     case initFailed(String)
+    /// TERM names no terminal the dashboard can drive: why, in ccdeck's words (see `unusable`).
+    case unusableTerminal(String)
 
     public var description: String {
         switch self {
         case .notATerminal: return "the dashboard needs a terminal on stdin and stdout"
         case .initFailed(let why): return "cannot start the terminal: \(why)"
+        case .unusableTerminal(let why): return why
+        }
+    }
+
+    /// What to say for a `ccdeck_terminal_check` answer other than 0, naming TERM as set.
+    public static func unusable(term: String?, check: Int32) -> TerminalError {
+        let name = "TERM=" + InertText.line((term ?? "").prefix(60))
+        let instead = "run it in a terminal like xterm, or use `ccdeck runs ls`"
+        switch check {
+        case 1:
+            return .unusableTerminal("TERM is \(term == nil ? "not set" : "empty"), so the dashboard cannot know what this "
+                                     + "terminal can do: set it (e.g. TERM=xterm-256color), or use `ccdeck runs ls`")
+        case 3:
+            return .unusableTerminal("no terminfo database was found to look up \(name): install one (e.g. the "
+                                     + "ncurses-base package), or use `ccdeck runs ls`")
+        case 4: return .unusableTerminal("\(name) is a hardcopy terminal: \(instead)")
+        case 5: return .unusableTerminal("\(name) cannot address the cursor: \(instead)")
+        case 6: return .unusableTerminal("\(name) cannot clear the screen: \(instead)")
+        default:
+            return .unusableTerminal("\(name) is not a terminal type this system knows (no terminfo entry): set TERM "
+                                     + "to one it knows, like xterm-256color, or use `ccdeck runs ls`")
         }
     }
 }
@@ -24,6 +48,11 @@ public final class NCursesTerminal {
     public let color: Bool
     private var last: Screen?
     private var attrCache: [TextStyle: attr_t] = [:]
+    private var input = InputDecoder()
+
+    /// Asks the terminal to mark pastes (`ESC [200~ … ESC [201~`), so pasted text is never taken for keys.
+    static let bracketedPasteOn: StaticString = "\u{1B}[?2004h"
+    static let bracketedPasteOff: StaticString = "\u{1B}[?2004l"
 
     nonisolated(unsafe) static var savedTermios = termios()
     nonisolated(unsafe) static var hasSavedTermios = false
@@ -31,13 +60,20 @@ public final class NCursesTerminal {
 
     public init(colorWanted: Bool) throws {
         guard isatty(0) == 1, isatty(1) == 1 else { throw TerminalError.notATerminal }
+        // Before ncurses starts: on a TERM it cannot use, it would print its own message and exit 1,
+        // and on one without cursor addressing (dumb) it would draw every frame on one line.
+        let check = ccdeck_terminal_check()
+        guard check == 0 else {
+            throw TerminalError.unusable(term: ProcessInfo.processInfo.environment["TERM"], check: check)
+        }
         if tcgetattr(0, &Self.savedTermios) == 0 { Self.hasSavedTermios = true }
         Self.installCrashHandlers()
         utf8 = ccdeck_setlocale_utf8() != 0
         // ESC alone must not wait a second for a sequence that never comes.
         setenv("ESCDELAY", "25", 0)
-        guard initscr() != nil else { throw TerminalError.initFailed("initscr failed (is TERM set?)") }
+        guard ccdeck_newterm() != 0 else { throw TerminalError.initFailed("ncurses could not start on this terminal") }
         Self.active = true
+        Self.emit(Self.bracketedPasteOn)
         cbreak()
         noecho()
         nonl()
@@ -115,7 +151,7 @@ public final class NCursesTerminal {
         return a
     }
 
-    /// Every key waiting on stdin (non-blocking).
+    /// Every key waiting on stdin (non-blocking); a paste still arriving is kept for the next call.
     public func readKeys() -> [Key] {
         var keys: [Key] = []
         var ch: wint_t = 0
@@ -123,12 +159,24 @@ public final class NCursesTerminal {
             let rc = wget_wch(ccdeck_stdscr(), &ch)
             if rc == ERR { break }
             if rc == KEY_CODE_YES {
-                if let k = Self.functionKey(Int32(ch)) { keys.append(k) }
-            } else if let k = Self.characterKey(UInt32(ch)) {
-                keys.append(k)
+                if input.inPaste, let sequence = Self.sequence(of: Int32(ch)) {
+                    // ncurses decoded an escape sequence inside a paste: it is pasted text, handed over as such.
+                    for scalar in sequence.unicodeScalars { keys += input.feed(.scalar(scalar.value)) }
+                } else if let k = Self.functionKey(Int32(ch)) {
+                    keys += input.feed(.key(k))
+                }
+            } else {
+                keys += input.feed(.scalar(UInt32(ch)))
             }
         }
-        return keys
+        return keys + input.flush()
+    }
+
+    /// The bytes the terminal sends for a key code, from terminfo.
+    static func sequence(of code: Int32) -> String? {
+        guard let bytes = keybound(code, 0) else { return nil }
+        defer { free(bytes) }
+        return String(cString: bytes)
     }
 
     static func functionKey(_ code: Int32) -> Key? {
@@ -150,29 +198,26 @@ public final class NCursesTerminal {
         }
     }
 
-    static func characterKey(_ v: UInt32) -> Key? {
-        switch v {
-        case 9: return .tab
-        case 10, 13: return .enter
-        case 27: return .escape
-        case 8, 127: return .backspace
-        case 1...26: return .ctrl(Character(Unicode.Scalar(v + 96)!))
-        default:
-            guard let scalar = Unicode.Scalar(v), v >= 32 else { return nil }
-            return .char(Character(scalar))
-        }
-    }
+    static func characterKey(_ v: UInt32) -> Key? { Key.character(v) }
 
     /// Hands the terminal to a child (attach), then takes it back: saved modes restored,
-    /// input typed meanwhile and terminal replies dropped, everything redrawn.
+    /// input typed meanwhile and terminal replies dropped, everything redrawn. The child gets
+    /// the terminal without bracketed paste, as a shell expects it.
     public func suspend(_ body: () -> Void) {
         def_prog_mode()
         endwin()
+        Self.emit(Self.bracketedPasteOff)
         body()
         reset_prog_mode()
+        Self.emit(Self.bracketedPasteOn)
         flushinp()
+        input = InputDecoder()  // a paste half-read before the child ran is not finished after it
         last = nil
         clearok(ccdeck_stdscr(), true)
+    }
+
+    private static func emit(_ s: StaticString) {
+        _ = Glibc.write(1, s.utf8Start, s.utf8CodeUnitCount)
     }
 
     /// Ctrl-Z: give the terminal back, stop, and on `fg` take it again.
@@ -189,6 +234,7 @@ public final class NCursesTerminal {
         Self.active = false
         curs_set(1)
         endwin()
+        Self.emit(Self.bracketedPasteOff)
         if Self.hasSavedTermios { tcsetattr(0, TCSANOW, &Self.savedTermios) }
     }
 
@@ -207,8 +253,8 @@ public final class NCursesTerminal {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { sig in
                 if NCursesTerminal.hasSavedTermios { tcsetattr(0, TCSANOW, &NCursesTerminal.savedTermios) }
-                // Leave the alternate screen, show the cursor, reset attributes.
-                let reset: StaticString = "\u{1B}[0m\u{1B}[?25h\u{1B}[?1049l\r\n"
+                // Leave the alternate screen, show the cursor, reset attributes, end bracketed paste.
+                let reset: StaticString = "\u{1B}[0m\u{1B}[?25h\u{1B}[?2004l\u{1B}[?1049l\r\n"
                 _ = write(1, reset.utf8Start, reset.utf8CodeUnitCount)
                 signal(sig, SIG_DFL)
                 raise(sig)

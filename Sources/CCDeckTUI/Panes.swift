@@ -89,7 +89,10 @@ enum Panes {
             if columns.count > 5 { cells.append(entry.turns.map(String.init) ?? "-") }
             if columns.count > 6 { cells.append(toolErrors > 0 ? "\(toolErrors)" : "-") }
             if columns.count > 7 { cells.append(entry.cost.map(RunSummary.formatCost) ?? "-") }
-            if columns.count > 8 { cells.append(InertText.line(entry.record.prompt.replacingOccurrences(of: "\n", with: " "))) }
+            // Only what fits is looked at: a pasted prompt may be a megabyte.
+            if columns.count > 8 {
+                cells.append(InertText.line(entry.record.prompt.prefix(inner.width).replacingOccurrences(of: "\n", with: " ")))
+            }
             var x = inner.x
             for (i, (_, w)) in columns.enumerated() {
                 let cellStyle = i == 0 || i == 3 || (i == 6 && toolErrors > 0) ? rowStyle : TextStyle.plain
@@ -113,7 +116,7 @@ enum Panes {
     }
 
     static func output(_ screen: inout Screen, _ r: Rect, _ state: DashboardState, focused: Bool, theme: Theme,
-                       source: OutputSource, renderer: EventRenderer) {
+                       source: OutputSource, renderer: EventRenderer, cache: RenderedLineCache? = nil) {
         let g = theme.glyphs
         screen.fill(r)
         let inner = r.inner
@@ -122,7 +125,7 @@ enum Panes {
             return
         }
         let page = max(0, inner.height)
-        let cursor = OutputCursor(source: source, run: run.record.id, renderer: renderer, wrapWidth: inner.width)
+        let cursor = OutputCursor(source: source, run: run.record.id, renderer: renderer, wrapWidth: inner.width, cache: cache)
         var lines: [RenderedLine]
         var info = ""
         switch state.outputPosition {

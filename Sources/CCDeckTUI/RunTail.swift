@@ -42,6 +42,39 @@ public struct RunTail: Sendable {
 public protocol OutputSource: AnyObject {
     func lineCount(run id: String) -> Int
     func line(run id: String, at index: Int) -> String?
+    /// At most `maxBytes` of a line, and how much was left out. The default reads the whole line
+    /// first; a source that can read part of a line (the store) should, so a 60 MB line costs 64 KiB.
+    func line(run id: String, at index: Int, maxBytes: Int) -> StoredLine?
+}
+
+extension OutputSource {
+    public func line(run id: String, at index: Int, maxBytes: Int) -> StoredLine? {
+        line(run: id, at: index).map { StoredLine($0, maxBytes: maxBytes) }
+    }
+}
+
+/// Rendered stored lines by run, line and wrap width. Drawing and scrolling ask for the same few
+/// lines again and again, and a stored line never changes once complete.
+final class RenderedLineCache {
+    struct Key: Hashable {
+        let run: String
+        let raw: Int
+        let width: Int
+    }
+
+    let capacity: Int
+    private var lines: [Key: [RenderedLine]] = [:]
+
+    init(capacity: Int = 512) { self.capacity = capacity }
+
+    func lines(_ key: Key, _ make: () -> [RenderedLine]) -> [RenderedLine] {
+        if let hit = lines[key] { return hit }
+        let made = make()
+        // Dropping everything is crude but cheap; the window refills it with the lines it shows.
+        if lines.count >= capacity { lines.removeAll(keepingCapacity: true) }
+        lines[key] = made
+        return made
+    }
 }
 
 /// Where the output window is: following the end, or anchored with its top at a rendered
@@ -58,18 +91,27 @@ struct OutputCursor {
     let renderer: EventRenderer
     /// Rendered lines wider than this become several rows (0: no wrapping).
     let wrapWidth: Int
+    let cache: RenderedLineCache?
     private let parser = StreamEventParser()
+    /// Only this much of one stored line is read, parsed and drawn: a 60 MB line costs what a normal one does.
+    static let maxLineBytes = EventRenderer.maxStoredLineBytes
 
-    init(source: OutputSource, run: String, renderer: EventRenderer, wrapWidth: Int) {
+    init(source: OutputSource, run: String, renderer: EventRenderer, wrapWidth: Int, cache: RenderedLineCache? = nil) {
         self.source = source
         self.run = run
         self.renderer = renderer
         self.wrapWidth = wrapWidth
+        self.cache = cache
     }
 
     func rendered(_ raw: Int) -> [RenderedLine] {
-        guard let line = source.line(run: run, at: raw) else { return [] }
-        return Self.wrap(renderer.render(parser.parse(line)), wrapWidth)
+        guard let cache else { return render(raw) }
+        return cache.lines(RenderedLineCache.Key(run: run, raw: raw, width: wrapWidth)) { render(raw) }
+    }
+
+    private func render(_ raw: Int) -> [RenderedLine] {
+        guard let line = source.line(run: run, at: raw, maxBytes: Self.maxLineBytes) else { return [] }
+        return Self.wrap(renderer.render(stored: line.text, omittedBytes: line.omittedBytes, parser: parser), wrapWidth)
     }
 
     static func wrap(_ lines: [RenderedLine], _ width: Int) -> [RenderedLine] {

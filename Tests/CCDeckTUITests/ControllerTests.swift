@@ -18,6 +18,7 @@ import _CCDeckTestSupport
     }
 
     @Test func launchFormOffersReadyRunnableModesAndLaunches() {
+        let ws = TemporaryDirectory("ccdeck-ws")
         let d = dashboard()
         #expect(press(d, .char("n")).isEmpty)
         guard case .launch(let form)? = d.state.overlay else { Issue.record("no launch form"); return }
@@ -26,9 +27,9 @@ import _CCDeckTestSupport
         #expect(form.field == .prompt)
         // Replace the prompt, pick podman, name a workspace.
         _ = press(d, .ctrl("u"), .char("h"), .char("i"), .backTab, .right, .tab, .tab)
-        for c in "/tmp/ws" { _ = press(d, .char(c)) }
+        for c in ws.path { _ = press(d, .char(c)) }
         let effects = press(d, .enter)
-        #expect(effects == [.launch(mode: .podman, prompt: "hi", workspace: "/tmp/ws")])
+        #expect(effects == [.launch(mode: .podman, prompt: "hi", workspace: ws.path)])
         #expect(d.state.overlay == nil)
     }
 

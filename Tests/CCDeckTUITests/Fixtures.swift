@@ -39,9 +39,11 @@ enum TUIFixtures {
     }
 
     /// A dashboard with a live run, finished runs, every backend state, a token and orphans.
-    static func dashboard(width: Int, height: Int, output: MemoryOutput = MemoryOutput(), readonly: Bool = false) -> Dashboard {
+    static func dashboard(width: Int, height: Int, output: MemoryOutput = MemoryOutput(), readonly: Bool = false,
+                          cwd: String = "/", home: String = "/root") -> Dashboard {
         let state = DashboardState(width: width, height: height, now: now, readonly: readonly)
-        let d = Dashboard(state: state, actions: ActionTable(readonly: readonly), output: output)
+        let d = Dashboard(state: state, actions: ActionTable(readonly: readonly), output: output,
+                          checkWorkspace: { WorkspaceCheck.resolve($0, cwd: cwd, home: home) })
         let live = record("20261129-023900-00aa", .docker, .running, startedAgo: 65, wall: nil)
         var done = record("20261129-020000-00bb", .podman, .succeeded, startedAgo: 2400, wall: 4.2, turns: 3, cost: 0.075)
         done.toolErrors = 2  // "succeeded", but two tool calls failed: the Runs pane says so
