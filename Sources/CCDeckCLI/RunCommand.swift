@@ -156,12 +156,12 @@ struct RunCommand: ParsableCommand {
         }
         var ws: String?
         if let workspace {
-            let url = URL(fileURLWithPath: workspace).standardizedFileURL
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
-                throw CLIError.usage("--workspace \(InertText.line(workspace)) is not a folder")
+            // The same check the dashboard's launch form makes: ~ expanded, relative made absolute,
+            // a folder you can write, a path the engine can mount.
+            switch WorkspaceCheck.resolve(workspace, environment: env) {
+            case .success(let path): ws = path
+            case .failure(let problem): throw CLIError.usage("--workspace \(problem)")
             }
-            ws = url.path
         }
         return RunRequest(prompt: text, workspace: ws, image: image,
                           buildIfMissing: image == RunnerImage.defaultTag ? ImageBuild(dockerfile: RunnerImage.dockerfile) : nil,

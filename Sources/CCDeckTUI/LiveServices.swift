@@ -465,4 +465,12 @@ final class StoreOutputSource: OutputSource, @unchecked Sendable {
     func line(run id: String, at i: Int) -> String? {
         index(id).line(at: i).map { String(decoding: $0, as: UTF8.self) }
     }
+
+    /// Reads only the beginning of a long line from disk.
+    func line(run id: String, at i: Int, maxBytes: Int) -> StoredLine? {
+        guard let (bytes, length) = index(id).line(at: i, maxBytes: maxBytes) else { return nil }
+        var stored = StoredLine(bytes: bytes, maxBytes: maxBytes)
+        stored.omittedBytes = length - stored.text.utf8.count
+        return stored
+    }
 }

@@ -25,15 +25,21 @@ enum Panes {
 
     static func elapsed(_ entry: RunEntry, now: Date) -> String {
         let seconds = entry.record.wallTime ?? (entry.isLive ? now.timeIntervalSince(entry.record.createdAt) : 0)
-        let s = max(0, Int(seconds))
+        let s = wholeSeconds(seconds)
         if s < 60 { return "\(s)s" }
         if s < 3600 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
         return "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m"
     }
 
+    /// Seconds from dates in records and engine output, which may be absurd: never a crash.
+    static func wholeSeconds(_ t: TimeInterval) -> Int {
+        guard t.isFinite, t > 0 else { return 0 }
+        return t < 1e12 ? Int(t) : 999_999_999_999
+    }
+
     static func age(_ date: Date?, now: Date) -> String {
         guard let date else { return "?" }
-        let s = max(0, Int(now.timeIntervalSince(date)))
+        let s = wholeSeconds(now.timeIntervalSince(date))
         if s < 60 { return "\(s)s" }
         if s < 3600 { return "\(s / 60)m" }
         if s < 86_400 { return "\(s / 3600)h" }

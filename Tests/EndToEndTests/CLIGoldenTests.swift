@@ -630,7 +630,7 @@ import _CCDeckTestSupport
         ErrorCase(args: ["run", "--pass-env", "A=b"],
                   message: "Error: --pass-env takes a variable name, not NAME=value: the value would appear in argv",
                   usageFollows: true),
-        ErrorCase(args: ["run", "--workspace", "/no/such/dir"], message: "ccdeck: error: --workspace /no/such/dir is not a folder"),
+        ErrorCase(args: ["run", "--workspace", "/no/such/dir"], message: "ccdeck: error: --workspace /no/such/dir: no such folder"),
         ErrorCase(args: ["runs", "show", "no-such-run"], message: "ccdeck: error: no run with id no-such-run (see `ccdeck runs ls`)"),
         ErrorCase(args: ["frobnicate"], message: "Error: Unexpected argument 'frobnicate'", usageFollows: true),
         ErrorCase(args: ["image", "build", "--runtime", "sbx"],

@@ -222,6 +222,21 @@ struct HardeningEndToEndTests {
         #expect(json.stdout.contains("\\u009b") && json.stdout.contains("\\u001b"), "\(json.stdout)")
     }
 
+    /// A folder whose name holds `:` (which `-v` would split) is mounted whole, in both engines.
+    @Test(arguments: ["docker", "podman"])
+    func aFolderNameWithAColonIsMounted(engine: String) throws {
+        let workspace = home.path + "/proj:\(engine):v2"
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o777])
+        chown(workspace, 1000, 1000)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let r = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: engine, extra: ["--workspace", workspace]),
+                                         environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(FileManager.default.fileExists(atPath: workspace + "/hello.txt"))
+    }
+
     // MARK: the reason names the real error
 
     /// The engine refusing its arguments (exit 125) is a setup error with the engine's own line,

@@ -270,7 +270,12 @@ struct SetupErrorEndToEndTests: SetupErrorHarness {
         expectCleanError(try ccdeck(["run", "--mode", "nope"]), contains: "nope")
         expectCleanError(try ccdeck(["run", "--prompt", " "]), contains: "--prompt is empty")
         expectCleanError(try ccdeck(["run", "--pass-env", "A=b"]), contains: "variable name")
-        expectCleanError(try ccdeck(["run", "--workspace", "/no/such/dir"]), contains: "is not a folder")
+        expectCleanError(try ccdeck(["run", "--workspace", "/no/such/dir"]), contains: "/no/such/dir: no such folder")
+        // The same checks as the dashboard's launch form: a file, a relative name that is no folder.
+        let file = home.write("a-file", "x")
+        expectCleanError(try ccdeck(["run", "--workspace", file]), contains: "is a file, not a folder")
+        expectCleanError(try ccdeck(["run", "--workspace", "volume-name"]), contains: "volume-name")
+        expectCleanError(try ccdeck(["run", "--workspace", "/tmp/a,b:c"]), contains: "cannot be mounted")
         expectCleanError(try ccdeck(["runs", "show", "no-such-run"]), contains: "no run with id no-such-run")
         expectCleanError(try ccdeck(["frobnicate"]), contains: "frobnicate")
     }

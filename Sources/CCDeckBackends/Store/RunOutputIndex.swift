@@ -25,14 +25,21 @@ public final class RunOutputIndex {
     }
 
     public func line(at i: Int) -> Data? {
+        line(at: i, maxBytes: .max)?.bytes
+    }
+
+    /// At most `maxBytes` (and a few more, to finish a character) of line `i`, and its whole
+    /// length: a 60 MB line costs what its beginning costs.
+    public func line(at i: Int, maxBytes: Int) -> (bytes: Data, length: Int)? {
         refresh()
         guard i >= 0, i < starts.count - 1, fd >= 0 else { return nil }
         let start = starts[i]
-        let length = Int(starts[i + 1] - 1 - start)
-        guard length > 0 else { return Data() }
+        let full = Int(starts[i + 1] - 1 - start)
+        let length = min(full, maxBytes > Int.max - 4 ? Int.max : maxBytes + 4)
+        guard length > 0 else { return (Data(), full) }
         var data = Data(count: length)
         let n = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(start)) }
-        return n == length ? data : nil
+        return n == length ? (data, full) : nil
     }
 
     /// Indexes whatever was appended since the last look.
