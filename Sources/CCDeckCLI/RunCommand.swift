@@ -12,7 +12,8 @@ struct RunCommand: ParsableCommand {
             `-e CLAUDE_CODE_OAUTH_TOKEN`), never as a value in any argv; the prompt reaches the agent on its stdin. \
             ANTHROPIC_BASE_URL, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC and the proxy variables are passed \
             through when set. The run is judged by the agent's final `result` event, not by its exit code.
-            Exit status: 0 the run succeeded, 1 it failed, 2 usage or setup error, 130/143/129 stopped by a signal.
+            Exit status: 0 the run succeeded, 1 it failed (or was stopped from elsewhere), 2 usage or setup error, \
+            130/143/129 stopped by a signal.
             """
     )
 
@@ -136,8 +137,9 @@ struct RunCommand: ParsableCommand {
         switch record.state {
         case .succeeded: return
         case .stopped:
+            // 128+N for a signal; a stop asked some other way (another ccdeck) is not a success either.
             let sig = SignalPipe.received
-            throw ExitCode(sig > 0 ? 128 + sig : 130)
+            throw ExitCode(sig > 0 ? 128 + sig : 1)
         default: throw ExitCode(1)
         }
     }

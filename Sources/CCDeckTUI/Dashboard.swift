@@ -59,6 +59,14 @@ public final class Dashboard {
                 // A run you just launched is the one you want to watch.
                 state.selectedRunID = record.id
                 state.outputPosition = .follow
+                if record.adoptedAt == nil && state.pendingLaunches > 0 {
+                    state.pendingLaunches -= 1
+                    if state.stopNextLaunch {
+                        state.stopNextLaunch = false
+                        state.notice = Notice("stopping \(record.id)…")
+                        return [.stop(runID: record.id)]
+                    }
+                }
             }
         case .runEvent(let id, let event):
             guard let i = index(of: id) else { break }
@@ -94,6 +102,10 @@ public final class Dashboard {
             state.selectedOrphan = min(state.selectedOrphan, max(0, list.count - 1))
         case .notice(let n):
             state.notice = n
+        case .launchFailed(let why):
+            state.pendingLaunches = max(0, state.pendingLaunches - 1)
+            if state.pendingLaunches == 0 { state.stopNextLaunch = false }
+            state.notice = Notice("launch failed: \(why)", .error)
         }
         return []
     }
@@ -167,6 +179,13 @@ public final class Dashboard {
             }
             return [.attach(run.record)]
         case .stop:
+            // Right after a launch the selection still shows an older run, and the new one has none
+            // yet: the stop is meant for the launch, so it waits for that run, never lost or misplaced.
+            if state.pendingLaunches > 0 {
+                state.stopNextLaunch = true
+                state.notice = Notice("stopping the run being launched…")
+                return []
+            }
             guard let run = state.selectedRun, run.isLive else {
                 state.notice = Notice("select a live run to stop", .warning)
                 return []
@@ -247,6 +266,7 @@ public final class Dashboard {
             }
             open = false
             state.notice = Notice("launching on \(form.mode.displayName)…")
+            state.pendingLaunches += 1
             return [.launch(mode: form.mode, prompt: prompt, workspace: workspace)]
         case .tab, .down:
             form.field = LaunchForm.Field(rawValue: (form.field.rawValue + 1) % LaunchForm.Field.allCases.count)!

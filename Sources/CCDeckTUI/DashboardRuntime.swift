@@ -78,7 +78,8 @@ public final class DashboardRuntime {
                 if !running { break }
             }
             if fds[1].revents != 0 {
-                for message in queue.take() { dashboard.handle(message) }
+                for message in queue.take() where !perform(dashboard.handle(message)) { running = false }
+                if !running { break }
             }
             draw()
         }

@@ -201,6 +201,8 @@ public enum DashboardMessage: Sendable {
     case tick(Date)
     case runsLoaded([RunEntry])
     case runStarted(RunRecord)
+    /// A launch ended before its run existed (no token, a setup error before the record).
+    case launchFailed(String)
     case runEvent(id: String, StreamEvent)
     case runStderr(id: String, String)
     case runFinished(RunRecord)
@@ -234,6 +236,10 @@ public struct DashboardState: Sendable {
     public var overlay: Overlay?
     public var notice: Notice?
     public var tailCapacity = 1_000
+    /// Launches asked for whose run has not shown up yet, and whether the first to show up is to
+    /// be stopped at once (`s` pressed before it could be selected).
+    public var pendingLaunches = 0
+    public var stopNextLaunch = false
 
     public init(width: Int, height: Int, now: Date, readonly: Bool = false,
                 registry: BackendRegistry = .standard) {

@@ -252,15 +252,15 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
 
     public func launch(mode: BackendKind, prompt: String, workspace: String?) {
         guard let backend = backends[mode], backend.traits.canRun else {
-            post(.notice(Notice("cannot launch: mode \(mode.displayName) cannot run here", .error)))
+            post(.launchFailed("mode \(mode.displayName) cannot run here"))
             return
         }
         let token: Token?
         if backend.traits.tokenDelivery == .hostProxy { token = nil } else {
             switch resolveToken() {
             case .resolved(let t): token = t
-            case .failed(let why): post(.notice(Notice("launch failed: \(why)", .error))); return
-            case .loading: return
+            case .failed(let why): post(.launchFailed(why)); return
+            case .loading: post(.launchFailed("the token is still being read")); return
             }
         }
         drive(nil, backend: backend, token: token) { [self] driver, stopRead in
@@ -275,7 +275,7 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     private func drive(_ knownID: String?, backend: any SandboxBackend, token: Token?,
                        _ body: @escaping @Sendable (RunDriver, Int32) throws -> RunRecord) {
         guard let fds = Pipe2.make() else {
-            post(.notice(Notice("cannot start: out of file descriptors", .error)))
+            post(knownID == nil ? .launchFailed("out of file descriptors") : .notice(Notice("cannot start: out of file descriptors", .error)))
             return
         }
         let (stopRead, stopWrite) = fds
@@ -303,10 +303,14 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
                 post(.notice(Notice(RunSummary.lines(for: record).first ?? "run finished",
                                     record.state == .succeeded ? .info : .warning)))
             } catch let failure as RunDriver.Failure {
-                if case .setup(_, let record?) = failure { post(.runFinished(record)) }
-                post(.notice(Notice("launch failed: \(failure)", .error)))
+                if case .setup(_, let record?) = failure {
+                    post(.runFinished(record))
+                    post(.notice(Notice("launch failed: \(failure)", .error)))
+                } else {
+                    post(.launchFailed("\(failure)"))  // it never became a run
+                }
             } catch {
-                post(.notice(Notice("launch failed: \(error)", .error)))
+                post(.launchFailed("\(error)"))
             }
             lock.lock()
             if let id = runID.value { stopPipes[id] = nil }

@@ -33,6 +33,27 @@ import _CCDeckTestSupport
         #expect(d.state.overlay == nil)
     }
 
+    /// `s` pressed before the launched run could even be selected: the stop waits for the run and
+    /// goes out the moment it shows up; a launch that fails lets go of the wait.
+    @Test func aStopPressedBeforeTheLaunchedRunShowsUpIsNotLost() {
+        let d = dashboard()
+        d.handle(.runsLoaded([]))
+        #expect(press(d, .char("n"), .enter).count == 1)
+        #expect(press(d, .char("s")).isEmpty)
+        #expect(d.state.stopNextLaunch && d.state.notice?.text == "stopping the run being launched…")
+        let record = TUIFixtures.record("20261129-030000-0abc", .docker, .starting, startedAgo: 0, wall: nil)
+        #expect(d.handle(.runStarted(record)) == [.stop(runID: record.id)])
+        #expect(!d.state.stopNextLaunch && d.state.pendingLaunches == 0)
+        // Its second start message (the sandbox started) asks nothing again.
+        #expect(d.handle(.runStarted(record)).isEmpty)
+
+        _ = press(d, .char("n"), .enter)
+        _ = press(d, .char("k"), .char("k"))  // whatever is selected, a launch is pending
+        d.handle(.launchFailed("no token"))
+        #expect(d.state.pendingLaunches == 0 && !d.state.stopNextLaunch)
+        #expect(d.state.notice?.text == "launch failed: no token")
+    }
+
     @Test func launchWithAnEmptyPromptIsRefusedAndEscCancels() {
         let d = dashboard()
         _ = press(d, .char("n"), .ctrl("u"))

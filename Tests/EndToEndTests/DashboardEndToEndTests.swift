@@ -155,6 +155,54 @@ struct DashboardEndToEndTests: DashboardHarness {
         child.wait()
     }
 
+    /// `s` pressed the moment a run is launched (while its container is still being created):
+    /// the stop is not lost, the run ends stopped, nothing is left.
+    @Test func aStopPressedRightAfterLaunchIsNotLost() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 30)
+        let tmux = try start(model: model)
+        #expect(tmux.waitFor("docker ready") { $0.contains("q quit") && $0.contains("✓ docker") } != nil)
+        try tmux.send("n")
+        #expect(tmux.waitFor("Launch a run") != nil)
+        try tmux.send("Enter")
+        try tmux.send("s")
+        let storeRoot = home.path + "/state/ccdeck"
+        #expect(tmux.waitFor("stopped", timeout: 40) { $0.contains("stopped") && !$0.contains("running ") } != nil)
+        let record = try #require(RunStore(root: storeRoot).list().first)
+        #expect(record.state == .stopped, "\(record.reason ?? "")")
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+        let left = try ProcessRunner.run(Command("docker", ["ps", "-aq", "--filter", "label=ccdeck.run=" + record.id],
+                                                 environment: EngineEnvironment.host), timeout: 30)
+        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+
+    /// A dashboard already open when another ccdeck's run loses its driver hears of it at once
+    /// (it waits on the run's lock) and adopts the run.
+    @Test func anOpenDashboardAdoptsARunTheMomentItsDriverDies() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 3)
+        let tmux = try start(model: model)
+        #expect(tmux.waitFor("docker ready") { $0.contains("q quit") && $0.contains("✓ docker") } != nil)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.runArguments(engine: "docker"),
+                                                   environment: env))
+        var out = ""
+        var killed = false
+        _ = ProcessRunner.stream(child, onStdoutLine: { line in
+            out += String(decoding: line, as: UTF8.self) + "\n"
+            if !killed && out.contains("session started") {
+                killed = true
+                kill(child.pid, SIGKILL)
+            }
+        })
+        #expect(killed)
+        #expect(tmux.waitFor("adopted and finished", timeout: 60) { $0.contains("adopted") && $0.contains("succeeded") } != nil)
+        let record = try #require(RunStore(root: home.path + "/state/ccdeck").list().first)
+        #expect(record.state == .succeeded && record.adoptedAt != nil)
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+        child.wait()
+    }
+
     /// A container kept after its run is a leftover: listed in Orphans, removed from there.
     @Test func aKeptContainerIsAnOrphanAndCanBeRemoved() throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)

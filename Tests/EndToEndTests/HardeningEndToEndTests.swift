@@ -130,7 +130,7 @@ struct HardeningEndToEndTests {
                 }
             }
         })
-        #expect(stopped && status == .exited(130), "\(out)")
+        #expect(stopped && status == .exited(1), "\(out)")
         let record = try #require(RunStore(environment: env).list().first)
         #expect(record.state == .stopped && record.reason == "stopped from another ccdeck (a test)", "\(record.reason ?? "")")
     }
@@ -194,6 +194,28 @@ struct HardeningEndToEndTests {
         let again = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker"), environment: env)
         #expect(again.status == .exited(2))
         #expect(again.stderr.contains("the disk holding it is full"), "\(again.stderr)")
+    }
+
+    /// The run's folder deleted under a live run: the run is stopped and nothing is left running.
+    @Test func aRunFolderDeletedMidRunStopsTheRun() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 2)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.runArguments(engine: "docker"),
+                                                   environment: env))
+        var out = ""
+        var err = ""
+        var removed: String?
+        let status = ProcessRunner.stream(child, onStdoutLine: { line in
+            out += String(decoding: line, as: UTF8.self) + "\n"
+            if removed == nil && out.contains("session started"), let record = RunStore(environment: env).list().first {
+                removed = record.id
+                try? FileManager.default.removeItem(atPath: RunStore(environment: env).directory(for: record.id))
+            }
+        }, onStderrLine: { err += String(decoding: $0, as: UTF8.self) + "\n" })
+        let id = try #require(removed)
+        #expect(status != .exited(0), "\(out)")
+        #expect(out.contains("was deleted") || err.contains("was deleted"), "\(out)\n\(err)")
+        #expect(try containers("docker", run: id).isEmpty)
     }
 
     // MARK: nothing from outside reaches the terminal raw
