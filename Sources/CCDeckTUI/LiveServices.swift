@@ -12,6 +12,8 @@ public struct LaunchOptions: Sendable {
     public var passEnvironment: [String]
     /// Take over runs whose ccdeck died (off for a read-only dashboard).
     public var adoptLostRuns: Bool
+    /// Backend options (`device`, `profile`, …); each launch passes those its backend takes.
+    public var backendOptions: [String: [String]] = [:]
 
     public init(image: String = RunnerImage.defaultTag, runtimeArguments: [String] = [], passEnvironment: [String] = [],
                 adoptLostRuns: Bool = true) {
@@ -264,9 +266,11 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
             }
         }
         drive(nil, backend: backend, token: token) { [self] driver, stopRead in
-            let request = RunRequest(prompt: prompt, workspace: workspace, image: options.image,
+            var request = RunRequest(prompt: prompt, workspace: workspace, image: options.image,
                                      buildIfMissing: options.image == RunnerImage.defaultTag ? ImageBuild(dockerfile: RunnerImage.dockerfile) : nil,
-                                     runtimeArguments: options.runtimeArguments, passEnvironment: options.passEnvironment)
+                                     runtimeArguments: backend.traits.takesRuntimeArguments ? options.runtimeArguments : [],
+                                     passEnvironment: options.passEnvironment)
+            request.options = options.backendOptions.filter { backend.traits.optionNames.contains($0.key) }
             return try driver.run(request, wakeFD: stopRead)
         }
     }

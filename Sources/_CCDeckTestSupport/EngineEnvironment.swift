@@ -35,6 +35,21 @@ public enum EngineEnvironment {
             + passThrough.flatMap { ["--pass-env", $0] } + extra
     }
 
+    /// The Incus test image (an alias) from scripts/testenv.
+    public static var incusImage: String { host["CCDECK_TEST_INCUS_IMAGE"] ?? "ccdeck-test-runner" }
+
+    /// `ccdeck run --mode incus` arguments: the test image, and a proxy device that reaches the
+    /// scripted model on the host's loopback (the instance has no network of its own).
+    public static func incusArguments(model: ModelServer?, extra: [String] = []) -> [String] {
+        var args = ["run", "--mode", "incus", "--image", incusImage] + passThrough.flatMap { ["--pass-env", $0] }
+        if let model { args += ["--device", incusProxy(model)] }
+        return args + extra
+    }
+
+    public static func incusProxy(_ model: ModelServer) -> String {
+        "model,proxy,listen=tcp:127.0.0.1:\(model.port),connect=tcp:127.0.0.1:\(model.port),bind=instance"
+    }
+
     /// A canary token: looks real, is unique per test, and must never show up anywhere.
     public static func canaryToken() -> String {
         "sk-ant-oat01-CANARY" + UUID().uuidString.replacingOccurrences(of: "-", with: "") + "ccdeckcanary0000"

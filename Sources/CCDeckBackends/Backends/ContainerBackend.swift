@@ -55,6 +55,9 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
 
     public func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation,
                         progress: (String) -> Void) throws -> Preparation {
+        if let name = spec.options.keys.sorted().first {
+            throw BackendError.refused("\(executable) does not take --\(name) (it is an Incus option)")
+        }
         if spec.workspace.contains(",") && spec.workspace.contains(":") {
             throw BackendError.refused("\(InertText.line(spec.workspace)): \(executable) cannot mount a path holding both ',' and ':'")
         }

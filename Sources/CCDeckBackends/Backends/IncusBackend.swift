@@ -1,29 +1,83 @@
 import CCDeckCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// Mode D: Incus system containers. Detected here; runs come later.
-public struct IncusBackend: ProbeOnlyBackend {
+/// Mode D: Incus system containers. An instance is made from an image alias that holds Claude
+/// Code, gets the workspace as a disk device with UID shifting (a host uid N is uid N inside, so
+/// the agent runs as the folder's owner and its files come back theirs), and the agent runs by
+/// `incus exec` as that user. By default one instance per workspace is kept and reused by the
+/// next run there (no launch cost, what the agent installed stays); `--ephemeral` makes one per
+/// run and deletes it after.
+///
+/// The token never enters an argv or the instance's config: it goes, with the other variables
+/// the run passes, into a 0600 file pushed from stdin into a 0700 folder owned by the agent user,
+/// which the agent's shell reads and deletes before it starts Claude Code.
+public struct IncusBackend: SandboxBackend, ImageBuilder {
     public let kind = BackendKind.incus
     public let environment: [String: String]
+    public var queryTimeout: TimeInterval = 60
 
     public init(environment: [String: String]) { self.environment = environment }
 
     public var traits: BackendTraits {
-        BackendTraits(modeLetter: "D", isolation: .systemContainer, tokenDelivery: .file, workspace: .mount,
-                      workspaceInside: "/workspace", mark: .configKeys, resourceNoun: "instance", canRun: false,
-                      usesImage: true, takesRuntimeArguments: false)
+        var t = BackendTraits(modeLetter: "D", isolation: .systemContainer, tokenDelivery: .file, workspace: .mount,
+                              workspaceInside: "/workspace", mark: .configKeys, resourceNoun: "instance", canRun: true,
+                              usesImage: true, takesRuntimeArguments: false)
+        t.optionNames = Self.optionNames
+        return t
     }
 
+    /// Options `ccdeck run --mode incus` takes.
+    public static let optionNames: Set<String> = ["ephemeral", "profile", "config", "device"]
+    /// The config keys of ccdeck's mark (`incus list user.ccdeck.store=S`).
+    static let keyPrefix = "user.ccdeck."
+    /// Where the per-run files live inside (0700, the agent user's).
+    static let runFolder = "/run/ccdeck"
+    /// What a system container needs from an application image: an init (see `RunnerImage.incusInit`).
+    static let initPath = "/ccdeck-init"
+
+    /// Incus names: letters, digits and hyphens; a run's image tag `name:tag` becomes `name-tag`.
+    public static func alias(for image: String) -> String {
+        String(image.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "-" })
+    }
+
+    /// The instance kept for a workspace: the same one for every run there from this store.
+    static func persistentName(workspace: String, store: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in (store + ":" + workspace).utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "ccdeck-ws-" + String(String(hash, radix: 16).suffix(12))
+    }
+
+    // MARK: probe
+
     public func probe(timeout: TimeInterval) -> BackendStatus {
-        let (output, early) = Probe.run(kind, "incus", ["version"], environment: environment, timeout: timeout)
+        let started = Date()
+        let (output, early) = Probe.run(kind, "incus", ["version"], environment: cEnvironment, timeout: timeout)
         if let early { return early }
         guard let output else { return BackendStatus(kind: kind, state: .error) }
         let parsed = Self.parseVersion(output.stdout)
+        let path = ChildProcess.resolve("incus", environment: environment)
         guard let server = parsed.server, server != "unreachable" else {
-            return BackendStatus(kind: kind, state: .daemonDown, clientVersion: parsed.client,
-                                 detail: output.stderrSummary.isEmpty ? "incusd is not reachable" : output.stderrSummary)
+            let why = output.stderrSummary
+            let detail = why.localizedCaseInsensitiveContains("permission denied")
+                ? "no permission on the incus socket (add yourself to the incus-admin group)"
+                : why.isEmpty ? "incusd is not reachable (is it running?)" : why
+            return BackendStatus(kind: kind, state: .daemonDown, clientVersion: parsed.client, detail: detail, executable: path)
         }
-        return BackendStatus(kind: kind, state: .ready, clientVersion: parsed.client, serverVersion: server)
+        // A daemon that answers but has nowhere to put an instance cannot run anything.
+        let left = max(0.5, timeout - Date().timeIntervalSince(started))
+        let (pools, poolsEarly) = Probe.run(kind, "incus", ["storage", "list", "--format", "csv", "-c", "n"],
+                                            environment: cEnvironment, timeout: left)
+        if var poolsEarly { poolsEarly.clientVersion = parsed.client; return poolsEarly }
+        let names = (pools?.stdout ?? "").split(separator: "\n").map(String.init)
+        guard pools?.status.succeeded == true, !names.isEmpty else {
+            return BackendStatus(kind: kind, state: .error, clientVersion: parsed.client, serverVersion: server,
+                                 detail: "no storage pool (incus storage create default dir)", executable: path)
+        }
+        return BackendStatus(kind: kind, state: .ready, clientVersion: parsed.client, serverVersion: server,
+                             detail: "pool \(names.joined(separator: ", "))", executable: path)
     }
 
     /// `incus version`: `Client version: 6.0.3` / `Server version: 6.0.3` (or `unreachable`).
@@ -36,5 +90,274 @@ public struct IncusBackend: ProbeOnlyBackend {
             if parts[0] == "Server version" { v.server = parts[1] }
         }
         return v
+    }
+
+    // MARK: prepare
+
+    /// Who the agent is inside: with `shift=true` a host uid is the same uid inside.
+    struct AgentUser: Equatable {
+        var uid: UInt32
+        var gid: UInt32
+        var home: String
+
+        init(_ owner: FileOwner) {
+            uid = owner.uid
+            gid = owner.gid
+            home = owner.uid == 0 ? "/root" : owner.uid == UInt32(RunnerImage.agentUID) ? "/home/agent" : "/tmp/ccdeck-home"
+        }
+    }
+
+    public func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation,
+                        progress: (String) -> Void) throws -> Preparation {
+        if let unknown = spec.options.keys.sorted().first(where: { !Self.optionNames.contains($0) }) {
+            throw BackendError.refused("incus does not take --\(unknown)")
+        }
+        if !spec.runtimeArguments.isEmpty {
+            throw BackendError.refused("incus does not take --runtime-arg (use --device, --profile or -c)")
+        }
+        let alias = Self.alias(for: spec.image)
+        let info = try query(["image", "info", alias], what: "incus image info")
+        guard info.status.succeeded else {
+            throw BackendError.refused("the incus image \(alias) is missing: build it with `ccdeck image build --runtime incus"
+                                       + (alias == Self.alias(for: RunnerImage.defaultTag) ? "`" : " --tag \(alias)`"))
+        }
+        let ephemeral = spec.options["ephemeral"] != nil
+        let name = ephemeral ? spec.sandboxName : Self.persistentName(workspace: spec.workspace, store: spec.mark[Mark.store] ?? "")
+        let user = AgentUser(spec.workspaceOwner)
+        let existing = try instanceState(name)
+        if let existing {
+            if existing.uppercased() != "RUNNING" {
+                try run(["start", name], what: "incus start \(name)")
+            }
+            progress("reusing instance \(name)")
+        } else {
+            var args = ["create", alias, name, "-c", "raw.lxc=lxc.init.cmd=\(Self.initPath)"]
+            if ephemeral { args.append("--ephemeral") }
+            var mark = spec.mark
+            mark[Mark.prefix + "workspace"] = spec.workspace
+            mark[Mark.prefix + "uid"] = "\(user.uid)"
+            mark[Mark.prefix + "gid"] = "\(user.gid)"
+            mark[Mark.prefix + "persistent"] = ephemeral ? "false" : "true"
+            for (k, v) in mark.sorted(by: { $0.key < $1.key }) {
+                args += ["-c", Self.keyPrefix + k.dropFirst(Mark.prefix.count) + "=" + v]
+            }
+            for profile in spec.options["profile"] ?? [] { args += ["-p", profile] }
+            for config in spec.options["config"] ?? [] { args += ["-c", config] }
+            try run(args, what: "incus create")
+            try run(["config", "device", "add", name, "workspace", "disk", "source=\(spec.workspace)", "path=/workspace",
+                     "shift=true"], what: "incus config device add")
+            try run(["start", name], what: "incus start \(name)")
+        }
+        // This run's devices (a proxy to a host port, say), replacing ones of the same name.
+        for device in spec.options["device"] ?? [] {
+            let parts = device.split(separator: ",").map(String.init)
+            guard parts.count >= 2 else { throw BackendError.refused("--device \(InertText.line(device)): NAME,TYPE[,key=value…]") }
+            _ = try? query(["config", "device", "remove", name, parts[0]], what: "incus config device remove")
+            try run(["config", "device", "add", name] + parts, what: "incus config device add \(parts[0])")
+        }
+        if !ephemeral && existing != nil {
+            try run(["config", "set", name, Self.keyPrefix + "run=\(spec.id)"], what: "incus config set")
+        }
+        // The run's private folder and the agent's home, as the agent user.
+        try run(["exec", name, "--", "sh", "-c",
+                 "mkdir -p -m 0700 \(Self.runFolder) \(user.home) && chown \(user.uid):\(user.gid) \(Self.runFolder) \(user.home)"],
+                what: "incus exec (setup)")
+        let who = user.uid == 0 ? "root" : user.uid == UInt32(RunnerImage.agentUID) ? "the image's agent user" : "the workspace's owner"
+        return Preparation(agentUser: "uid \(user.uid):\(user.gid) (\(who)), in \(ephemeral ? "an ephemeral" : "a persistent") instance",
+                           userArguments: [], sandboxName: name, persistent: !ephemeral)
+    }
+
+    /// The instance's status (`Running`, `Stopped`), or nil when there is none.
+    func instanceState(_ name: String) throws -> String? {
+        let out = try query(["list", name, "--format", "json"], what: "incus list")
+        guard out.status.succeeded, case .array(let items)? = JSONValue.parse(Data(out.stdout.utf8)) else { return nil }
+        return items.first { $0["name"]?.stringValue == name }?["status"]?.stringValue
+    }
+
+    // MARK: run
+
+    /// The shell line that starts the agent: it reads the variables (the token among them) from
+    /// the pushed file, deletes it, notes its pid for `stop`, and becomes Claude Code.
+    static func agentScript(runID: String) -> String {
+        let env = "\(runFolder)/env-\(runID)"
+        return ". \(env) && rm -f \(env) && echo $$ > \(runFolder)/agent-\(runID).pid && "
+            + "exec claude -p --dangerously-skip-permissions " + RunSpec.agentArguments.joined(separator: " ")
+    }
+
+    /// `export NAME='value'` lines for the file the agent's shell reads.
+    static func environmentFile(_ spec: RunSpec, user: AgentUser) -> String {
+        var lines: [String] = []
+        func add(_ name: String, _ value: String) {
+            lines.append("export \(name)='\(value.replacingOccurrences(of: "'", with: "'\\''"))'")
+        }
+        add("HOME", user.home)
+        if user.uid == 0 { add("IS_SANDBOX", "1") }  // Claude Code skips permissions as root only then
+        for name in spec.passEnvironment { if let v = spec.environment[name] { add(name, v) } }
+        if let token = spec.token { add(token.name, token.value) }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {
+        let name = preparation.sandboxName ?? spec.sandboxName
+        let user = AgentUser(spec.workspaceOwner)
+        // The values go in on stdin: never in an argv, the instance's config or `incus monitor`.
+        let push = try ProcessRunner.run(Command("incus", ["file", "push", "--uid", "\(user.uid)", "--gid", "\(user.gid)",
+                                                           "--mode", "0600", "-", "\(name)\(Self.runFolder)/env-\(spec.id)"],
+                                                 environment: cEnvironment),
+                                         input: Data(Self.environmentFile(spec, user: user).utf8), timeout: queryTimeout)
+        guard push.status.succeeded else { throw BackendError.commandFailed("incus file push", push.stderrSummary) }
+        let args = ["exec", name, "-T", "--user", "\(user.uid)", "--group", "\(user.gid)", "--cwd", "/workspace",
+                    "--", "/bin/sh", "-c", Self.agentScript(runID: spec.id)]
+        return AgentLaunch(process: try ChildProcess.spawn(Command("incus", args, environment: cEnvironment), stdin: .pipe))
+    }
+
+    public func stop(_ sandbox: SandboxRef) -> Bool {
+        let pidFile = "\(Self.runFolder)/agent-\(sandbox.runID).pid"
+        guard let out = try? query(["exec", sandbox.name, "--", "sh", "-c", "kill -TERM $(cat \(pidFile))"], what: "incus exec (stop)")
+        else { return false }
+        return out.status.succeeded
+    }
+
+    /// The exit status is the `incus exec` client's own; incus keeps nothing after it.
+    public func outcome(_ sandbox: SandboxRef) -> SandboxOutcome? { nil }
+
+    public func remove(_ sandbox: SandboxRef) throws {
+        let out = try query(["delete", "-f", sandbox.name], what: "incus delete")
+        if !out.status.succeeded && !Self.isNotFound(out.stderrSummary) {
+            throw BackendError.commandFailed("incus delete \(InertText.line(sandbox.name))", out.stderrSummary)
+        }
+    }
+
+    /// A persistent instance stays for the next run: only this run's files go (the variables file
+    /// is already gone unless the agent never started).
+    public func release(_ sandbox: SandboxRef) throws {
+        guard sandbox.name.hasPrefix("ccdeck-ws-") else { return try remove(sandbox) }
+        let files = "\(Self.runFolder)/env-\(sandbox.runID) \(Self.runFolder)/agent-\(sandbox.runID).pid"
+        let out = try query(["exec", sandbox.name, "--", "rm", "-f"] + files.split(separator: " ").map(String.init),
+                            what: "incus exec (cleanup)")
+        if !out.status.succeeded && !Self.isNotFound(out.stderrSummary) {
+            throw BackendError.commandFailed("incus exec \(InertText.line(sandbox.name)) rm", out.stderrSummary)
+        }
+    }
+
+    public func resources(store: String) throws -> [SandboxResource] {
+        let out = try query(["list", "\(Self.keyPrefix)store=\(store)", "--format", "json"], what: "incus list")
+        guard out.status.succeeded else { throw BackendError.commandFailed("incus list", out.stderrSummary) }
+        return Self.parseInstances(out.stdout, store: store)
+    }
+
+    /// `incus list --format json`: an array of instances; only those carrying this store's mark.
+    static func parseInstances(_ text: String, store: String) -> [SandboxResource] {
+        guard case .array(let items)? = JSONValue.parse(Data(text.utf8)) else { return [] }
+        return items.compactMap { item in
+            guard let name = item["name"]?.stringValue, let config = item["config"],
+                  config[keyPrefix + "store"]?.stringValue == store else { return nil }
+            let created = item["created_at"]?.stringValue.flatMap(EngineOutput.parseRFC3339)
+            let persistent = config[keyPrefix + "persistent"]?.stringValue == "true"
+            return SandboxResource(id: name, name: name, backend: .incus, runID: config[keyPrefix + "run"]?.stringValue,
+                                   state: (item["status"]?.stringValue ?? "?").lowercased() + (persistent ? ", persistent" : ""),
+                                   createdAt: created, persistent: persistent)
+        }
+    }
+
+    public func attachCommand(_ sandbox: SandboxRef) -> Command? {
+        let uid = (try? query(["config", "get", sandbox.name, Self.keyPrefix + "uid"], what: "incus config get"))?
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "0"
+        let gid = (try? query(["config", "get", sandbox.name, Self.keyPrefix + "gid"], what: "incus config get"))?
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "0"
+        let home = AgentUser(FileOwner(uid: UInt32(uid) ?? 0, gid: UInt32(gid) ?? 0)).home
+        return Command("incus", ["exec", sandbox.name, "-t", "--user", uid.isEmpty ? "0" : uid, "--group", gid.isEmpty ? "0" : gid,
+                                 "--cwd", "/workspace", "--env", "HOME=\(home)", "--", "sh", "-c",
+                                 "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"],
+                       environment: environment)
+    }
+
+    /// `incus monitor`: one JSON object per lifecycle event (and a blank line after each).
+    public func eventsCommand(store: String) -> Command? {
+        Command("incus", ["monitor", "--type", "lifecycle", "--format", "json"], environment: cEnvironment)
+    }
+
+    // MARK: image
+
+    /// Builds the runner image from the Dockerfile with the first ready container engine, exports
+    /// its root filesystem, adds ccdeck's init and the metadata, and imports it as `image`'s alias.
+    public func build(image: String, _ build: ImageBuild, progress: (String) -> Void) throws {
+        let engines = ContainerBackend.Engine.allCases.map { ContainerBackend($0, environment: environment) }
+        guard let engine = engines.first(where: { $0.probe(timeout: 5).state == .ready }) else {
+            throw BackendError.unavailable(kind, "building an incus image needs docker or podman to build the Dockerfile "
+                                           + "(without them: see docs/modes.md, \"An Incus image without docker\")")
+        }
+        let alias = Self.alias(for: image)
+        let tag = "ccdeck-incus-build:\(alias)"
+        progress("building \(tag) with \(engine.kind.displayName), then importing it into incus as \(alias)")
+        try engine.build(image: tag, build, progress: progress)
+        let fm = FileManager.default
+        let scratch = fm.temporaryDirectory.appendingPathComponent("ccdeck-incus-\(UUID().uuidString.prefix(8))").path
+        try fm.createDirectory(atPath: scratch + "/extra", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? fm.removeItem(atPath: scratch) }
+        let exe = engine.kind.rawValue
+        let created = try ProcessRunner.run(Command(exe, ["create", tag], environment: environment), timeout: queryTimeout)
+        guard created.status.succeeded else { throw BackendError.commandFailed("\(exe) create", created.stderrSummary) }
+        let cid = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? ProcessRunner.run(Command(exe, ["rm", "-f", cid], environment: environment), timeout: queryTimeout) }
+        let rootfs = scratch + "/rootfs.tar"
+        let exported = try ProcessRunner.run(Command(exe, ["export", "-o", rootfs, cid], environment: environment), timeout: 600)
+        guard exported.status.succeeded else { throw BackendError.commandFailed("\(exe) export", exported.stderrSummary) }
+        try RunnerImage.incusInit.write(toFile: scratch + "/extra" + Self.initPath, atomically: true, encoding: .utf8)
+        chmod(scratch + "/extra" + Self.initPath, 0o755)
+        let appended = try ProcessRunner.run(Command("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", scratch + "/extra",
+                                                             "-rf", rootfs, "." + Self.initPath], environment: environment),
+                                             timeout: 120)
+        guard appended.status.succeeded else { throw BackendError.commandFailed("tar", appended.stderrSummary) }
+        let metadata = "architecture: x86_64\ncreation_date: \(Int(Date().timeIntervalSince1970))\n"
+            + "properties:\n  description: ccdeck runner image (\(alias))\n"
+        try metadata.write(toFile: scratch + "/metadata.yaml", atomically: true, encoding: .utf8)
+        let meta = try ProcessRunner.run(Command("tar", ["-C", scratch, "-cf", scratch + "/meta.tar", "metadata.yaml"],
+                                                 environment: environment), timeout: 60)
+        guard meta.status.succeeded else { throw BackendError.commandFailed("tar", meta.stderrSummary) }
+        _ = try? query(["image", "delete", alias], what: "incus image delete")  // a rebuild replaces it
+        let imported = try ProcessRunner.run(Command("incus", ["image", "import", scratch + "/meta.tar", rootfs, "--alias", alias],
+                                                     environment: cEnvironment), timeout: 600)
+        guard imported.status.succeeded else { throw BackendError.commandFailed("incus image import", imported.stderrSummary) }
+        _ = try? ProcessRunner.run(Command(exe, ["rmi", tag], environment: environment), timeout: queryTimeout)
+        progress("imported \(alias)")
+    }
+
+    // MARK: helpers
+
+    /// incus translates its messages: ccdeck reads them in English.
+    var cEnvironment: [String: String] {
+        var env = environment
+        env["LC_ALL"] = "C"
+        return env
+    }
+
+    static func isNotFound(_ message: String) -> Bool {
+        ["not found", "no such", "does not exist"].contains { message.localizedCaseInsensitiveContains($0) }
+    }
+
+    @discardableResult
+    private func run(_ args: [String], what: String) throws -> ProcessRunner.Output {
+        let out = try query(args, what: what)
+        guard out.status.succeeded else { throw BackendError.commandFailed(what, out.stderrSummary) }
+        return out
+    }
+
+    private func query(_ args: [String], what: String) throws -> ProcessRunner.Output {
+        let out: ProcessRunner.Output
+        do {
+            out = try ProcessRunner.run(Command("incus", args, environment: cEnvironment), timeout: queryTimeout)
+        } catch ProcessError.notFound {
+            throw BackendError.unavailable(kind, "incus is not installed")
+        }
+        if out.timedOut { throw BackendError.timedOut(what, queryTimeout) }
+        let why = out.stderrSummary
+        if !out.status.succeeded, why.localizedCaseInsensitiveContains("permission denied") {
+            throw BackendError.unavailable(kind, "no permission on the incus socket (add yourself to the incus-admin group)")
+        }
+        if !out.status.succeeded, why.localizedCaseInsensitiveContains("unix.socket") || why.localizedCaseInsensitiveContains("connect:") {
+            throw BackendError.unavailable(kind, why)
+        }
+        return out
     }
 }

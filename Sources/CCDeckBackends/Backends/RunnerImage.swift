@@ -37,4 +37,16 @@ public enum RunnerImage {
         ENTRYPOINT ["claude", "-p", "--dangerously-skip-permissions"]
 
         """
+
+    /// What a system container (Incus) needs from an application image: an init. It brings up
+    /// loopback (proxy devices listen there) when `ip` is there, then waits, ending on SIGTERM or
+    /// SIGPWR (`incus stop`). `ccdeck image build --runtime incus` adds it as /ccdeck-init.
+    public static let incusInit = """
+        #!/bin/sh
+        # ccdeck's init for system containers: bring up loopback (proxy devices listen there), then wait.
+        ip link set lo up 2>/dev/null || true
+        trap 'exit 0' TERM INT PWR
+        while :; do sleep 3600 & wait $!; done
+
+        """
 }

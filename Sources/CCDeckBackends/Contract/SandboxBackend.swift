@@ -44,6 +44,10 @@ public protocol SandboxBackend: Sendable {
     /// already gone is not an error.
     func remove(_ sandbox: SandboxRef) throws
 
+    /// What the end of a run does to its sandbox unless `--keep`: removal, for most backends; a
+    /// sandbox kept between runs by design (a persistent Incus instance) is only tidied.
+    func release(_ sandbox: SandboxRef) throws
+
     /// Every resource carrying ccdeck's mark for `store` (never anyone else's).
     func resources(store: String) throws -> [SandboxResource]
 
@@ -66,6 +70,7 @@ public protocol SandboxBackend: Sendable {
 }
 
 extension SandboxBackend {
+    public func release(_ sandbox: SandboxRef) throws { try remove(sandbox) }
     public func startFailure(exitCode: Int32, stderr: [String]) -> String? { nil }
     public func attachCommand(_ sandbox: SandboxRef) -> Command? { nil }
     public func eventsCommand(store: String) -> Command? { nil }
@@ -91,6 +96,8 @@ public struct BackendTraits: Sendable, Equatable {
     public var usesImage: Bool
     /// Takes extra arguments for the command that starts the sandbox (`--runtime-arg`).
     public var takesRuntimeArguments: Bool
+    /// The `RunSpec.options` it understands (`ephemeral`, `profile`, `config`, `device` for Incus).
+    public var optionNames: Set<String> = []
 
     public init(modeLetter: String, isolation: Isolation, tokenDelivery: TokenDelivery, workspace: WorkspaceTransport,
                 workspaceInside: String?, mark: ResourceMark, resourceNoun: String, canRun: Bool,
@@ -193,6 +200,9 @@ public struct RunSpec: Sendable {
     public var environment: [String: String]
     /// Extra arguments for the command that starts the sandbox.
     public var runtimeArguments: [String]
+    /// Options only some backends take (`ephemeral`, `profile`, `config`, `device` for Incus),
+    /// by name; a backend refuses, in `prepare`, any it does not know.
+    public var options: [String: [String]] = [:]
 
     public init(id: String, sandboxName: String, image: String, workspace: String, workspaceOwner: FileOwner,
                 prompt: String, mark: [String: String], token: Secret?, passEnvironment: [String],
@@ -220,13 +230,20 @@ public struct RunSpec: Sendable {
 public struct Preparation: Sendable, Equatable {
     /// The image had to be built first.
     public var builtImage: Bool
+    /// The sandbox's name when the backend chose it (an instance reused per workspace).
+    public var sandboxName: String?
+    /// The sandbox outlives the run by design and is reused by the next one.
+    public var persistent = false
     /// Who the agent will run as inside, in words for the record.
     public var agentUser: String?
     /// Arguments `start` adds for that user (backend-specific).
     public var userArguments: [String]
 
-    public init(builtImage: Bool = false, agentUser: String? = nil, userArguments: [String] = []) {
+    public init(builtImage: Bool = false, agentUser: String? = nil, userArguments: [String] = [],
+                sandboxName: String? = nil, persistent: Bool = false) {
         self.builtImage = builtImage
+        self.sandboxName = sandboxName
+        self.persistent = persistent
         self.agentUser = agentUser
         self.userArguments = userArguments
     }
@@ -283,14 +300,18 @@ public struct SandboxResource: Sendable, Equatable {
     /// The backend's word for its state (inert).
     public var state: String
     public var createdAt: Date?
+    /// Kept between runs by design (not a leftover): listed as persistent.
+    public var persistent: Bool
 
-    public init(id: String, name: String, backend: BackendKind, runID: String?, state: String, createdAt: Date?) {
+    public init(id: String, name: String, backend: BackendKind, runID: String?, state: String, createdAt: Date?,
+                persistent: Bool = false) {
         self.id = id
         self.name = InertText.line(name)
         self.backend = backend
         self.runID = runID.map { InertText.line($0) }
         self.state = InertText.line(state)
         self.createdAt = createdAt
+        self.persistent = persistent
     }
 }
 
@@ -370,6 +391,13 @@ extension ProbeOnlyBackend {
     public func outcome(_ sandbox: SandboxRef) -> SandboxOutcome? { nil }
     public func remove(_ sandbox: SandboxRef) throws { throw BackendError.notImplemented(kind) }
     public func resources(store: String) throws -> [SandboxResource] { [] }
+
+    /// Which options, if any, were given to a backend that takes none.
+    static func refuseOptions(_ spec: RunSpec, kind: BackendKind) throws {
+        if let name = spec.options.keys.sorted().first {
+            throw BackendError.refused("\(kind.displayName) does not take --\(name)")
+        }
+    }
 }
 
 /// Shared probe mechanics: run the version command under a deadline and classify the answer.

@@ -15,6 +15,8 @@ public struct RunRequest: Sendable {
     public var runtimeArguments: [String]
     public var passEnvironment: [String]
     public var keep: Bool
+    /// Options only some backends take (see `RunSpec.options`).
+    public var options: [String: [String]] = [:]
 
     public static let defaultPrompt = "Create a file hello.mjs that prints a friendly greeting, then run it with node and show its output."
 
@@ -157,8 +159,7 @@ public final class RunDriver {
                        + "you cannot change (check its owner and mode)")
         }
         guard let owner = FileOwner.of(workspace) else { throw fail("cannot read the workspace \(InertText.line(workspace))") }
-        let spec = makeSpec(record: record, request: request, owner: owner)
-        let ref = SandboxRef(record)
+        var spec = makeSpec(record: record, request: request, owner: owner)
 
         // Where the output goes is settled before anything starts, so nothing runs unrecorded.
         let sinks: Sinks
@@ -182,6 +183,12 @@ public final class RunDriver {
             throw fail("\(error)")
         }
         if preparation.builtImage { onUpdate(.notice("image \(request.image) built")) }
+        if let name = preparation.sandboxName {
+            // The backend chose the sandbox (one reused per workspace): the record names it.
+            record.sandbox = name
+            spec.sandboxName = name
+        }
+        let ref = SandboxRef(record)
         record.agentUser = preparation.agentUser
         record.phases.imageReady = clock()
         if cancel.check() {
@@ -192,7 +199,7 @@ public final class RunDriver {
         let launch: AgentLaunch
         do { launch = try backend.start(spec, preparation: preparation) } catch {
             // Whatever got as far as existing goes again.
-            if !request.keep { try? backend.remove(ref) }
+            if !request.keep { try? backend.release(ref) }
             sinks.releaseReserve()
             throw fail("\(error)")
         }
@@ -206,7 +213,7 @@ public final class RunDriver {
         if sinks.ingest.progress.firstEventAt == nil, !followed.stopped, let code = followed.status?.code,
            let why = backend.startFailure(exitCode: code, stderr: followed.stderrTail) {
             // The backend refused to start it: a setup error with the backend's own words.
-            if !request.keep { _ = removeWithRetry(SandboxRef(record), noun: traits.resourceNoun) }
+            if !request.keep { _ = removeWithRetry(SandboxRef(record), noun: traits.resourceNoun, release: true) }
             sinks.releaseReserve()
             throw fail(why)
         }
@@ -410,7 +417,7 @@ public final class RunDriver {
         }
         var removed = true
         if !record.keep || followed.forced {
-            removed = removeWithRetry(ref, noun: noun)
+            removed = removeWithRetry(ref, noun: noun, release: true)
         }
         if !removed { verdict.reason += "; the \(noun) could not be removed and is listed as a leftover" }
         record.state = RunState(verdict.outcome)
@@ -425,10 +432,10 @@ public final class RunDriver {
     }
 
     /// Removal is retried once: a sandbox left behind shows as a leftover, never silently forgotten.
-    private func removeWithRetry(_ ref: SandboxRef, noun: String) -> Bool {
+    private func removeWithRetry(_ ref: SandboxRef, noun: String, release: Bool = false) -> Bool {
         for attempt in 1...2 {
             do {
-                try backend.remove(ref)
+                if release { try backend.release(ref) } else { try backend.remove(ref) }
                 return true
             } catch {
                 if attempt == 2 {
@@ -450,9 +457,11 @@ public final class RunDriver {
         var pass = RunRequest.passedWhenSet.filter { env[$0] != nil }
         pass += request.passEnvironment.filter { !pass.contains($0) && $0 != secret?.name && env[$0] != nil }
         let mark = [Mark.run: record.id, Mark.mode: backend.kind.rawValue, Mark.store: store.storeID, Mark.schema: "1"]
-        return RunSpec(id: record.id, sandboxName: record.sandbox, image: request.image, workspace: record.workspace,
-                       workspaceOwner: owner, prompt: request.prompt, mark: mark, token: secret, passEnvironment: pass,
-                       environment: env, runtimeArguments: request.runtimeArguments)
+        var spec = RunSpec(id: record.id, sandboxName: record.sandbox, image: request.image, workspace: record.workspace,
+                           workspaceOwner: owner, prompt: request.prompt, mark: mark, token: secret, passEnvironment: pass,
+                           environment: env, runtimeArguments: request.runtimeArguments)
+        spec.options = request.options
+        return spec
     }
 
     /// An error in words a user can act on (never "NSCocoaErrorDomain error 512").

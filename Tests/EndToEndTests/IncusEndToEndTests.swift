@@ -1,0 +1,146 @@
+import CCDeckBackends
+import CCDeckCore
+import Foundation
+import Testing
+import _CCDeckTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Mode D against a real Incus daemon (started by scripts/testenv: Debian backports, a `dir`
+/// pool, no network bridge, the test image imported from a local root filesystem holding the
+/// real Claude Code CLI), the scripted model reached through a `proxy` device.
+@Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs incusd from scripts/testenv (run scripts/test)"))
+struct IncusEndToEndTests {
+    let home = TemporaryDirectory("ccdeck-e2e-incus")
+
+    func incus(_ args: [String]) throws -> ProcessRunner.Output {
+        var env = EngineEnvironment.host
+        env["LC_ALL"] = "C"
+        return try ProcessRunner.run(Command("incus", args, environment: env), timeout: 60)
+    }
+
+    func instances(store: RunStore) throws -> [String] {
+        try incus(["list", "user.ccdeck.store=\(store.storeID)", "--format", "csv", "-c", "n"]).stdout
+            .split(separator: "\n").map(String.init)
+    }
+
+    func project(_ name: String, owner: UInt32) throws -> String {
+        let path = home.path + "/" + name
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        chown(path, owner, owner)
+        return path
+    }
+
+    /// Writes the file, owned by the folder's owner; the instance stays for the next run on the
+    /// workspace, which reuses it; the token is in no argv, no instance config, no record or output.
+    @Test func aRunWritesTheWorkspaceAndTheNextRunReusesTheInstance() throws {
+        let workspace = try project("project", owner: 4242)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let canary = EngineEnvironment.canaryToken()
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: canary)
+        let store = RunStore(environment: env)
+        defer { for name in (try? instances(store: store)) ?? [] { _ = try? incus(["delete", "-f", name]) } }
+
+        let watcher = ArgvWatcher(needle: canary)
+        let first = try CCDeckInvocation.run(EngineEnvironment.incusArguments(model: model, extra: ["--workspace", workspace]),
+                                             environment: env)
+        let (hits, scans) = watcher.stop()
+        #expect(first.status == .exited(0), "\(first.output)")
+        #expect(hits.isEmpty && scans > 0, "token in argv: \(hits)")
+        for name in ["hello.txt", "bash-ran.txt"] {
+            #expect(FileOwner.of(workspace + "/" + name) == FileOwner(uid: 4242, gid: 4242), "\(name)")
+        }
+        let record = try #require(store.list().first)
+        #expect(record.state == .succeeded && record.mode == .incus && record.isolation == .systemContainer)
+        #expect(record.credentials?.delivery == .file)
+        let names = try instances(store: store)
+        #expect(names == [record.sandbox], "the workspace's instance stays: \(names)")
+        let config = try incus(["config", "show", record.sandbox]).stdout
+        #expect(!config.contains(canary) && config.contains("user.ccdeck.persistent: \"true\""))
+        let leftovers = try incus(["exec", record.sandbox, "--", "ls", "-A", "/run/ccdeck"]).stdout
+        #expect(leftovers.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "files left in /run/ccdeck: \(leftovers)")
+        for file in FileManager.default.enumerator(atPath: store.root)?.allObjects as? [String] ?? [] {
+            let data = FileManager.default.contents(atPath: store.root + "/" + file) ?? Data()
+            #expect(!String(decoding: data, as: UTF8.self).contains(canary), "token in \(file)")
+        }
+        #expect(!first.output.contains(canary))
+
+        let second = try CCDeckInvocation.run(EngineEnvironment.incusArguments(model: model, extra: ["--workspace", workspace]),
+                                              environment: env)
+        #expect(second.status == .exited(0), "\(second.output)")
+        #expect(second.stderr.contains("reusing instance \(record.sandbox)"))
+        let again = try #require(store.list().first)
+        #expect(again.sandbox == record.sandbox && again.id != record.id)
+        #expect(try instances(store: store) == [record.sandbox])
+        // Listed as persistent, not as a leftover, and removable.
+        let resources = try IncusBackend(environment: EngineEnvironment.host).resources(store: store.storeID)
+        #expect(resources.count == 1 && resources[0].persistent && resources[0].state.contains("persistent"))
+    }
+
+    @Test func anEphemeralRunLeavesNothingAndAFailingRunSaysWhy() throws {
+        let workspace = try project("ephemeral", owner: 1000)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let store = RunStore(environment: env)
+        let r = try CCDeckInvocation.run(EngineEnvironment.incusArguments(model: model, extra: ["--workspace", workspace, "--ephemeral"]),
+                                         environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(FileOwner.of(workspace + "/hello.txt") == FileOwner(uid: 1000, gid: 1000))
+        #expect(try instances(store: store).isEmpty)
+
+        let failing = try ModelServer(scenario: "http401", logDirectory: home.path)
+        let env401 = EngineEnvironment.runEnvironment(home: home.path, model: failing, token: EngineEnvironment.canaryToken())
+        let f = try CCDeckInvocation.run(EngineEnvironment.incusArguments(model: failing, extra: ["--ephemeral"]), environment: env401)
+        #expect(f.status == .exited(1), "\(f.output)")
+        let record = try #require(RunStore(environment: env401).list().first)
+        #expect(record.state == .failed && (record.reason ?? "").contains("401"), "\(record.reason ?? "")")
+        #expect(try instances(store: store).isEmpty)
+    }
+
+    @Test func setupErrorsAreOneLine() throws {
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: nil, token: EngineEnvironment.canaryToken())
+        let missing = try CCDeckInvocation.run(["run", "--mode", "incus", "--image", "ccdeck-no-such-alias"], environment: env)
+        #expect(missing.status == .exited(2))
+        #expect(missing.stderr.contains("the incus image ccdeck-no-such-alias is missing: build it with `ccdeck image build --runtime incus"),
+                "\(missing.stderr)")
+        let runtimeArg = try CCDeckInvocation.run(["run", "--mode", "incus", "--runtime-arg=--network=host"], environment: env)
+        #expect(runtimeArg.status == .exited(2) && runtimeArg.stderr.contains("incus does not take --runtime-arg"))
+        let dockerDevice = try CCDeckInvocation.run(["run", "--mode", "docker", "--device", "a,proxy"], environment: env)
+        #expect(dockerDevice.status == .exited(2) && dockerDevice.stderr.contains("docker does not take --device"))
+        var down = env
+        down["INCUS_SOCKET"] = home.path + "/no-incusd.socket"
+        let b = try CCDeckInvocation.run(["backends", "--json"], environment: down)
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(b.stdout.utf8)) as? [[String: Any]])
+        let incus = try #require(list.first { $0["backend"] as? String == "incus" })
+        #expect(incus["state"] as? String == "daemon-down", "\(incus)")
+        let ready = try CCDeckInvocation.run(["backends", "--json"], environment: env)
+        let readyList = try #require(try JSONSerialization.jsonObject(with: Data(ready.stdout.utf8)) as? [[String: Any]])
+        let readyIncus = try #require(readyList.first { $0["backend"] as? String == "incus" })
+        #expect(readyIncus["state"] as? String == "ready" && (readyIncus["detail"] as? String ?? "").contains("pool"))
+    }
+
+    /// A ccdeck killed mid-run: its run is lost-driver at once and its instance is found as ccdeck's.
+    @Test func aKilledRunsInstanceIsFoundAsCcdecks() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 5)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let store = RunStore(environment: env)
+        defer { for name in (try? instances(store: store)) ?? [] { _ = try? incus(["delete", "-f", name]) } }
+        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.incusArguments(model: model, extra: ["--ephemeral"]),
+                                                   environment: env))
+        var out = ""
+        var killed = false
+        _ = ProcessRunner.stream(child, onStdoutLine: { line in
+            out += String(decoding: line, as: UTF8.self) + "\n"
+            if !killed && out.contains("session started") { killed = true; kill(child.pid, SIGKILL) }
+        })
+        #expect(killed)
+        let record = try #require(store.list().first)
+        #expect(store.driverLost(record))
+        let found = try IncusBackend(environment: EngineEnvironment.host).resources(store: store.storeID)
+        #expect(found.map(\.runID) == [record.id], "\(found)")
+        try IncusBackend(environment: EngineEnvironment.host).remove(SandboxRef(record))
+        #expect(try instances(store: store).isEmpty)
+        child.wait()
+    }
+}
