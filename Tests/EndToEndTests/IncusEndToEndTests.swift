@@ -53,13 +53,14 @@ struct IncusEndToEndTests {
         }
         let record = try #require(store.list().first)
         #expect(record.state == .succeeded && record.mode == .incus && record.isolation == .systemContainer)
-        #expect(record.credentials?.delivery == .file)
+        #expect(record.credentials?.delivery == .stdin)
         let names = try instances(store: store)
         #expect(names == [record.sandbox], "the workspace's instance stays: \(names)")
         let config = try incus(["config", "show", record.sandbox]).stdout
         #expect(!config.contains(canary) && config.contains("user.ccdeck.persistent: \"true\""))
-        let leftovers = try incus(["exec", record.sandbox, "--", "ls", "-A", "/run/ccdeck"]).stdout
-        #expect(leftovers.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "files left in /run/ccdeck: \(leftovers)")
+        // Nothing inside holds it either: it came on stdin, into the agent's environment only.
+        let grep = try incus(["exec", record.sandbox, "--", "grep", "-rl", canary, "/tmp", "/home", "/root", "/run", "/workspace"])
+        #expect(grep.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "token in \(grep.stdout)")
         for file in FileManager.default.enumerator(atPath: store.root)?.allObjects as? [String] ?? [] {
             let data = FileManager.default.contents(atPath: store.root + "/" + file) ?? Data()
             #expect(!String(decoding: data, as: UTF8.self).contains(canary), "token in \(file)")

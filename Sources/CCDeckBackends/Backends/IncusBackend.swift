@@ -11,9 +11,10 @@ import Glibc
 /// next run there (no launch cost, what the agent installed stays); `--ephemeral` makes one per
 /// run and deletes it after.
 ///
-/// The token never enters an argv or the instance's config: it goes, with the other variables
-/// the run passes, into a 0600 file pushed from stdin into a 0700 folder owned by the agent user,
-/// which the agent's shell reads and deletes before it starts Claude Code.
+/// The token never enters an argv, the instance's config or `incus monitor` (which broadcasts
+/// every exec's argv): it goes, with the other variables the run passes, on the agent's stdin
+/// ahead of the prompt; a small shell reads them into its environment, then becomes Claude Code,
+/// which reads the prompt from the rest of stdin. Nothing is written to a file.
 public struct IncusBackend: SandboxBackend, ImageBuilder {
     public let kind = BackendKind.incus
     public let environment: [String: String]
@@ -22,7 +23,7 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
     public init(environment: [String: String]) { self.environment = environment }
 
     public var traits: BackendTraits {
-        var t = BackendTraits(modeLetter: "D", isolation: .systemContainer, tokenDelivery: .file, workspace: .mount,
+        var t = BackendTraits(modeLetter: "D", isolation: .systemContainer, tokenDelivery: .stdin, workspace: .mount,
                               workspaceInside: "/workspace", mark: .configKeys, resourceNoun: "instance", canRun: true,
                               usesImage: true, takesRuntimeArguments: false)
         t.optionNames = Self.optionNames
@@ -33,8 +34,6 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
     public static let optionNames: Set<String> = ["ephemeral", "profile", "config", "device"]
     /// The config keys of ccdeck's mark (`incus list user.ccdeck.store=S`).
     static let keyPrefix = "user.ccdeck."
-    /// Where the per-run files live inside (0700, the agent user's).
-    static let runFolder = "/run/ccdeck"
     /// What a system container needs from an application image: an init (see `RunnerImage.incusInit`).
     static let initPath = "/ccdeck-init"
 
@@ -115,106 +114,153 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
         if !spec.runtimeArguments.isEmpty {
             throw BackendError.refused("incus does not take --runtime-arg (use --device, --profile or -c)")
         }
-        let alias = Self.alias(for: spec.image)
-        let info = try query(["image", "info", alias], what: "incus image info")
-        guard info.status.succeeded else {
-            throw BackendError.refused("the incus image \(alias) is missing: build it with `ccdeck image build --runtime incus"
-                                       + (alias == Self.alias(for: RunnerImage.defaultTag) ? "`" : " --tag \(alias)`"))
+        if let name = spec.passEnvironment.first(where: { spec.environment[$0]?.contains("\n") == true }) {
+            throw BackendError.refused("\(name) holds a line break: incus runs get their variables on stdin, one a line")
         }
+        let devices = try Self.devices(spec)
         let ephemeral = spec.options["ephemeral"] != nil
         let name = ephemeral ? spec.sandboxName : Self.persistentName(workspace: spec.workspace, store: spec.mark[Mark.store] ?? "")
         let user = AgentUser(spec.workspaceOwner)
-        let existing = try instanceState(name)
-        if let existing {
-            if existing.uppercased() != "RUNNING" {
-                try run(["start", name], what: "incus start \(name)")
+        let who = user.uid == 0 ? "root" : user.uid == UInt32(RunnerImage.agentUID) ? "the image's agent user" : "the workspace's owner"
+        let prep = Preparation(agentUser: "uid \(user.uid):\(user.gid) (\(who)), in \(ephemeral ? "an ephemeral" : "a persistent") instance",
+                               userArguments: [], sandboxName: name, persistent: !ephemeral)
+
+        if !ephemeral, let existing = try instance(name) {
+            // The workspace's own instance: one look, and a call more only when something changed.
+            if existing["status"]?.stringValue?.uppercased() != "RUNNING" { try run(["start", name], what: "incus start \(name)") }
+            for (device, settings) in devices.sorted(by: { $0.key < $1.key })
+            where Self.deviceSettings(existing["devices"]?[device]) != settings {
+                _ = try? query(["config", "device", "remove", name, device], what: "incus config device remove")
+                try run(["config", "device", "add", name, device] + settings.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" },
+                        what: "incus config device add \(device)")
             }
             progress("reusing instance \(name)")
-        } else {
-            var args = ["create", alias, name, "-c", "raw.lxc=lxc.init.cmd=\(Self.initPath)"]
-            if ephemeral { args.append("--ephemeral") }
-            var mark = spec.mark
-            mark[Mark.prefix + "workspace"] = spec.workspace
-            mark[Mark.prefix + "uid"] = "\(user.uid)"
-            mark[Mark.prefix + "gid"] = "\(user.gid)"
-            mark[Mark.prefix + "persistent"] = ephemeral ? "false" : "true"
-            for (k, v) in mark.sorted(by: { $0.key < $1.key }) {
-                args += ["-c", Self.keyPrefix + k.dropFirst(Mark.prefix.count) + "=" + v]
-            }
-            for profile in spec.options["profile"] ?? [] { args += ["-p", profile] }
-            for config in spec.options["config"] ?? [] { args += ["-c", config] }
-            try run(args, what: "incus create")
-            try run(["config", "device", "add", name, "workspace", "disk", "source=\(spec.workspace)", "path=/workspace",
-                     "shift=true"], what: "incus config device add")
-            try run(["start", name], what: "incus start \(name)")
+            return prep
         }
-        // This run's devices (a proxy to a host port, say), replacing ones of the same name.
-        for device in spec.options["device"] ?? [] {
-            let parts = device.split(separator: ",").map(String.init)
-            guard parts.count >= 2 else { throw BackendError.refused("--device \(InertText.line(device)): NAME,TYPE[,key=value…]") }
-            _ = try? query(["config", "device", "remove", name, parts[0]], what: "incus config device remove")
-            try run(["config", "device", "add", name] + parts, what: "incus config device add \(parts[0])")
-        }
-        if !ephemeral && existing != nil {
-            try run(["config", "set", name, Self.keyPrefix + "run=\(spec.id)"], what: "incus config set")
-        }
-        // The run's private folder and the agent's home, as the agent user.
-        try run(["exec", name, "--", "sh", "-c",
-                 "mkdir -p -m 0700 \(Self.runFolder) \(user.home) && chown \(user.uid):\(user.gid) \(Self.runFolder) \(user.home)"],
-                what: "incus exec (setup)")
-        let who = user.uid == 0 ? "root" : user.uid == UInt32(RunnerImage.agentUID) ? "the image's agent user" : "the workspace's owner"
-        return Preparation(agentUser: "uid \(user.uid):\(user.gid) (\(who)), in \(ephemeral ? "an ephemeral" : "a persistent") instance",
-                           userArguments: [], sandboxName: name, persistent: !ephemeral)
+        // A new instance in one call: its config and devices as YAML on stdin (none of it secret).
+        var args = ["launch", Self.alias(for: spec.image), name]
+        if ephemeral { args.append("--ephemeral") }
+        for profile in spec.options["profile"] ?? [] { args += ["-p", profile] }
+        let out = try query(args, input: Data(Self.instanceYAML(spec, user: user, ephemeral: ephemeral, devices: devices).utf8),
+                            what: "incus launch")
+        guard out.status.succeeded else { throw Self.launchFailure(out, image: spec.image) }
+        return prep
     }
 
-    /// The instance's status (`Running`, `Stopped`), or nil when there is none.
-    func instanceState(_ name: String) throws -> String? {
+    /// The devices a run's instance has: the workspace (uid-shifted) and those `--device` adds.
+    static func devices(_ spec: RunSpec) throws -> [String: [String: String]] {
+        var devices = ["workspace": ["type": "disk", "source": spec.workspace, "path": "/workspace", "shift": "true"]]
+        for device in spec.options["device"] ?? [] {
+            let parts = device.split(separator: ",").map(String.init)
+            guard parts.count >= 2, parts[2...].allSatisfy({ $0.contains("=") }) else {
+                throw BackendError.refused("--device \(InertText.line(device)): NAME,TYPE[,key=value…]")
+            }
+            var settings = ["type": parts[1]]
+            for kv in parts[2...] {
+                let pair = kv.split(separator: "=", maxSplits: 1).map(String.init)
+                settings[pair[0]] = pair.count > 1 ? pair[1] : ""
+            }
+            devices[parts[0]] = settings
+        }
+        return devices
+    }
+
+    static func deviceSettings(_ value: JSONValue?) -> [String: String]? {
+        guard case .object(let fields)? = value else { return nil }
+        return fields.compactMapValues(\.stringValue)
+    }
+
+    /// `incus launch`'s YAML: ccdeck's init, its mark, the user's `-c` keys, and the devices.
+    static func instanceYAML(_ spec: RunSpec, user: AgentUser, ephemeral: Bool, devices: [String: [String: String]]) -> String {
+        var config: [String: String] = ["raw.lxc": "lxc.init.cmd=\(initPath)"]
+        var mark = spec.mark
+        mark[Mark.prefix + "workspace"] = spec.workspace
+        mark[Mark.prefix + "uid"] = "\(user.uid)"
+        mark[Mark.prefix + "gid"] = "\(user.gid)"
+        mark[Mark.prefix + "persistent"] = ephemeral ? "false" : "true"
+        for (k, v) in mark { config[keyPrefix + k.dropFirst(Mark.prefix.count)] = v }
+        for kv in spec.options["config"] ?? [] {
+            let pair = kv.split(separator: "=", maxSplits: 1).map(String.init)
+            config[pair[0]] = pair.count > 1 ? pair[1] : ""
+        }
+        var yaml = "config:\n"
+        for (k, v) in config.sorted(by: { $0.key < $1.key }) { yaml += "  \(yamlString(k)): \(yamlString(v))\n" }
+        yaml += "devices:\n"
+        for (name, settings) in devices.sorted(by: { $0.key < $1.key }) {
+            yaml += "  \(yamlString(name)):\n"
+            for (k, v) in settings.sorted(by: { $0.key < $1.key }) { yaml += "    \(yamlString(k)): \(yamlString(v))\n" }
+        }
+        return yaml
+    }
+
+    /// A YAML double-quoted scalar (JSON's string syntax is valid YAML).
+    static func yamlString(_ s: String) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes  // YAML knows no `\/`
+        let data = (try? encoder.encode(s)) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// incus's refusal, in words that say what to do.
+    static func launchFailure(_ out: ProcessRunner.Output, image: String) -> BackendError {
+        let why = out.stderrSummary
+        let alias = alias(for: image)
+        if why.localizedCaseInsensitiveContains("image") && isNotFound(why) {
+            return .refused("the incus image \(alias) is missing: build it with `ccdeck image build --runtime incus"
+                            + (alias == Self.alias(for: RunnerImage.defaultTag) ? "`" : " --tag \(alias)`"))
+        }
+        if why.localizedCaseInsensitiveContains("root disk") || why.localizedCaseInsensitiveContains("root device") {
+            return .refused("incus has no root disk for the instance: "
+                            + "incus profile device add default root disk path=/ pool=default (\(why))")
+        }
+        if why.localizedCaseInsensitiveContains("storage pool") {
+            return .refused("incus has no storage pool: incus storage create default dir (\(why))")
+        }
+        return .commandFailed("incus launch", why)
+    }
+
+    /// The instance as `incus list` shows it, or nil when there is none.
+    func instance(_ name: String) throws -> JSONValue? {
         let out = try query(["list", name, "--format", "json"], what: "incus list")
         guard out.status.succeeded, case .array(let items)? = JSONValue.parse(Data(out.stdout.utf8)) else { return nil }
-        return items.first { $0["name"]?.stringValue == name }?["status"]?.stringValue
+        return items.first { $0["name"]?.stringValue == name }
     }
 
     // MARK: run
 
-    /// The shell line that starts the agent: it reads the variables (the token among them) from
-    /// the pushed file, deletes it, notes its pid for `stop`, and becomes Claude Code.
+    /// The shell that starts the agent: it reads a count, then that many `NAME=value` lines from
+    /// stdin into its environment (the token among them), notes its pid for `stop`, and becomes
+    /// Claude Code, which reads the prompt from the rest of stdin. `read` takes a pipe one byte at
+    /// a time, so nothing of the prompt is consumed.
     static func agentScript(runID: String) -> String {
-        let env = "\(runFolder)/env-\(runID)"
-        return ". \(env) && rm -f \(env) && echo $$ > \(runFolder)/agent-\(runID).pid && "
+        "IFS= read -r n && i=0 && while [ \"$i\" -lt \"$n\" ]; do IFS= read -r kv && export \"$kv\" && i=$((i + 1)); done && "
+            + "mkdir -p \"$HOME\" 2>/dev/null; echo $$ > \(pidFile(runID)) && "
             + "exec claude -p --dangerously-skip-permissions " + RunSpec.agentArguments.joined(separator: " ")
     }
 
-    /// `export NAME='value'` lines for the file the agent's shell reads.
-    static func environmentFile(_ spec: RunSpec, user: AgentUser) -> String {
-        var lines: [String] = []
-        func add(_ name: String, _ value: String) {
-            lines.append("export \(name)='\(value.replacingOccurrences(of: "'", with: "'\\''"))'")
-        }
-        add("HOME", user.home)
-        if user.uid == 0 { add("IS_SANDBOX", "1") }  // Claude Code skips permissions as root only then
-        for name in spec.passEnvironment { if let v = spec.environment[name] { add(name, v) } }
-        if let token = spec.token { add(token.name, token.value) }
-        return lines.joined(separator: "\n") + "\n"
+    static func pidFile(_ runID: String) -> String { "/tmp/ccdeck-agent-\(runID).pid" }
+
+    /// What goes on stdin ahead of the prompt: the count, then `NAME=value` a line.
+    static func variables(_ spec: RunSpec, user: AgentUser) -> Data {
+        var lines = ["HOME=\(user.home)"]
+        if user.uid == 0 { lines.append("IS_SANDBOX=1") }  // Claude Code skips permissions as root only then
+        for name in spec.passEnvironment { if let v = spec.environment[name] { lines.append("\(name)=\(v)") } }
+        if let token = spec.token { lines.append("\(token.name)=\(token.value)") }
+        return Data(("\(lines.count)\n" + lines.joined(separator: "\n") + "\n").utf8)
     }
 
     public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {
         let name = preparation.sandboxName ?? spec.sandboxName
         let user = AgentUser(spec.workspaceOwner)
-        // The values go in on stdin: never in an argv, the instance's config or `incus monitor`.
-        let push = try ProcessRunner.run(Command("incus", ["file", "push", "--uid", "\(user.uid)", "--gid", "\(user.gid)",
-                                                           "--mode", "0600", "-", "\(name)\(Self.runFolder)/env-\(spec.id)"],
-                                                 environment: cEnvironment),
-                                         input: Data(Self.environmentFile(spec, user: user).utf8), timeout: queryTimeout)
-        guard push.status.succeeded else { throw BackendError.commandFailed("incus file push", push.stderrSummary) }
         let args = ["exec", name, "-T", "--user", "\(user.uid)", "--group", "\(user.gid)", "--cwd", "/workspace",
                     "--", "/bin/sh", "-c", Self.agentScript(runID: spec.id)]
-        return AgentLaunch(process: try ChildProcess.spawn(Command("incus", args, environment: cEnvironment), stdin: .pipe))
+        let child = try ChildProcess.spawn(Command("incus", args, environment: cEnvironment), stdin: .pipe)
+        return AgentLaunch(process: child, stdinPrefix: Self.variables(spec, user: user))
     }
 
     public func stop(_ sandbox: SandboxRef) -> Bool {
-        let pidFile = "\(Self.runFolder)/agent-\(sandbox.runID).pid"
-        guard let out = try? query(["exec", sandbox.name, "--", "sh", "-c", "kill -TERM $(cat \(pidFile))"], what: "incus exec (stop)")
-        else { return false }
+        let script = "kill -TERM $(cat \(Self.pidFile(sandbox.runID)))"
+        guard let out = try? query(["exec", sandbox.name, "--", "sh", "-c", script], what: "incus exec (stop)") else { return false }
         return out.status.succeeded
     }
 
@@ -228,16 +274,10 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
         }
     }
 
-    /// A persistent instance stays for the next run: only this run's files go (the variables file
-    /// is already gone unless the agent never started).
+    /// A persistent instance stays for the next run as it is (the run left no file with a secret
+    /// in it); an ephemeral one goes.
     public func release(_ sandbox: SandboxRef) throws {
         guard sandbox.name.hasPrefix("ccdeck-ws-") else { return try remove(sandbox) }
-        let files = "\(Self.runFolder)/env-\(sandbox.runID) \(Self.runFolder)/agent-\(sandbox.runID).pid"
-        let out = try query(["exec", sandbox.name, "--", "rm", "-f"] + files.split(separator: " ").map(String.init),
-                            what: "incus exec (cleanup)")
-        if !out.status.succeeded && !Self.isNotFound(out.stderrSummary) {
-            throw BackendError.commandFailed("incus exec \(InertText.line(sandbox.name)) rm", out.stderrSummary)
-        }
     }
 
     public func resources(store: String) throws -> [SandboxResource] {
@@ -343,10 +383,10 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
         return out
     }
 
-    private func query(_ args: [String], what: String) throws -> ProcessRunner.Output {
+    private func query(_ args: [String], input: Data? = nil, what: String) throws -> ProcessRunner.Output {
         let out: ProcessRunner.Output
         do {
-            out = try ProcessRunner.run(Command("incus", args, environment: cEnvironment), timeout: queryTimeout)
+            out = try ProcessRunner.run(Command("incus", args, environment: cEnvironment), input: input, timeout: queryTimeout)
         } catch ProcessError.notFound {
             throw BackendError.unavailable(kind, "incus is not installed")
         }

@@ -254,10 +254,14 @@ public struct Preparation: Sendable, Equatable {
 public struct AgentLaunch: @unchecked Sendable {
     public var process: ChildProcess
     public var sandboxID: String?
+    /// Written to the agent's stdin before the prompt (variables a wrapper reads first, for a
+    /// backend that gives the token on stdin).
+    public var stdinPrefix: Data
 
-    public init(process: ChildProcess, sandboxID: String? = nil) {
+    public init(process: ChildProcess, sandboxID: String? = nil, stdinPrefix: Data = Data()) {
         self.process = process
         self.sandboxID = sandboxID
+        self.stdinPrefix = stdinPrefix
     }
 }
 

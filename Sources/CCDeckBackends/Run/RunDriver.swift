@@ -208,7 +208,7 @@ public final class RunDriver {
         try? store.save(record)
         onUpdate(.started(record))
 
-        let followed = follow(launch.process, input: Data(request.prompt.utf8), sinks: sinks, ref: SandboxRef(record),
+        let followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: SandboxRef(record),
                               skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id))
         if sinks.ingest.progress.firstEventAt == nil, !followed.stopped, let code = followed.status?.code,
            let why = backend.startFailure(exitCode: code, stderr: followed.stderrTail) {
