@@ -144,4 +144,68 @@ struct IncusEndToEndTests {
         #expect(try instances(store: store).isEmpty)
         child.wait()
     }
+
+    /// The dashboard launches an Incus run from its launch form and streams it; the workspace's
+    /// instance then shows in Orphans as persistent, and goes from there.
+    @Test func theDashboardLaunchesStreamsAndRemovesAnIncusInstance() throws {
+        let workspace = try project("dash", owner: 1000)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 1)
+        var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        env["TERM"] = "xterm-256color"
+        let store = RunStore(environment: env)
+        defer { for name in (try? instances(store: store)) ?? [] { _ = try? incus(["delete", "-f", name]) } }
+        let pass = EngineEnvironment.passThrough.map { "--pass-env \($0)" }.joined(separator: " ")
+        let tmux = try TmuxSession(width: 140, height: 40, environment: env, script: """
+            "\(TestPaths.ccdeckBinary)" dashboard --image \(EngineEnvironment.incusImage) --device '\(EngineEnvironment.incusProxy(model))' \(pass)
+            echo "EXIT:$?"
+            exec sleep 600
+            """)
+        #expect(tmux.waitFor("incus ready") { $0.contains("✓ incus") && $0.contains("q quit") } != nil)
+        try tmux.send("n")
+        #expect(tmux.waitFor("Launch a run") != nil)
+        try tmux.send("BTab")
+        for _ in 0..<8 {
+            if tmux.capture().contains("< incus >") { break }
+            try tmux.send("Right")
+            usleep(150_000)
+        }
+        #expect(tmux.waitFor("< incus >") != nil)
+        try tmux.send("Tab", "Tab")
+        try tmux.send(workspace, literal: true)
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("streamed and succeeded", timeout: 60) {
+            $0.contains("→ Write /workspace/hello.txt") && $0.contains("succeeded")
+        } != nil)
+        #expect(FileOwner.of(workspace + "/hello.txt") == FileOwner(uid: 1000, gid: 1000))
+        #expect(tmux.waitFor("persistent instance listed") { $0.contains("Orphans (1)") && $0.contains("persistent") } != nil)
+        try tmux.send("BTab")  // runs → orphans
+        try tmux.send("d")
+        #expect(tmux.waitFor("Remove this orphan?") != nil)
+        try tmux.send("y")
+        #expect(tmux.waitFor("removed incus instance") != nil)
+        #expect(tmux.waitFor("Orphans (0)") != nil)
+        try tmux.send("q")
+        #expect(tmux.waitFor("EXIT:0") != nil)
+        #expect(try instances(store: store).isEmpty)
+    }
+
+    /// `ccdeck image build --runtime incus` makes an image alias from a Dockerfile (built with docker,
+    /// exported, given ccdeck's init), and a run uses it.
+    @Test func imageBuildMakesAnIncusImageARunCanUse() throws {
+        let alias = "ccdeck-e2e-built"
+        _ = try? incus(["image", "delete", alias])
+        defer { _ = try? incus(["image", "delete", alias]) }
+        let dockerfile = home.write("ctx/Dockerfile", "FROM \(EngineEnvironment.testImage)\nLABEL ccdeck.e2e=incus\n")
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil)
+        let built = try CCDeckInvocation.run(["image", "build", "--runtime", "incus", "--file", dockerfile, "--tag", alias],
+                                             environment: env)
+        #expect(built.status == .exited(0), "\(built.output)")
+        #expect(try incus(["image", "info", alias]).status.succeeded)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let runEnv = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        var args = EngineEnvironment.incusArguments(model: model, extra: ["--ephemeral"])
+        args[args.firstIndex(of: EngineEnvironment.incusImage)!] = alias
+        let r = try CCDeckInvocation.run(args, environment: runEnv)
+        #expect(r.status == .exited(0), "\(r.output)")
+    }
 }
