@@ -13,7 +13,8 @@ struct CCDeck: ParsableCommand {
             (no token, no engine, bad arguments).
             """,
         version: "0.1.0",
-        subcommands: [DashboardCommand.self, BackendsCommand.self, TokenCommand.self, ImageCommand.self, RunCommand.self, RunsCommand.self]
+        subcommands: [DashboardCommand.self, BackendsCommand.self, TokenCommand.self, ImageCommand.self, RunCommand.self, RunsCommand.self,
+                      SandboxesCommand.self]
     )
 
     /// On a terminal, a bare `ccdeck` opens the dashboard; elsewhere (a pipe, CI) it shows

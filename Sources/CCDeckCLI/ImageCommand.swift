@@ -15,7 +15,7 @@ struct ImageCommand: ParsableCommand {
             abstract: "Build the runner image (node:22-slim + Claude Code, user agent) from ccdeck's Dockerfile."
         )
 
-        @Option(help: ArgumentHelp("The backend that builds it: docker or podman.", valueName: "runtime"))
+        @Option(help: ArgumentHelp("The backend that builds it: docker, podman, or incus (built with docker or podman, imported as an image alias).", valueName: "runtime"))
         var runtime = "docker"
 
         @Option(help: "Image name and tag.")

@@ -634,7 +634,7 @@ import _CCDeckTestSupport
         ErrorCase(args: ["runs", "show", "no-such-run"], message: "ccdeck: error: no run with id no-such-run (see `ccdeck runs ls`)"),
         ErrorCase(args: ["frobnicate"], message: "Error: Unexpected argument 'frobnicate'", usageFollows: true),
         ErrorCase(args: ["image", "build", "--runtime", "sbx"],
-                  message: "ccdeck: error: sbx does not build images (use one of: docker, podman)"),
+                  message: "ccdeck: error: sbx does not build images (use one of: docker, podman, incus)"),
     ]
 
     @Test(arguments: errorCases)

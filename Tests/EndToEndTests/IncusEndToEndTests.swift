@@ -149,7 +149,8 @@ struct IncusEndToEndTests {
     /// instance then shows in Orphans as persistent, and goes from there.
     @Test func theDashboardLaunchesStreamsAndRemovesAnIncusInstance() throws {
         let workspace = try project("dash", owner: 1000)
-        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 1)
+        // Each model turn takes 3 s: room to attach to the live run.
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 3)
         var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
         env["TERM"] = "xterm-256color"
         let store = RunStore(environment: env)
@@ -173,6 +174,16 @@ struct IncusEndToEndTests {
         try tmux.send("Tab", "Tab")
         try tmux.send(workspace, literal: true)
         try tmux.send("Enter")
+        // Attach: a shell in the instance, in the workspace, as the agent's user; then back.
+        #expect(tmux.waitFor("session started", timeout: 60) != nil)
+        try tmux.send("a")
+        #expect(tmux.waitFor("attaching a shell") != nil)
+        try tmux.send("echo inside-$((6*7)) $(id -u) $(pwd)", literal: true)
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("inside-42 1000 /workspace") != nil)
+        try tmux.send("exit", literal: true)
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("back from ccdeck-ws-") != nil)
         #expect(tmux.waitFor("streamed and succeeded", timeout: 60) {
             $0.contains("→ Write /workspace/hello.txt") && $0.contains("succeeded")
         } != nil)
@@ -186,6 +197,32 @@ struct IncusEndToEndTests {
         #expect(tmux.waitFor("Orphans (0)") != nil)
         try tmux.send("q")
         #expect(tmux.waitFor("EXIT:0") != nil)
+        #expect(try instances(store: store).isEmpty)
+    }
+
+    /// `ccdeck sandboxes ls` lists the instance with why it is there; `sandboxes rm` removes it,
+    /// and refuses a name that is not ccdeck's.
+    @Test func sandboxesListsAndRemovesFromTheCommandLine() throws {
+        let workspace = try project("cli-rm", owner: 1000)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let store = RunStore(environment: env)
+        defer { for name in (try? instances(store: store)) ?? [] { _ = try? incus(["delete", "-f", name]) } }
+        let r = try CCDeckInvocation.run(EngineEnvironment.incusArguments(model: model, extra: ["--workspace", workspace]),
+                                         environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        let name = try #require(store.list().first?.sandbox)
+        let ls = try CCDeckInvocation.run(["sandboxes", "ls"], environment: env)
+        #expect(ls.stdout.contains(name) && ls.stdout.contains("persistent"), "\(ls.output)")
+        _ = try incus(["launch", EngineEnvironment.incusImage, "not-ccdecks-\(UUID().uuidString.prefix(6).lowercased())", "--ephemeral",
+                       "-c", "raw.lxc=lxc.init.cmd=/ccdeck-init"])
+        let foreign = try incus(["list", "not-ccdecks-", "--format", "csv", "-c", "n"]).stdout.split(separator: "\n").map(String.init)
+        defer { for f in foreign { _ = try? incus(["delete", "-f", f]) } }
+        let refused = try CCDeckInvocation.run(["sandboxes", "rm"] + foreign, environment: env)
+        #expect(refused.status == .exited(1) && refused.stderr.contains("is not a sandbox of ccdeck's"), "\(refused.output)")
+        #expect(try incus(["list", "not-ccdecks-", "--format", "csv", "-c", "n"]).stdout.split(separator: "\n").count == foreign.count)
+        let rm = try CCDeckInvocation.run(["sandboxes", "rm", name], environment: env)
+        #expect(rm.status == .exited(0) && rm.stdout.contains("removed incus instance \(name)"), "\(rm.output)")
         #expect(try instances(store: store).isEmpty)
     }
 
