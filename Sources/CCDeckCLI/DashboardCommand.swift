@@ -32,19 +32,7 @@ struct DashboardCommand: ParsableCommand {
                                                               valueName: "name"))
     var passEnv: [String] = []
 
-    @Flag(help: "Incus runs launched here: an ephemeral instance each.")
-    var ephemeral = false
-
-    @Option(name: .customLong("profile"), help: ArgumentHelp("Incus runs launched here: a profile (repeatable).", valueName: "name"))
-    var profiles: [String] = []
-
-    @Option(name: [.customShort("c"), .customLong("config")],
-            help: ArgumentHelp("Incus runs launched here: a config key (repeatable).", valueName: "key=value"))
-    var configs: [String] = []
-
-    @Option(name: .customLong("device"),
-            help: ArgumentHelp("Incus runs launched here: a device (repeatable).", valueName: "name,type,key=value…"))
-    var devices: [String] = []
+    @OptionGroup var incus: IncusOptions
 
     func validate() throws {
         for name in passEnv where name.isEmpty || name.contains("=") {
@@ -54,10 +42,7 @@ struct DashboardCommand: ParsableCommand {
 
     func run() throws {
         var options = LaunchOptions(image: image, runtimeArguments: runtimeArgs, passEnvironment: passEnv)
-        if ephemeral { options.backendOptions["ephemeral"] = ["1"] }
-        if !profiles.isEmpty { options.backendOptions["profile"] = profiles }
-        if !configs.isEmpty { options.backendOptions["config"] = configs }
-        if !devices.isEmpty { options.backendOptions["device"] = devices }
+        options.backendOptions = incus.byName  // given to the runs launched on a backend that takes them
         try Self.open(readonly: readonly, noColor: noColor, options: options)
     }
 

@@ -42,20 +42,7 @@ struct RunCommand: ParsableCommand {
                                                               valueName: "name"))
     var passEnv: [String] = []
 
-    @Flag(help: "Incus: an instance for this run alone, deleted after it (default: the workspace's kept instance).")
-    var ephemeral = false
-
-    @Option(name: .customLong("profile"), help: ArgumentHelp("Incus: a profile for a new instance (repeatable).", valueName: "name"))
-    var profiles: [String] = []
-
-    @Option(name: [.customShort("c"), .customLong("config")],
-            help: ArgumentHelp("Incus: a config key for a new instance (repeatable).", valueName: "key=value"))
-    var configs: [String] = []
-
-    @Option(name: .customLong("device"),
-            help: ArgumentHelp("Incus: a device for the run's instance, e.g. model,proxy,listen=tcp:127.0.0.1:8080,"
-                               + "connect=tcp:127.0.0.1:8080,bind=instance (repeatable).", valueName: "name,type,key=value…"))
-    var devices: [String] = []
+    @OptionGroup var incus: IncusOptions
 
     @Flag(help: "Keep the sandbox after the run (it shows up as an orphan until removed).")
     var keep = false
@@ -72,7 +59,6 @@ struct RunCommand: ParsableCommand {
         for name in passEnv where name.isEmpty || name.contains("=") {
             throw ValidationError("--pass-env takes a variable name, not NAME=value: the value would appear in argv")
         }
-        for config in configs where !config.contains("=") { throw ValidationError("-c takes key=value, not \(config)") }
     }
 
     func run() throws {
@@ -185,10 +171,7 @@ struct RunCommand: ParsableCommand {
                                  buildIfMissing: image == RunnerImage.defaultTag ? ImageBuild(dockerfile: RunnerImage.dockerfile) : nil,
                                  runtimeArguments: runtimeArgs, passEnvironment: passEnv, keep: keep)
         // Backend options go by name; the backend refuses the ones it does not take.
-        if ephemeral { request.options["ephemeral"] = ["1"] }
-        if !profiles.isEmpty { request.options["profile"] = profiles }
-        if !configs.isEmpty { request.options["config"] = configs }
-        if !devices.isEmpty { request.options["device"] = devices }
+        request.options = incus.byName
         return request
     }
 

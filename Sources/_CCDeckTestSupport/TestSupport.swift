@@ -106,3 +106,37 @@ public struct CCDeckInvocation: Sendable {
         return env
     }
 }
+
+/// `ccdeck` run in the background while a test waits for something it prints, then acts once
+/// (a signal, a kill, a file removed), and reads it to the end.
+public struct CCDeckInterrupted: Sendable {
+    public var status: ExitStatus
+    public var stdout: String
+    public var stderr: String
+    /// The marker was printed and the action ran.
+    public var acted: Bool
+
+    /// - Parameters:
+    ///   - marker: text whose first appearance (on stdout, or stderr with `onStderr`) triggers `action`.
+    ///   - action: given the ccdeck process (not yet reaped: a killed one stays a zombie till the end).
+    public static func run(_ arguments: [String], environment: [String: String], binary: String = TestPaths.ccdeckBinary,
+                           when marker: String, onStderr: Bool = false,
+                           _ action: (ChildProcess) -> Void) throws -> CCDeckInterrupted {
+        let child = try ChildProcess.spawn(Command(binary, arguments, environment: environment))
+        var out = "", err = "", acted = false
+        func check(_ text: String) {
+            if !acted && text.contains(marker) {
+                acted = true
+                action(child)
+            }
+        }
+        let status = ProcessRunner.stream(child, onStdoutLine: { line in
+            out += String(decoding: line, as: UTF8.self) + "\n"
+            if !onStderr { check(out) }
+        }, onStderrLine: { line in
+            err += String(decoding: line, as: UTF8.self) + "\n"
+            if onStderr { check(err) }
+        })
+        return CCDeckInterrupted(status: status, stdout: out, stderr: err, acted: acted)
+    }
+}

@@ -119,22 +119,22 @@ struct DashboardEndToEndTests: DashboardHarness {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 3)
         let canary = EngineEnvironment.canaryToken()
         let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: canary)
-        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.runArguments(engine: engine),
-                                                   environment: env))
-        var out = ""
-        var killed = false
-        // Read until the session starts, then kill; the child is not reaped until much later.
-        _ = ProcessRunner.stream(child, onStdoutLine: { line in
-            out += String(decoding: line, as: UTF8.self) + "\n"
-            if !killed && out.contains("session started") {
-                killed = true
-                kill(child.pid, SIGKILL)
+        // Killed outright when the session starts, and listed while it is a zombie not yet reaped.
+        var ls: CCDeckInvocation?
+        var zombie = false
+        let killed = try CCDeckInterrupted.run(EngineEnvironment.runArguments(engine: engine), environment: env,
+                                               when: "session started") { child in
+            kill(child.pid, SIGKILL)
+            for _ in 0..<100 where !zombie {
+                let stat = (try? String(contentsOfFile: "/proc/\(child.pid)/stat", encoding: .utf8)) ?? ""
+                zombie = stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") == true
+                if !zombie { usleep(50_000) }
             }
-        })
-        #expect(killed, "\(out)")
+            ls = try? CCDeckInvocation.run(["runs", "ls"], environment: env)
+        }
+        #expect(killed.acted && zombie, "\(killed.stdout)")
         let storeRoot = home.path + "/state/ccdeck"
-        let ls = try CCDeckInvocation.run(["runs", "ls"], environment: env)
-        #expect(ls.stdout.contains("lost-driver"), "\(ls.stdout)")
+        #expect(ls?.stdout.contains("lost-driver") == true, "\(ls?.stdout ?? "-")")
         let lost = try #require(RunStore(root: storeRoot).list().first)
 
         let tmux = try start(model: model)
@@ -152,7 +152,6 @@ struct DashboardEndToEndTests: DashboardHarness {
         let left = try ProcessRunner.run(Command(engine, ["ps", "-aq", "--filter", "label=ccdeck.run=" + lost.id],
                                                  environment: EngineEnvironment.host), timeout: 30)
         #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
-        child.wait()
     }
 
     /// `s` pressed the moment a run is launched (while its container is still being created):
@@ -183,24 +182,14 @@ struct DashboardEndToEndTests: DashboardHarness {
         let tmux = try start(model: model)
         #expect(tmux.waitFor("docker ready") { $0.contains("q quit") && $0.contains("✓ docker") } != nil)
         let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
-        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.runArguments(engine: "docker"),
-                                                   environment: env))
-        var out = ""
-        var killed = false
-        _ = ProcessRunner.stream(child, onStdoutLine: { line in
-            out += String(decoding: line, as: UTF8.self) + "\n"
-            if !killed && out.contains("session started") {
-                killed = true
-                kill(child.pid, SIGKILL)
-            }
-        })
-        #expect(killed)
+        let killed = try CCDeckInterrupted.run(EngineEnvironment.runArguments(engine: "docker"), environment: env,
+                                               when: "session started") { kill($0.pid, SIGKILL) }
+        #expect(killed.acted)
         #expect(tmux.waitFor("adopted and finished", timeout: 60) { $0.contains("adopted") && $0.contains("succeeded") } != nil)
         let record = try #require(RunStore(root: home.path + "/state/ccdeck").list().first)
         #expect(record.state == .succeeded && record.adoptedAt != nil)
         try tmux.send("q")
         expectTerminalRestored(tmux, exit: "0")
-        child.wait()
     }
 
     /// A container kept after its run is a leftover: listed in Orphans, removed from there.

@@ -127,22 +127,15 @@ struct IncusEndToEndTests {
         let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
         let store = RunStore(environment: env)
         defer { for name in (try? instances(store: store)) ?? [] { _ = try? incus(["delete", "-f", name]) } }
-        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.incusArguments(model: model, extra: ["--ephemeral"]),
-                                                   environment: env))
-        var out = ""
-        var killed = false
-        _ = ProcessRunner.stream(child, onStdoutLine: { line in
-            out += String(decoding: line, as: UTF8.self) + "\n"
-            if !killed && out.contains("session started") { killed = true; kill(child.pid, SIGKILL) }
-        })
-        #expect(killed)
+        let killed = try CCDeckInterrupted.run(EngineEnvironment.incusArguments(model: model, extra: ["--ephemeral"]),
+                                               environment: env, when: "session started") { kill($0.pid, SIGKILL) }
+        #expect(killed.acted)
         let record = try #require(store.list().first)
         #expect(store.driverLost(record))
         let found = try IncusBackend(environment: EngineEnvironment.host).resources(store: store.storeID)
         #expect(found.map(\.runID) == [record.id], "\(found)")
         try IncusBackend(environment: EngineEnvironment.host).remove(SandboxRef(record))
         #expect(try instances(store: store).isEmpty)
-        child.wait()
     }
 
     /// The dashboard launches an Incus run from its launch form and streams it; the workspace's

@@ -226,18 +226,11 @@ struct RunEndToEndTests {
     func ctrlCStopsTheRunAndRemovesItsContainer(engine: String) throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 60)
         let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
-        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.runArguments(engine: engine),
-                                                   environment: env))
-        var out = "", sent = false
-        let status = ProcessRunner.stream(child, onStdoutLine: { line in
-            out += String(decoding: line, as: UTF8.self) + "\n"
-            if !sent && out.contains("session started") {
-                sent = true
-                kill(child.pid, SIGINT)
-            }
-        })
-        #expect(sent)
-        #expect(status == .exited(130), "\(out)")
+        let r = try CCDeckInterrupted.run(EngineEnvironment.runArguments(engine: engine), environment: env,
+                                          when: "session started") { kill($0.pid, SIGINT) }
+        let out = r.stdout
+        #expect(r.acted)
+        #expect(r.status == .exited(130), "\(out)")
         let record = try #require(RunStore(environment: env).list().first)
         #expect(record.state == .stopped)
         #expect(out.contains("■ run \(record.id) stopped"))
