@@ -91,18 +91,9 @@ struct HardeningEndToEndTests {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 60)
         var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
         env["PATH"] = bin.path + ":" + (env["PATH"] ?? "/usr/bin:/bin")
-        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.runArguments(engine: "docker"),
-                                                   environment: env))
-        var sent = false
-        var out = ""
-        let status = ProcessRunner.stream(child, onStdoutLine: { line in
-            out += String(decoding: line, as: UTF8.self) + "\n"
-            if !sent && out.contains("session started") {
-                sent = true
-                kill(child.pid, SIGTERM)
-            }
-        })
-        #expect(status == .exited(143), "\(out)")
+        let r = try CCDeckInterrupted.run(EngineEnvironment.runArguments(engine: "docker"), environment: env,
+                                          when: "session started") { kill($0.pid, SIGTERM) }
+        #expect(r.status == .exited(143), "\(r.stdout)")
         let record = try #require(RunStore(environment: env).list().first)
         #expect(record.state == .stopped)
         #expect(record.reason?.contains("did not stop the container within 10s") == true, "\(record.reason ?? "")")
@@ -170,21 +161,14 @@ struct HardeningEndToEndTests {
         let model = try ModelServer(scenario: "big_text", logDirectory: home.path, delay: 3)
         var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
         env["XDG_STATE_HOME"] = mount
-        let child = try ChildProcess.spawn(Command(TestPaths.ccdeckBinary, EngineEnvironment.runArguments(engine: "docker"),
-                                                   environment: env))
-        var filled = false
-        var out = ""
-        let status = ProcessRunner.stream(child, onStdoutLine: { line in
-            out += String(decoding: line, as: UTF8.self) + "\n"
-            if !filled && out.contains("session started") {
-                filled = true
-                // Take every byte left, after the run has started.
-                _ = try? ProcessRunner.run(Command("sh", ["-c", "cat /dev/zero > '\(mount)/filler' 2>/dev/null; true"],
-                                                   environment: EngineEnvironment.host), timeout: 60)
-            }
-        })
-        #expect(filled)
-        #expect(status != .exited(0), "\(out)")
+        // Take every byte left, after the run has started.
+        let r = try CCDeckInterrupted.run(EngineEnvironment.runArguments(engine: "docker"), environment: env,
+                                          when: "session started") { _ in
+            _ = try? ProcessRunner.run(Command("sh", ["-c", "cat /dev/zero > '\(mount)/filler' 2>/dev/null; true"],
+                                               environment: EngineEnvironment.host), timeout: 60)
+        }
+        #expect(r.acted)
+        #expect(r.status != .exited(0), "\(r.stdout)")
         let record = try #require(RunStore(root: mount + "/ccdeck").list().first)
         #expect(!record.state.isLive)
         #expect(record.reason?.contains("is full") == true && record.reason?.contains(mount) == true, "\(record.reason ?? "")")
