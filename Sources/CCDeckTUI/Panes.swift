@@ -309,7 +309,8 @@ enum Panes {
             screen.put(glyph, x: inner.x, y: y, style: TextStyle(running ? .warn : .muted, bold: running), maxWidth: 1)
             screen.put(Screen.pad(o.backend.displayName, 7, glyphs: g), x: inner.x + 2, y: y, maxWidth: 7)
             // The run id's tail tells orphans apart; the common `ccdeck-2026…` prefix does not.
-            let label = o.runID.map { String($0.suffix(11)) } ?? o.name
+            // A persistent instance outlives its first run: its own name says which it is.
+            let label = o.persistent ? o.name : o.runID.map { String($0.suffix(11)) } ?? o.name
             screen.put(Screen.pad(label, nameWidth, glyphs: g), x: inner.x + 9, y: y, maxWidth: nameWidth)
             screen.put(right, x: inner.x + 9 + nameWidth + 1, y: y, style: TextStyle(.muted),
                        maxWidth: max(0, inner.maxX - (inner.x + 10 + nameWidth)))
