@@ -32,7 +32,7 @@ struct DashboardCommand: ParsableCommand {
                                                               valueName: "name"))
     var passEnv: [String] = []
 
-    @OptionGroup var incus: IncusOptions
+    @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
         for name in passEnv where name.isEmpty || name.contains("=") {
@@ -42,7 +42,7 @@ struct DashboardCommand: ParsableCommand {
 
     func run() throws {
         var options = LaunchOptions(image: image, runtimeArguments: runtimeArgs, passEnvironment: passEnv)
-        options.backendOptions = incus.byName  // given to the runs launched on a backend that takes them
+        options.backendOptions = backendOptions.byName  // given to the runs launched on a backend that takes them
         try Self.open(readonly: readonly, noColor: noColor, options: options)
     }
 

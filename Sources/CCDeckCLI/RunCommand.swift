@@ -17,8 +17,8 @@ struct RunCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Where to run: a backend from `ccdeck backends` that can run (docker, podman), "
-                               + "or auto: the first of those that is ready.", valueName: "mode"))
+    @Option(help: ArgumentHelp("Where to run: a backend from `ccdeck backends` that can run (docker, podman, sandbox, "
+                               + "incus), or auto: the first of those that is ready.", valueName: "mode"))
     var mode: String = "auto"
 
     @Option(help: "The task for the agent.")
@@ -42,7 +42,7 @@ struct RunCommand: ParsableCommand {
                                                               valueName: "name"))
     var passEnv: [String] = []
 
-    @OptionGroup var incus: IncusOptions
+    @OptionGroup var backendOptions: BackendOptions
 
     @Flag(help: "Keep the sandbox after the run (it shows up as an orphan until removed).")
     var keep = false
@@ -171,7 +171,7 @@ struct RunCommand: ParsableCommand {
                                  buildIfMissing: image == RunnerImage.defaultTag ? ImageBuild(dockerfile: RunnerImage.dockerfile) : nil,
                                  runtimeArguments: runtimeArgs, passEnvironment: passEnv, keep: keep)
         // Backend options go by name; the backend refuses the ones it does not take.
-        request.options = incus.byName
+        request.options = backendOptions.byName
         return request
     }
 

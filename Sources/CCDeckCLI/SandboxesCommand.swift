@@ -9,7 +9,7 @@ struct SandboxesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sandboxes",
         abstract: "List and remove the sandboxes ccdeck made (containers, instances, …), on every backend.",
-        subcommands: [List.self, Remove.self],
+        subcommands: [List.self, Remove.self, Prune.self],
         defaultSubcommand: List.self
     )
 
@@ -111,6 +111,78 @@ struct SandboxesCommand: ParsableCommand {
                 }
             }
             if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove every leftover: sandboxes of runs that ended or whose ccdeck died (not live runs, not persistent instances).")
+
+        @Flag(help: "Say what would go, remove nothing.")
+        var dryRun = false
+
+        @Option(help: ArgumentHelp("Only leftovers older than this (e.g. 30m, 2h, 1d).", valueName: "duration"))
+        var olderThan: String?
+
+        @Flag(help: "Do not ask first.")
+        var yes = false
+
+        func validate() throws {
+            if let olderThan, Self.seconds(olderThan) == nil {
+                throw ValidationError("--older-than takes a duration like 45s, 30m, 2h or 1d, not \(olderThan)")
+            }
+        }
+
+        /// `45s`, `30m`, `2h`, `1d` in seconds.
+        static func seconds(_ text: String) -> TimeInterval? {
+            guard let unit = text.last, let n = Double(text.dropLast()), n >= 0, n.isFinite else { return nil }
+            switch unit {
+            case "s": return n
+            case "m": return n * 60
+            case "h": return n * 3600
+            case "d": return n * 86_400
+            default: return nil
+            }
+        }
+
+        func run() throws {
+            let env = CLIContext.environment
+            let (entries, unanswered) = SandboxesCommand.entries(env: env)
+            unanswered.forEach { Terminal.warning("\($0) did not list its sandboxes: its leftovers stay") }
+            let cutoff = olderThan.flatMap(Self.seconds).map { Date().addingTimeInterval(-$0) }
+            let leftovers = entries.filter { e in
+                ["run finished", "driver gone", "run unknown"].contains(e.why)
+                    && (cutoff == nil || (e.createdAt.map { $0 < cutoff! } ?? true))
+            }
+            if leftovers.isEmpty {
+                Terminal.out("no leftovers")
+                return
+            }
+            for e in leftovers { Terminal.out("\(dryRun ? "would remove" : "removing") \(e.backend) \(e.name) (\(e.why))") }
+            if dryRun { return }
+            if !yes {
+                guard isatty(0) == 1 else {
+                    throw CLIError.usage("\(leftovers.count) leftover(s) to remove: add --yes to remove them without a question")
+                }
+                FileHandle.standardError.write(Data("remove \(leftovers.count) leftover(s)? [y/N] ".utf8))
+                guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                    Terminal.out("nothing removed")
+                    return
+                }
+            }
+            let backends = Dictionary(CLIContext.registry.all(environment: env).map { ($0.kind.rawValue, $0) }, uniquingKeysWith: { a, _ in a })
+            var failed = 0
+            for e in leftovers {
+                guard let backend = backends[e.backend] else { continue }
+                do {
+                    try backend.remove(SandboxRef(runID: e.run ?? "", name: e.id, id: e.id))
+                } catch {
+                    Terminal.error("could not remove \(e.name): \(error)")
+                    failed += 1
+                }
+            }
+            Terminal.out("removed \(leftovers.count - failed) leftover(s)")
+            if failed > 0 { throw ExitCode(1) }
         }
     }
 }

@@ -27,8 +27,8 @@ public struct BackendKind: RawRepresentable, Hashable, Sendable, Codable, Compar
     // The names ccdeck's own backends register under (records and labels keep these strings).
     public static let docker: BackendKind = "docker"
     public static let podman: BackendKind = "podman"
-    public static let dockerSandbox: BackendKind = "docker-sandbox"
-    public static let sbx: BackendKind = "sbx"
+    /// Docker Sandboxes microVMs, through `docker sandbox` or `sbx`.
+    public static let sandbox: BackendKind = "sandbox"
     public static let fly: BackendKind = "fly"
     public static let incus: BackendKind = "incus"
 }

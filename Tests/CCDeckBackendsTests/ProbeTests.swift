@@ -83,10 +83,11 @@ import _CCDeckTestSupport
             """)
         let missing = DockerSandboxBackend(environment: env()).probe(timeout: 3)
         #expect(missing.state == .notInstalled)
-        #expect(missing.detail.contains("Docker Desktop 4.58+"))
+        #expect(missing.detail.contains("Docker Desktop 4.58+") && missing.detail.contains("sbx: not installed"), "\(missing.detail)")
         fake("docker", #"[ "$1 $2" = "sandbox version" ] && echo "docker-sandbox v0.12.0 (commit abc)""#)
         let present = DockerSandboxBackend(environment: env()).probe(timeout: 3)
         #expect(present.state == .ready && present.clientVersion == "0.12.0")
+        #expect(present.detail == "docker sandbox 0.12.0; sbx: not installed", "\(present.detail)")
     }
 
     @Test func incusServerUnreachable() {
@@ -110,8 +111,9 @@ import _CCDeckTestSupport
 
     @Test func sbxVersion() {
         fake("sbx", "echo 'sbx version v0.41.0'")
-        let s = SbxBackend(environment: env()).probe(timeout: 3)
+        let s = DockerSandboxBackend(environment: env()).probe(timeout: 3)
         #expect(s.state == .ready && s.clientVersion == "0.41.0")
+        #expect(s.detail.contains("sbx 0.41.0"))
     }
 
     @Test func hostileProbeOutputIsInert() {

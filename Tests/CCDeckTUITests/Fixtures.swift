@@ -59,8 +59,7 @@ enum TUIFixtures {
         d.handle(.backends([
             BackendStatus(kind: .docker, state: .ready, clientVersion: "28.2.2", serverVersion: "20.10.24"),
             BackendStatus(kind: .podman, state: .ready, clientVersion: "4.3.1", serverVersion: "4.3.1"),
-            BackendStatus(kind: .dockerSandbox, state: .notInstalled, detail: "the docker sandbox plugin is not installed"),
-            BackendStatus(kind: .sbx, state: .notInstalled, detail: "sbx not found in PATH"),
+            BackendStatus(kind: .sandbox, state: .notInstalled, detail: "docker sandbox: not installed; sbx: not installed"),
             BackendStatus(kind: .fly, state: .daemonDown, clientVersion: "0.3.45", detail: "not logged in"),
             BackendStatus(kind: .incus, state: .notResponding, detail: "no answer within 3s (daemon hung?)"),
         ]))

@@ -170,13 +170,12 @@ import _CCDeckTestSupport
     }
 
     static let backendsTable = """
-        BACKEND         MODE  STATE          VERSION       DETAIL
-        docker          A     ready          26.1.5+dfsg1
-        podman          A     ready          4.3.1
-        docker sandbox  B     not installed  -             the docker sandbox plugin is not installed (Docker Desktop 4.58+)
-        sbx             B     not installed  -             sbx not found in PATH
-        fly             C     not installed  -             neither fly nor flyctl found in PATH
-        incus           D     not installed  -             incus not found in PATH
+        BACKEND  MODE  STATE          VERSION       DETAIL
+        docker   A     ready          26.1.5+dfsg1
+        podman   A     ready          4.3.1
+        sandbox  B     not installed  -             docker sandbox: the plugin is not installed (Docker Desktop 4.58+); sbx: not installed
+        fly      C     not installed  -             neither fly nor flyctl found in PATH
+        incus    D     not installed  -             incus not found in PATH
         """
 
     @Test func backendsTable() throws {
@@ -213,16 +212,8 @@ import _CCDeckTestSupport
                 "state" : "ready"
               },
               {
-                "backend" : "docker-sandbox",
-                "detail" : "the docker sandbox plugin is not installed (Docker Desktop 4.58+)",
-                "installed" : false,
-                "mode" : "B",
-                "reachable" : false,
-                "state" : "not-installed"
-              },
-              {
-                "backend" : "sbx",
-                "detail" : "sbx not found in PATH",
+                "backend" : "sandbox",
+                "detail" : "docker sandbox: the plugin is not installed (Docker Desktop 4.58+); sbx: not installed",
                 "installed" : false,
                 "mode" : "B",
                 "reachable" : false,
@@ -250,13 +241,12 @@ import _CCDeckTestSupport
 
     @Test func nothingInstalled() throws {
         try expectOutput(["backends"], env: env(), stdout: """
-            BACKEND         MODE  STATE          VERSION  DETAIL
-            docker          A     not installed  -        docker not found in PATH
-            podman          A     not installed  -        podman not found in PATH
-            docker sandbox  B     not installed  -        docker not found in PATH
-            sbx             B     not installed  -        sbx not found in PATH
-            fly             C     not installed  -        neither fly nor flyctl found in PATH
-            incus           D     not installed  -        incus not found in PATH
+            BACKEND  MODE  STATE          VERSION  DETAIL
+            docker   A     not installed  -        docker not found in PATH
+            podman   A     not installed  -        podman not found in PATH
+            sandbox  B     not installed  -        docker sandbox: not installed; sbx: not installed
+            fly      C     not installed  -        neither fly nor flyctl found in PATH
+            incus    D     not installed  -        incus not found in PATH
             """)
     }
 
@@ -625,7 +615,7 @@ import _CCDeckTestSupport
 
     static let errorCases: [ErrorCase] = [
         ErrorCase(args: ["run", "--mode", "nope"],
-                  message: "ccdeck: error: mode nope is not known to this ccdeck (known: docker, podman, docker-sandbox, sbx, fly, incus)"),
+                  message: "ccdeck: error: mode nope is not known to this ccdeck (known: docker, podman, sandbox, fly, incus)"),
         ErrorCase(args: ["run", "--prompt", " "], message: "Error: --prompt is empty", usageFollows: true),
         ErrorCase(args: ["run", "--pass-env", "A=b"],
                   message: "Error: --pass-env takes a variable name, not NAME=value: the value would appear in argv",
@@ -633,8 +623,8 @@ import _CCDeckTestSupport
         ErrorCase(args: ["run", "--workspace", "/no/such/dir"], message: "ccdeck: error: --workspace /no/such/dir: no such folder"),
         ErrorCase(args: ["runs", "show", "no-such-run"], message: "ccdeck: error: no run with id no-such-run (see `ccdeck runs ls`)"),
         ErrorCase(args: ["frobnicate"], message: "Error: Unexpected argument 'frobnicate'", usageFollows: true),
-        ErrorCase(args: ["image", "build", "--runtime", "sbx"],
-                  message: "ccdeck: error: sbx does not build images (use one of: docker, podman, incus)"),
+        ErrorCase(args: ["image", "build", "--runtime", "sandbox"],
+                  message: "ccdeck: error: sandbox does not build images (use one of: docker, podman, incus)"),
     ]
 
     @Test(arguments: errorCases)

@@ -16,8 +16,7 @@ public struct BackendRegistry: Sendable {
         var r = BackendRegistry()
         r.register(.docker) { ContainerBackend(.docker, environment: $0) }
         r.register(.podman) { ContainerBackend(.podman, environment: $0) }
-        r.register(.dockerSandbox) { DockerSandboxBackend(environment: $0) }
-        r.register(.sbx) { SbxBackend(environment: $0) }
+        r.register(.sandbox) { DockerSandboxBackend(environment: $0) }
         r.register(.fly) { FlyBackend(environment: $0) }
         r.register(.incus) { IncusBackend(environment: $0) }
         return r

@@ -234,6 +234,8 @@ public struct Preparation: Sendable, Equatable {
     public var sandboxName: String?
     /// The sandbox outlives the run by design and is reused by the next one.
     public var persistent = false
+    /// What `prepare` chose that `start` needs (the CLI a sandbox was made with, say).
+    public var choices: [String: String] = [:]
     /// Who the agent will run as inside, in words for the record.
     public var agentUser: String?
     /// Arguments `start` adds for that user (backend-specific).

@@ -1,8 +1,14 @@
 import ArgumentParser
 
-/// The options only Incus takes, shared by `run` and `dashboard` (which passes them to the runs
-/// it launches on Incus). They travel to the backend by name; other backends refuse them.
-struct IncusOptions: ParsableArguments {
+/// The options only some backends take, shared by `run` and `dashboard` (which passes each run
+/// it launches the ones its backend takes). They travel to the backend by name; a backend that
+/// does not take one refuses it in words.
+struct BackendOptions: ParsableArguments {
+    @Option(name: .customLong("sandbox-cli"),
+            help: ArgumentHelp("Sandbox mode: the CLI to use, docker (`docker sandbox`) or sbx (default: the one installed, sbx first).",
+                               valueName: "docker|sbx"))
+    var sandboxCLI: String?
+
     @Flag(help: "Incus: an instance for the run alone, deleted after it (default: the workspace's kept instance).")
     var ephemeral = false
 
@@ -25,6 +31,7 @@ struct IncusOptions: ParsableArguments {
     /// By option name, as `RunSpec.options` carries them.
     var byName: [String: [String]] {
         var options: [String: [String]] = [:]
+        if let sandboxCLI { options["sandbox-cli"] = [sandboxCLI] }
         if ephemeral { options["ephemeral"] = ["1"] }
         if !profiles.isEmpty { options["profile"] = profiles }
         if !configs.isEmpty { options["config"] = configs }

@@ -1,0 +1,129 @@
+import CCDeckBackends
+import CCDeckCore
+import Foundation
+import Testing
+import _CCDeckTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Mode B through stand-ins for both CLIs (Docker Desktop cannot run here): `docker sandbox` as a
+/// Docker CLI plugin and `sbx`, following the documented contract, whose sandboxes are
+/// containers on the real test dockerd, and a stand-in credential proxy that holds the token.
+/// The real Claude Code CLI runs inside; ccdeck gives it no token.
+@Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs the engines from scripts/testenv (run scripts/test)"))
+struct SandboxEndToEndTests {
+    let home = TemporaryDirectory("ccdeck-e2e-sandbox")
+
+    func workspace(_ name: String) throws -> String {
+        let path = home.path + "/" + name
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        chown(path, 1000, 1000)
+        return path
+    }
+
+    func arguments(_ cli: String, _ extra: [String] = []) -> [String] {
+        ["run", "--mode", "sandbox", "--sandbox-cli", cli] + EngineEnvironment.passThrough.flatMap { ["--pass-env", $0] } + extra
+    }
+
+    @Test(arguments: ["docker", "sbx"])
+    func aRunWritesTheWorkspaceWithNoTokenInside(cli: String) throws {
+        let ws = try workspace("project-\(cli)")
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, workspace: ws)
+        let canary = EngineEnvironment.canaryToken()
+        let standIn = try SandboxStandIn(clis: [cli], model: model, token: canary)
+        // ccdeck's own environment holds a token too: it must not be given to the sandbox.
+        let env = standIn.environment(EngineEnvironment.runEnvironment(home: home.path, model: nil, token: canary))
+        let watcher = ArgvWatcher(needle: canary)
+        let r = try CCDeckInvocation.run(arguments(cli, ["--workspace", ws, "--keep"]), environment: env)
+        let (hits, scans) = watcher.stop()
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(hits.isEmpty && scans > 0, "token in argv: \(hits)")
+        #expect(try String(contentsOfFile: ws + "/hello.txt", encoding: .utf8) == "hello from ccdeck\n")
+        let record = try #require(RunStore(environment: env).list().first)
+        #expect(record.mode == .sandbox && record.isolation == .microVM && record.sandboxID == cli)
+        #expect(record.credentials == CredentialRecord(delivery: .hostProxy, exposure: .nothing) && record.tokenSource == nil)
+        // The proxy put the token on every request; the sandbox itself held only the placeholder.
+        #expect(model.requests.allSatisfy {
+            ($0["authorization"] as? [String: Any])?["length"] as? Int == "Bearer ".count + canary.count
+        })
+        let inspect = try ProcessRunner.run(Command("docker", ["inspect", "standin-" + record.sandbox], environment: EngineEnvironment.host),
+                                            timeout: 30)
+        #expect(inspect.stdout.contains("CLAUDE_CODE_OAUTH_TOKEN=proxy-managed") && !inspect.stdout.contains(canary))
+        let rm = try CCDeckInvocation.run(["sandboxes", "rm", record.sandbox], environment: env)
+        #expect(rm.status == .exited(0) && rm.stdout.contains("removed sandbox sandbox \(record.sandbox)"), "\(rm.output)")
+        #expect(try !SandboxStandIn.sandboxes().contains(record.sandbox))
+    }
+
+    @Test(arguments: ["docker", "sbx"])
+    func aFailingRunSaysWhyAndLeavesNothing(cli: String) throws {
+        let model = try ModelServer(scenario: "http401", logDirectory: home.path)
+        let standIn = try SandboxStandIn(clis: [cli], model: model, token: EngineEnvironment.canaryToken())
+        let env = standIn.environment(EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil))
+        let r = try CCDeckInvocation.run(arguments(cli, ["--workspace", try workspace("fail-\(cli)")]), environment: env)
+        #expect(r.status == .exited(1), "\(r.output)")
+        let record = try #require(RunStore(environment: env).list().first)
+        #expect(record.state == .failed && (record.reason ?? "").contains("401"), "\(record.reason ?? "")")
+        #expect(try !SandboxStandIn.sandboxes().contains(record.sandbox))
+    }
+
+    /// The sandbox removed behind ccdeck's back mid-run: the run ends with a reason and a record.
+    @Test func aSandboxRemovedMidRunEndsTheRun() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 3)
+        let standIn = try SandboxStandIn(clis: ["sbx"], model: model, token: EngineEnvironment.canaryToken())
+        let env = standIn.environment(EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil))
+        let r = try CCDeckInterrupted.run(arguments("sbx", ["--workspace", try workspace("gone")]), environment: env,
+                                          when: "session started") { _ in
+            for name in (try? SandboxStandIn.sandboxes()) ?? [] where name.hasPrefix("ccdeck-") {
+                _ = try? ProcessRunner.run(Command("docker", ["rm", "-f", "standin-" + name], environment: EngineEnvironment.host),
+                                           timeout: 30)
+            }
+        }
+        #expect(r.acted && r.status == .exited(1), "\(r.stdout)\(r.stderr)")
+        let record = try #require(RunStore(environment: env).list().first)
+        #expect(record.state == .failed && record.reason?.isEmpty == false, "\(record.reason ?? "")")
+    }
+
+    /// Leftovers of runs whose ccdeck was killed are found by `sandboxes ls` and removed by
+    /// `prune`, while a foreign sandbox, a foreign container and an unlabelled one survive.
+    @Test func pruneRemovesLeftoversAndNothingThatIsNotCcdecks() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 30)
+        let standIn = try SandboxStandIn(clis: ["docker", "sbx"], model: model, token: EngineEnvironment.canaryToken())
+        let env = standIn.environment(EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil))
+        let ws = try workspace("prune")
+        for cli in ["docker", "sbx"] {
+            let r = try CCDeckInterrupted.run(arguments(cli, ["--workspace", ws]), environment: env,
+                                              when: "session started") { kill($0.pid, SIGKILL) }
+            #expect(r.acted)
+        }
+        // Beside them: a sandbox that is not ccdeck's, a container with someone else's label, one with none.
+        let foreignSandbox = "someone-else-\(UUID().uuidString.prefix(6).lowercased())"
+        _ = try ProcessRunner.run(Command("sbx", ["create", "--name", foreignSandbox, "claude", ws], environment: env), timeout: 60)
+        let foreign = try ProcessRunner.run(Command("docker", ["run", "-d", "--label", "ccdeck.store=another-store", "--label",
+                                                               "ccdeck.run=x", "--entrypoint", "sleep", EngineEnvironment.testImage, "600"],
+                                                    environment: EngineEnvironment.host), timeout: 60).stdout
+        let plain = try ProcessRunner.run(Command("docker", ["run", "-d", "--entrypoint", "sleep", EngineEnvironment.testImage, "600"],
+                                                  environment: EngineEnvironment.host), timeout: 60).stdout
+        let others = [foreign, plain].map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        defer {
+            _ = try? ProcessRunner.run(Command("docker", ["rm", "-f"] + others + ["standin-" + foreignSandbox],
+                                               environment: EngineEnvironment.host), timeout: 60)
+        }
+
+        let ls = try CCDeckInvocation.run(["sandboxes", "ls", "--json"], environment: env)
+        let listed = try #require(try JSONSerialization.jsonObject(with: Data(ls.stdout.utf8)) as? [[String: Any]])
+        #expect(listed.count == 2 && listed.allSatisfy { $0["why"] as? String == "driver gone" }, "\(ls.stdout)")
+        #expect(!ls.stdout.contains(foreignSandbox))
+        let refused = try CCDeckInvocation.run(["sandboxes", "prune"], environment: env)
+        #expect(refused.status == .exited(2) && refused.stderr.contains("--yes"))
+        let prune = try CCDeckInvocation.run(["sandboxes", "prune", "--yes"], environment: env)
+        #expect(prune.status == .exited(0) && prune.stdout.contains("removed 2 leftover(s)"), "\(prune.output)")
+        let after = try CCDeckInvocation.run(["sandboxes", "ls", "--json"], environment: env)
+        #expect(after.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || after.stdout.contains("[]"), "\(after.stdout)")
+        #expect(try SandboxStandIn.sandboxes().contains(foreignSandbox))
+        for id in others {
+            let alive = try ProcessRunner.run(Command("docker", ["inspect", id], environment: EngineEnvironment.host), timeout: 30)
+            #expect(alive.status.succeeded, "\(id) was removed")
+        }
+    }
+}
