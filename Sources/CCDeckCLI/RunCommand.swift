@@ -76,6 +76,7 @@ struct RunCommand: ParsableCommand {
             Terminal.warning("--pass-env \(name): not set here, so not passed")
         }
 
+        Self.mentionLeftovers(of: backend, env: env)
         let wakeFD = SignalPipe.install()
         let renderer = EventRenderer()
         // The handler runs on the driver's own thread, so it may ask that driver to stop.
@@ -173,6 +174,21 @@ struct RunCommand: ParsableCommand {
         // Backend options go by name; the backend refuses the ones it does not take.
         request.options = backendOptions.byName
         return request
+    }
+
+    /// Says, beside the run and without holding it up, how many leftovers earlier runs left on
+    /// this backend and how to remove them.
+    static func mentionLeftovers(of backend: any SandboxBackend, env: [String: String]) {
+        let thread = Thread {
+            let store = RunStore(environment: env)
+            guard let found = try? backend.resources(store: store.storeID), !found.isEmpty else { return }
+            let live = Set(store.list().filter { $0.state.isLive && !store.driverLost($0) }.map(\.id))
+            let leftovers = found.filter { !$0.persistent && !($0.runID.map(live.contains) ?? false) }
+            guard !leftovers.isEmpty else { return }
+            Terminal.warning("\(leftovers.count) leftover \(backend.traits.resourceNoun)\(leftovers.count == 1 ? "" : "s") of earlier runs on "
+                             + "\(backend.kind.displayName): see `ccdeck sandboxes ls`, remove with `ccdeck sandboxes prune`")
+        }
+        thread.start()
     }
 
     /// The backend `--mode` names, or for `auto` the first runnable one that is ready, in the

@@ -26,7 +26,7 @@ struct SandboxesCommand: ParsableCommand {
     }
 
     /// Every backend's resources for this store, with the run each belongs to and why it is there.
-    static func entries(env: [String: String]) -> (entries: [Entry], unanswered: [String]) {
+    static func entries(env: [String: String], all: Bool = false) -> (entries: [Entry], unanswered: [String]) {
         let store = RunStore(environment: env)
         let records = Dictionary(store.list().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var entries: [Entry] = []
@@ -48,6 +48,12 @@ struct SandboxesCommand: ParsableCommand {
                 entries.append(Entry(backend: r.backend.rawValue, name: r.name, id: r.id, state: r.state, createdAt: r.createdAt,
                                      run: r.runID, why: why))
             }
+            if all {
+                for r in (try? backend.foreignResources(store: store.storeID)) ?? [] {
+                    entries.append(Entry(backend: r.backend.rawValue, name: r.name, id: r.id, state: r.state, createdAt: r.createdAt,
+                                         run: nil, why: "not ccdeck's"))
+                }
+            }
         }
         return (entries.sorted { ($0.createdAt ?? .distantPast) > ($1.createdAt ?? .distantPast) }, unanswered)
     }
@@ -59,8 +65,11 @@ struct SandboxesCommand: ParsableCommand {
         @Flag(help: "Print JSON for scripts.")
         var json = false
 
+        @Flag(help: "Also the sandboxes that are not ccdeck's (marked so; nothing ccdeck does touches them).")
+        var all = false
+
         func run() throws {
-            let (entries, unanswered) = SandboxesCommand.entries(env: CLIContext.environment)
+            let (entries, unanswered) = SandboxesCommand.entries(env: CLIContext.environment, all: all)
             unanswered.forEach { Terminal.warning("\($0) did not list its sandboxes") }
             if json {
                 Terminal.out(try Terminal.json(entries))

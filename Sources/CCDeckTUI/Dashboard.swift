@@ -97,6 +97,12 @@ public final class Dashboard {
         case .token(let info):
             state.token = info
         case .orphans(let list):
+            // Said once, when the dashboard first sees what earlier runs left behind.
+            let leftovers = list.filter { !$0.persistent }.count
+            if !state.orphansListed && leftovers > 0 && state.notice == nil && !state.readonly {
+                state.notice = Notice("\(leftovers) leftover\(leftovers == 1 ? "" : "s") from earlier runs in Orphans: "
+                                      + "d removes one, \(actions.keys(for: .prune).first?.description ?? "P") all", .warning)
+            }
             state.orphans = list
             state.orphansListed = true
             state.selectedOrphan = min(state.selectedOrphan, max(0, list.count - 1))
@@ -194,6 +200,18 @@ public final class Dashboard {
             return [.stop(runID: run.record.id)]
         case .remove:
             return askToRemove()
+        case .prune:
+            let leftovers = state.orphans.filter { !$0.persistent }
+            guard !leftovers.isEmpty else {
+                state.notice = Notice("no leftovers to prune")
+                return []
+            }
+            let names = leftovers.prefix(4).map { "\($0.backend.displayName) \($0.name)" }
+            state.overlay = .confirm(Confirmation(
+                title: "Remove \(leftovers.count) leftover\(leftovers.count == 1 ? "" : "s")?",
+                lines: names + (leftovers.count > 4 ? ["and \(leftovers.count - 4) more"] : [])
+                    + ["(persistent instances stay: remove those one by one with d)"],
+                onYes: .pruneOrphans(leftovers)))
         case .repushToken:
             state.notice = Notice("reading the token again…")
             return [.repushToken]

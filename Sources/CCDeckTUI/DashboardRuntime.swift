@@ -99,6 +99,7 @@ public final class DashboardRuntime {
             case .stop(let id): services.stop(runID: id)
             case .removeRun(let record): services.removeRun(record)
             case .removeOrphan(let orphan): services.removeOrphan(orphan)
+            case .pruneOrphans(let orphans): services.pruneOrphans(orphans)
             case .repushToken: services.repushToken()
             case .attach(let record): attach(record)
             }

@@ -11,6 +11,7 @@ public protocol DashboardServices: AnyObject {
     func stop(runID: String)
     func removeRun(_ record: RunRecord)
     func removeOrphan(_ orphan: Orphan)
+    func pruneOrphans(_ orphans: [Orphan])
     func repushToken()
     /// The command that opens an interactive shell in a live run's sandbox.
     func attachCommand(for record: RunRecord) -> Command?

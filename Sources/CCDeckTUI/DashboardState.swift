@@ -189,6 +189,8 @@ public enum Effect: Sendable, Equatable {
     case stop(runID: String)
     case removeRun(RunRecord)
     case removeOrphan(Orphan)
+    /// Every leftover listed (persistent instances and live runs' sandboxes are no leftovers).
+    case pruneOrphans([Orphan])
     case attach(RunRecord)
     case repushToken
     case quit

@@ -391,20 +391,37 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     }
 
     public func removeOrphan(_ orphan: Orphan) {
+        pruneOrphans([orphan])
+    }
+
+    /// Removes each, after checking again right before that it carries ccdeck's mark: never
+    /// anything that is not ours, whatever the list said.
+    public func pruneOrphans(_ orphans: [Orphan]) {
         background { [self] in
-            guard let backend = backends[orphan.backend] else { return }
-            // Check the mark again right before deleting: never anything that is not ours.
-            let ours = ((try? backend.resources(store: store.storeID)) ?? []).contains { $0.id == orphan.id }
-            guard ours else {
-                post(.notice(Notice("\(orphan.name) is gone or not ccdeck's: nothing removed", .warning)))
-                refreshOrphans()
-                return
+            var removed: [String] = []
+            var problems: [String] = []
+            var marked: [BackendKind: [SandboxResource]] = [:]
+            for orphan in orphans {
+                guard let backend = backends[orphan.backend] else { continue }
+                if marked[orphan.backend] == nil { marked[orphan.backend] = (try? backend.resources(store: store.storeID)) ?? [] }
+                guard marked[orphan.backend]!.contains(where: { $0.id == orphan.id }) else {
+                    problems.append("\(orphan.name) is gone or not ccdeck's: nothing removed")
+                    continue
+                }
+                do {
+                    try backend.remove(SandboxRef(runID: orphan.runID ?? "", name: orphan.id, id: orphan.id))
+                    removed.append("\(orphan.backend.displayName) \(backend.traits.resourceNoun) \(orphan.name)")
+                } catch {
+                    problems.append("could not remove \(orphan.name): \(error)")
+                }
             }
-            do {
-                try backend.remove(SandboxRef(runID: orphan.runID ?? "", name: orphan.id, id: orphan.id))
-                post(.notice(Notice("removed \(orphan.backend.displayName) \(backend.traits.resourceNoun) \(orphan.name)")))
-            } catch {
-                post(.notice(Notice("could not remove \(orphan.name): \(error)", .error)))
+            if let problem = problems.first {
+                post(.notice(Notice(problem + (problems.count > 1 ? " (and \(problems.count - 1) more)" : ""),
+                                    removed.isEmpty ? .warning : .error)))
+            } else if removed.count == 1 {
+                post(.notice(Notice("removed \(removed[0])")))
+            } else {
+                post(.notice(Notice("removed \(removed.count) leftovers")))
             }
             refreshOrphans()
         }

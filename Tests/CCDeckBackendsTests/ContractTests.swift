@@ -158,3 +158,62 @@ import _CCDeckTestSupport
         #expect(instructions.last { $0.hasPrefix("USER ") } == "USER agent")
     }
 }
+
+/// Mode B's argv for both CLIs, and their `ls --json` as recorded, drift included.
+@Suite struct SandboxContractTests {
+    func spec() -> RunSpec {
+        var s = RunSpec(id: "20261129-074700-ab12", sandboxName: "x", image: "", workspace: "/home/me/proj",
+                        workspaceOwner: FileOwner(uid: 1000, gid: 1000), prompt: "- task", mark: [Mark.store: "0a1b2c3d4e5f"],
+                        token: Secret(name: "CLAUDE_CODE_OAUTH_TOKEN", value: "sk-ant-oat01-" + "SECRET-CONTRACT"),
+                        passEnvironment: ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN"],
+                        environment: ["ANTHROPIC_BASE_URL": "http://127.0.0.1:9"], runtimeArguments: [])
+        s.options["sandbox-cli"] = ["sbx"]
+        return s
+    }
+
+    @Test func namesCarryTheStoreAndTheRun() {
+        let name = DockerSandboxBackend.sandboxName(store: "0a1b2c3d4e5f", runID: "20261129-074700-ab12")
+        #expect(name == "ccdeck-0a1b2c3d4e5f-20261129-074700-ab12")
+        #expect(name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" })  // what both CLIs accept
+        #expect(DockerSandboxBackend.runID(in: name, store: "0a1b2c3d4e5f") == "20261129-074700-ab12")
+        #expect(DockerSandboxBackend.runID(in: name, store: "another") == nil)
+        #expect(DockerSandboxBackend.runID(in: "someone-else", store: "0a1b2c3d4e5f") == nil)
+    }
+
+    @Test(arguments: DockerSandboxBackend.CLI.allCases)
+    func createAndExecArguments(cli: DockerSandboxBackend.CLI) {
+        let prefix = cli == .docker ? ["sandbox"] : []
+        #expect(DockerSandboxBackend.createArguments(cli, name: "n", workspace: "/home/me/proj")
+                == prefix + ["create", "--name", "n", "claude", "/home/me/proj"])
+        let exec = DockerSandboxBackend.execArguments(cli, spec(), name: "n")
+        #expect(exec == prefix + ["exec", "-i", "-w", "/home/me/proj", "-e", "ANTHROPIC_BASE_URL=http://127.0.0.1:9", "n",
+                                  "claude", "-p", "--dangerously-skip-permissions", "--output-format", "stream-json", "--verbose"])
+        // No token, and no prompt: the proxy holds one, stdin carries the other.
+        #expect(!exec.joined(separator: " ").contains("SECRET") && !exec.contains("- task"))
+    }
+
+    @Test func listsAreReadAsRecordedDriftIncluded() {
+        let docker = #"{"vms":[{"name":"ccdeck-s-r1","agent":"claude","status":"running","socket_path":"/x.sock","sandbox_count":1,"workspaces":["/w"]}]}"#
+        #expect(DockerSandboxBackend.parseList(docker).map(\.name) == ["ccdeck-s-r1"])
+        // sbx: daemon start-up lines first on stdout, no `id`, an unknown field.
+        let sbx = """
+            Starting sandboxd daemon...
+            sandboxd is ready
+            {"sandboxes":[{"name":"ccdeck-s-r2","agent":"claude","status":"stopped","workspaces":["/w"],"created_at":"2026-11-29T07:00:00Z","kits":[]},
+             {"agent":"claude"}]}
+            """
+        let parsed = DockerSandboxBackend.parseList(sbx)
+        #expect(parsed.map(\.name) == ["ccdeck-s-r2"] && parsed[0].status == "stopped" && parsed[0].createdAt != nil)
+        // A release that says `state`, not `status`.
+        #expect(DockerSandboxBackend.parseList(#"{"sandboxes":[{"name":"a","state":"running"}]}"#).first?.status == "running")
+        #expect(DockerSandboxBackend.parseList("Error: daemon not running").isEmpty)
+    }
+
+    @Test func optionsOfOtherBackendsAreRefused() {
+        var s = spec()
+        s.options["device"] = ["a,proxy"]
+        #expect(throws: BackendError.self) {
+            _ = try DockerSandboxBackend(environment: [:]).prepare(s, build: nil, cancel: Cancellation(fd: nil)) { _ in }
+        }
+    }
+}

@@ -196,18 +196,36 @@ struct DashboardEndToEndTests: DashboardHarness {
     @Test func aKeptContainerIsAnOrphanAndCanBeRemoved() throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
         let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
-        let kept = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker", extra: ["--keep"]), environment: env)
-        #expect(kept.status == .exited(0), "\(kept.output)")
+        for _ in 0..<2 {
+            let kept = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker", extra: ["--keep"]), environment: env)
+            #expect(kept.status == .exited(0), "\(kept.output)")
+        }
+        // The next run says what earlier runs left, and how to clean it.
+        let next = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker"), environment: env)
+        #expect(next.stderr.contains("2 leftover containers of earlier runs on docker") && next.stderr.contains("sandboxes prune"),
+                "\(next.stderr)")
         let tmux = try start(model: model)
-        #expect(tmux.waitFor("orphan listed") { $0.contains("Orphans (1)") } != nil)
+        #expect(tmux.waitFor("orphans listed and said") { $0.contains("Orphans (2)") && $0.contains("2 leftovers from earlier runs") } != nil)
         try tmux.send("BTab")  // runs → orphans
         try tmux.send("d")
         #expect(tmux.waitFor("Remove this orphan?") != nil)
         try tmux.send("y")
         #expect(tmux.waitFor("removed docker container") != nil)
+        #expect(tmux.waitFor("Orphans (1)") != nil)
+        // Make another, then prune them all from the pane, asked first.
+        let kept = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker", extra: ["--keep"]), environment: env)
+        #expect(kept.status == .exited(0))
+        #expect(tmux.waitFor("Orphans (2)") != nil)
+        try tmux.send("P")
+        #expect(tmux.waitFor("Remove 2 leftovers?") != nil)
+        try tmux.send("y")
+        #expect(tmux.waitFor("removed 2 leftovers") != nil)
         #expect(tmux.waitFor("Orphans (0)") != nil)
         try tmux.send("q")
         expectTerminalRestored(tmux, exit: "0")
+        // The pane, `sandboxes ls` and the engine agree.
+        let ls = try CCDeckInvocation.run(["sandboxes", "ls"], environment: env)
+        #expect(ls.stdout.contains("no sandboxes of ccdeck's"), "\(ls.output)")
         let store = RunStore(root: home.path + "/state/ccdeck").storeID
         let left = try ProcessRunner.run(Command("docker", ["ps", "-aq", "--filter", "label=ccdeck.store=" + store],
                                                  environment: EngineEnvironment.host), timeout: 30)

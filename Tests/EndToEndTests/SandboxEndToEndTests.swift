@@ -114,6 +114,10 @@ struct SandboxEndToEndTests {
         let listed = try #require(try JSONSerialization.jsonObject(with: Data(ls.stdout.utf8)) as? [[String: Any]])
         #expect(listed.count == 2 && listed.allSatisfy { $0["why"] as? String == "driver gone" }, "\(ls.stdout)")
         #expect(!ls.stdout.contains(foreignSandbox))
+        let all = try CCDeckInvocation.run(["sandboxes", "ls", "--all"], environment: env)
+        let foreignRow = all.stdout.split(separator: "\n").first { $0.contains(foreignSandbox) }
+        #expect(foreignRow?.contains("not ccdeck's") == true, "\(all.stdout)")
+        #expect(all.stdout.split(separator: "\n").contains { $0.contains(String(others[1].prefix(12))) || $0.contains("not ccdeck's") })
         let refused = try CCDeckInvocation.run(["sandboxes", "prune"], environment: env)
         #expect(refused.status == .exited(2) && refused.stderr.contains("--yes"))
         let prune = try CCDeckInvocation.run(["sandboxes", "prune", "--yes"], environment: env)

@@ -234,6 +234,12 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         }
     }
 
+    public func foreignResources(store: String) throws -> [SandboxResource] {
+        try containers(labelled: [:]).filter { $0.labels[Mark.store] != store }.map {
+            SandboxResource(id: $0.id, name: $0.name, backend: kind, runID: nil, state: $0.state, createdAt: $0.createdAt)
+        }
+    }
+
     /// Containers carrying all of `labels` (ccdeck's own, never anyone else's).
     public func containers(labelled labels: [String: String]) throws -> [EngineOutput.Container] {
         var args = ["ps", "-a", "--no-trunc"]

@@ -197,13 +197,25 @@ public struct DockerSandboxBackend: SandboxBackend {
     }
 
     public func resources(store: String) throws -> [SandboxResource] {
+        try listAll().filter { Self.runID(in: $0.name, store: store) != nil }.map {
+            var r = $0
+            r.runID = Self.runID(in: $0.name, store: store)
+            return r
+        }
+    }
+
+    public func foreignResources(store: String) throws -> [SandboxResource] {
+        try listAll().filter { Self.runID(in: $0.name, store: store) == nil }
+    }
+
+    /// Every sandbox of every CLI that answers, as `CLI:NAME`.
+    private func listAll() throws -> [SandboxResource] {
         var found: [SandboxResource] = []
         for cli in CLI.allCases where probeCLI(cli, timeout: 10).state == .ready {
             let out = try query(cli, cli.prefix + ["ls", "--json"], what: "\(cli.displayName) ls")
             guard out.status.succeeded else { throw BackendError.commandFailed("\(cli.displayName) ls", out.stderrSummary) }
             for s in Self.parseList(out.stdout) {
-                guard let run = Self.runID(in: s.name, store: store) else { continue }
-                found.append(SandboxResource(id: "\(cli.rawValue):\(s.name)", name: s.name, backend: kind, runID: run,
+                found.append(SandboxResource(id: "\(cli.rawValue):\(s.name)", name: s.name, backend: kind, runID: nil,
                                              state: s.status, createdAt: s.createdAt))
             }
         }

@@ -286,6 +286,17 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
         return Self.parseInstances(out.stdout, store: store)
     }
 
+    public func foreignResources(store: String) throws -> [SandboxResource] {
+        let out = try query(["list", "--format", "json"], what: "incus list")
+        guard out.status.succeeded, case .array(let items)? = JSONValue.parse(Data(out.stdout.utf8)) else { return [] }
+        return items.compactMap { item in
+            guard let name = item["name"]?.stringValue, item["config"]?[Self.keyPrefix + "store"]?.stringValue != store else { return nil }
+            return SandboxResource(id: name, name: name, backend: kind, runID: nil,
+                                   state: (item["status"]?.stringValue ?? "?").lowercased(),
+                                   createdAt: item["created_at"]?.stringValue.flatMap(EngineOutput.parseRFC3339))
+        }
+    }
+
     /// `incus list --format json`: an array of instances; only those carrying this store's mark.
     static func parseInstances(_ text: String, store: String) -> [SandboxResource] {
         guard case .array(let items)? = JSONValue.parse(Data(text.utf8)) else { return [] }

@@ -51,6 +51,9 @@ public protocol SandboxBackend: Sendable {
     /// Every resource carrying ccdeck's mark for `store` (never anyone else's).
     func resources(store: String) throws -> [SandboxResource]
 
+    /// Everything else the backend holds (to be shown, marked as not this ccdeck's; never removed).
+    func foreignResources(store: String) throws -> [SandboxResource]
+
     /// The command that opens an interactive shell in a live run's sandbox, in its workspace.
     func attachCommand(_ sandbox: SandboxRef) -> Command?
 
@@ -70,6 +73,7 @@ public protocol SandboxBackend: Sendable {
 }
 
 extension SandboxBackend {
+    public func foreignResources(store: String) throws -> [SandboxResource] { [] }
     public func release(_ sandbox: SandboxRef) throws { try remove(sandbox) }
     public func startFailure(exitCode: Int32, stderr: [String]) -> String? { nil }
     public func attachCommand(_ sandbox: SandboxRef) -> Command? { nil }
