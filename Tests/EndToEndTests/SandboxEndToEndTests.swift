@@ -130,4 +130,51 @@ struct SandboxEndToEndTests {
             #expect(alive.status.succeeded, "\(id) was removed")
         }
     }
+
+    /// The dashboard launches a sandbox run from its form, streams it, attaches to it, stops it
+    /// and removes it, like any other.
+    @Test func theDashboardDrivesASandboxRun() throws {
+        let ws = try workspace("dash")
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 3, workspace: ws)
+        let standIn = try SandboxStandIn(clis: ["sbx"], model: model, token: EngineEnvironment.canaryToken())
+        var env = standIn.environment(EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil))
+        env["TERM"] = "xterm-256color"
+        let pass = EngineEnvironment.passThrough.map { "--pass-env \($0)" }.joined(separator: " ")
+        let tmux = try TmuxSession(width: 140, height: 40, environment: env, script: """
+            "\(TestPaths.ccdeckBinary)" dashboard \(pass)
+            echo "EXIT:$?"
+            exec sleep 600
+            """)
+        #expect(tmux.waitFor("sandbox ready") { $0.contains("✓ sandbox") && $0.contains("q quit") } != nil)
+        try tmux.send("n")
+        #expect(tmux.waitFor("Launch a run") != nil)
+        try tmux.send("BTab")
+        for _ in 0..<8 {
+            if tmux.capture().contains("< sandbox >") { break }
+            try tmux.send("Right")
+            usleep(150_000)
+        }
+        #expect(tmux.waitFor("< sandbox >") != nil)
+        try tmux.send("Tab", "Tab")
+        try tmux.send(ws, literal: true)
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("streaming", timeout: 60) { $0.contains("session started") && $0.contains("running") } != nil)
+        try tmux.send("a")
+        #expect(tmux.waitFor("attaching a shell") != nil)
+        try tmux.send("echo inside-$((6*7))", literal: true)
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("inside-42") != nil)
+        try tmux.send("exit", literal: true)
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("back from ccdeck-") != nil)
+        try tmux.send("s")
+        #expect(tmux.waitFor("stopped", timeout: 60) { $0.contains(" stopped ") } != nil)
+        try tmux.send("d")
+        #expect(tmux.waitFor("Remove this run?") != nil)
+        try tmux.send("y")
+        #expect(tmux.waitFor("removed run") != nil)
+        try tmux.send("q")
+        #expect(tmux.waitFor("EXIT:0") != nil)
+        #expect(try SandboxStandIn.sandboxes().filter { $0.hasPrefix("ccdeck-") }.isEmpty)
+    }
 }

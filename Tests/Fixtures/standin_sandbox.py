@@ -45,6 +45,11 @@ def parse(args, flags_with_value, bool_flags, cli):
         if a == "--":
             pos.extend(args[i + 1:])
             break
+        if a.startswith("-") and not a.startswith("--") and len(a) > 2 and all(f"-{c}" in bool_flags for c in a[1:]):
+            for c in a[1:]:  # combined short flags, as cobra takes them: -it
+                opts[f"-{c}"] = True
+            i += 1
+            continue
         if a.startswith("-") and a != "-":
             name, _, inline = a.partition("=")
             if name in bool_flags:
