@@ -9,6 +9,12 @@ struct BackendOptions: ParsableArguments {
                                valueName: "docker|sbx"))
     var sandboxCLI: String?
 
+    @Option(help: ArgumentHelp("Fly: the app (default: FLY_APP, else ./fly.toml's app).", valueName: "name"))
+    var app: String?
+
+    @Option(help: ArgumentHelp("Fly: the region (default: ./fly.toml's primary_region).", valueName: "region"))
+    var region: String?
+
     @Flag(help: "Incus: an instance for the run alone, deleted after it (default: the workspace's kept instance).")
     var ephemeral = false
 
@@ -32,6 +38,8 @@ struct BackendOptions: ParsableArguments {
     var byName: [String: [String]] {
         var options: [String: [String]] = [:]
         if let sandboxCLI { options["sandbox-cli"] = [sandboxCLI] }
+        if let app { options["app"] = [app] }
+        if let region { options["region"] = [region] }
         if ephemeral { options["ephemeral"] = ["1"] }
         if !profiles.isEmpty { options["profile"] = profiles }
         if !configs.isEmpty { options["config"] = configs }

@@ -7,9 +7,40 @@ struct TokenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
         abstract: "Show or extract the Claude Code token ccdeck would use.",
-        subcommands: [Show.self, Extract.self],
+        subcommands: [Show.self, Extract.self, Push.self],
         defaultSubcommand: Show.self
     )
+
+    /// Backends that keep their own copy of the token, ready or not, and what they hold.
+    static func keepers() -> [(any TokenKeeper, KeptToken?)] {
+        let env = ProcessInfo.processInfo.environment
+        let store = RunStore(environment: env)
+        return CLIContext.registry.all(environment: env).compactMap { $0 as? any TokenKeeper }
+            .filter { $0.keptToken(store: store) != nil || ChildProcess.resolve("fly", environment: env) != nil }
+            .map { ($0, $0.keptToken(store: store)) }
+    }
+
+    struct Push: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Push the token to every backend that keeps a copy (a Fly app's secret), its value on stdin, never argv.")
+
+        func run() throws {
+            let env = ProcessInfo.processInfo.environment
+            let token = try TokenCommand.resolve()
+            let keepers = CLIContext.registry.all(environment: env).compactMap { $0 as? any TokenKeeper }
+            guard !keepers.isEmpty else { throw CLIError.setup("no backend keeps a copy of the token") }
+            var failed = false
+            for keeper in keepers {
+                do {
+                    Terminal.out("pushed \(token.redacted) to \(try keeper.pushToken(token, store: RunStore(environment: env)))")
+                } catch {
+                    Terminal.error("\(keeper.kind.displayName): \(error)")
+                    failed = true
+                }
+            }
+            if failed { throw ExitCode(2) }
+        }
+    }
 
     static func resolve() throws -> Token {
         try TokenResolver(environment: ProcessInfo.processInfo.environment).resolve()
@@ -31,6 +62,11 @@ struct TokenCommand: ParsableCommand {
                 Terminal.out(try Terminal.json(TokenJSON(token, status: status, includeSecret: false)))
             } else {
                 for line in Self.describe(token, status: status) { Terminal.out(line) }
+                // Backends that keep a copy: which token they hold, since when, until when.
+                for (backend, kept) in TokenCommand.keepers() {
+                    let state = kept.map { "\($0.place): \($0.describe(against: token, now: Date()))" } ?? "nothing pushed yet"
+                    Terminal.out("\((backend.kind.displayName + ":").padding(toLength: 9, withPad: " ", startingAt: 0))\(state)")
+                }
                 for w in status.warnings { Terminal.warning(w) }
             }
             if status.urgency == .expired || status.warnings.contains(where: { $0.contains("user:inference") }) {

@@ -73,6 +73,20 @@ public struct Token: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var redacted: String { Self.redact(value) }
+
+    /// Tells two tokens apart without keeping either: 16 hex digits of a 64-bit FNV-1a hash of
+    /// the value, twice (forwards and backwards) so that chance collisions are out of reach.
+    public var fingerprint: String { Self.fingerprint(of: value) }
+
+    public static func fingerprint(of value: String) -> String {
+        func fnv(_ bytes: some Sequence<UInt8>) -> UInt64 {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            return h
+        }
+        let hex = { (v: UInt64) in String(("0000000000000000" + String(v, radix: 16)).suffix(16)) }
+        return hex(fnv(value.utf8)) + hex(fnv(value.utf8.reversed()))
+    }
     public var description: String { redacted }
 
     /// At most the first 12 and last 4 characters, and never more than a third of a short token.

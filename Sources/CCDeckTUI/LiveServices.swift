@@ -435,9 +435,21 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
             case .resolved(let t):
                 let status = TokenStatus(token: t, now: Date())
                 let left = status.timeLeft.map { $0 > 0 ? ", expires in \(TokenStatus.format(duration: $0))" : ", EXPIRED" } ?? ""
-                // No backend keeps its own copy yet: sandboxes get the token at launch.
-                post(.notice(Notice("token re-read from \(Panes.shortSource(t.source))\(left); pushed to: none (no backend keeps a copy yet)",
-                                    status.urgency == .expired ? .warning : .info)))
+                // Backends that keep their own copy (a Fly app's secret) get it again; the others
+                // get the token at launch.
+                var pushed: [String] = []
+                var failed: [String] = []
+                for kind in registry.kinds where isReady(kind) {
+                    guard let keeper = backends[kind] as? any TokenKeeper else { continue }
+                    do { pushed.append(try keeper.pushToken(t, store: store)) } catch { failed.append("\(kind.displayName): \(error)") }
+                }
+                let to = pushed.isEmpty ? "none (no ready backend keeps a copy)" : pushed.joined(separator: ", ")
+                if let failure = failed.first {
+                    post(.notice(Notice("token re-read from \(Panes.shortSource(t.source))\(left); could not push: \(failure)", .error)))
+                } else {
+                    post(.notice(Notice("token re-read from \(Panes.shortSource(t.source))\(left); pushed to: \(to)",
+                                        status.urgency == .expired ? .warning : .info)))
+                }
             case .failed(let why):
                 post(.notice(Notice("token: \(why)", .error)))
             case .loading:

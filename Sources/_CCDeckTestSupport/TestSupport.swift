@@ -115,6 +115,7 @@ public struct CCDeckInterrupted: Sendable {
     public var stderr: String
     /// The marker was printed and the action ran.
     public var acted: Bool
+    public var output: String { stdout + stderr }
 
     /// - Parameters:
     ///   - marker: text whose first appearance (on stdout, or stderr with `onStderr`) triggers `action`.

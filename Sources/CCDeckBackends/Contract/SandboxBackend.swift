@@ -66,6 +66,10 @@ public protocol SandboxBackend: Sendable {
     /// nil: the backend cannot re-read a run's output.
     func outputCommand(_ sandbox: SandboxRef) -> Command?
 
+    /// After the agent ended and before the sandbox goes: brings the agent's changes back into
+    /// the local workspace, for a backend whose workspace travels up and down.
+    func collect(_ sandbox: SandboxRef, into workspace: String) throws
+
     /// When the agent's process ended before saying anything: whether that was the backend
     /// refusing to start it (bad arguments, a missing runtime), and its own error line if so.
     /// Such a run is a setup error (exit 2), not a failed run.
@@ -73,6 +77,7 @@ public protocol SandboxBackend: Sendable {
 }
 
 extension SandboxBackend {
+    public func collect(_ sandbox: SandboxRef, into workspace: String) throws {}
     public func foreignResources(store: String) throws -> [SandboxResource] { [] }
     public func release(_ sandbox: SandboxRef) throws { try remove(sandbox) }
     public func startFailure(exitCode: Int32, stderr: [String]) -> String? { nil }
@@ -259,15 +264,64 @@ public struct Preparation: Sendable, Equatable {
 /// backend gives it one only at start.
 public struct AgentLaunch: @unchecked Sendable {
     public var process: ChildProcess
+    /// For a backend whose process prints something else than the agent's lines (a log stream):
+    /// turns what it prints into them, and says when the agent is done.
+    public var decoder: OutputDecoder?
     public var sandboxID: String?
     /// Written to the agent's stdin before the prompt (variables a wrapper reads first, for a
     /// backend that gives the token on stdin).
     public var stdinPrefix: Data
 
-    public init(process: ChildProcess, sandboxID: String? = nil, stdinPrefix: Data = Data()) {
+    public init(process: ChildProcess, sandboxID: String? = nil, stdinPrefix: Data = Data(), decoder: OutputDecoder? = nil) {
         self.process = process
+        self.decoder = decoder
         self.sandboxID = sandboxID
         self.stdinPrefix = stdinPrefix
+    }
+}
+
+/// Turns a backend's output stream into the agent's lines (see `AgentLaunch.decoder`).
+public protocol OutputDecoder: AnyObject {
+    /// The agent's lines in what the backend printed (none while an entry is incomplete).
+    func decode(_ line: Data) -> [Data]
+    /// The agent is done: the stream that carries its output can be let go.
+    var finished: Bool { get }
+    /// The agent's exit status, when the stream said.
+    var exitCode: Int32? { get }
+}
+
+/// A backend that keeps its own copy of the token (an app secret), pushed ahead of runs.
+public protocol TokenKeeper: SandboxBackend {
+    /// Stores the token (its value on stdin, never in argv) and notes which token it was;
+    /// returns where it went, in words.
+    func pushToken(_ token: Token, store: RunStore) throws -> String
+    /// What the backend holds, as far as ccdeck noted it.
+    func keptToken(store: RunStore) -> KeptToken?
+}
+
+/// Which token a backend holds and since when: a fingerprint, never the value.
+public struct KeptToken: Sendable, Codable, Equatable {
+    public var place: String
+    public var fingerprint: String
+    public var pushedAt: Date
+    public var expiresAt: Date?
+
+    public init(place: String, fingerprint: String, pushedAt: Date, expiresAt: Date?) {
+        self.place = place
+        self.fingerprint = fingerprint
+        self.pushedAt = pushedAt
+        self.expiresAt = expiresAt
+    }
+
+    /// In words, against the token in use here: `pushed 2h 5m ago, the same token, expires in 5h`.
+    public func describe(against local: Token?, now: Date) -> String {
+        var words = ["pushed \(TokenStatus.format(duration: max(0, now.timeIntervalSince(pushedAt)))) ago"]
+        if let local { words.append(local.fingerprint == fingerprint ? "the same token as here" : "ANOTHER token than here") }
+        if let expiresAt {
+            let left = expiresAt.timeIntervalSince(now)
+            words.append(left > 0 ? "expires in \(TokenStatus.format(duration: left))" : "EXPIRED")
+        }
+        return words.joined(separator: ", ")
     }
 }
 

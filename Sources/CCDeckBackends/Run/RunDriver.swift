@@ -209,7 +209,7 @@ public final class RunDriver {
         onUpdate(.started(record))
 
         let followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: SandboxRef(record),
-                              skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id))
+                              skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id), decoder: launch.decoder)
         if sinks.ingest.progress.firstEventAt == nil, !followed.stopped, let code = followed.status?.code,
            let why = backend.startFailure(exitCode: code, stderr: followed.stderrTail) {
             // The backend refused to start it: a setup error with the backend's own words.
@@ -305,6 +305,8 @@ public final class RunDriver {
         var stopReason: String?
         /// The backend did not stop it in time: ccdeck killed its client (and removal took it down).
         var forced = false
+        /// The agent's exit status as a decoded stream said it (a remote machine's log).
+        var decodedExit: Int32?
     }
 
     /// Streams the agent's lines into the sinks until it ends. A stop (the user's, or ccdeck's own
@@ -313,7 +315,7 @@ public final class RunDriver {
     /// kills the backend's client so the run ends; the sandbox's removal then takes it down.
     /// `skip` lines of stdout and stderr are already stored (an adopted run's output re-read).
     private func follow(_ process: ChildProcess, input: Data?, sinks: Sinks, ref: SandboxRef, skip: (Int, Int),
-                        cancel: Cancellation, runDirectory: String) -> Followed {
+                        cancel: Cancellation, runDirectory: String, decoder: OutputDecoder? = nil) -> Followed {
         var (skipOut, skipErr) = skip
         var stopReason: String?
         var stopAskedAt: Date?
@@ -349,8 +351,18 @@ public final class RunDriver {
         let status = ProcessRunner.stream(process, input: input, wakeFD: cancel.isRequested ? nil : cancel.fd,
                                           onStdoutLine: { [self] line in
             if skipOut > 0 { skipOut -= 1; return }
-            let (event, stored) = sinks.ingest.ingest(line, at: clock())
-            onUpdate(.event(event, raw: stored))
+            guard let decoder else {
+                let (event, stored) = sinks.ingest.ingest(line, at: clock())
+                onUpdate(.event(event, raw: stored))
+                return
+            }
+            if decoder.finished { return }
+            for agentLine in decoder.decode(line) {
+                let (event, stored) = sinks.ingest.ingest(agentLine, at: clock())
+                onUpdate(.event(event, raw: stored))
+            }
+            // A log stream goes on after the agent: once it said it is done, let the stream go.
+            if decoder.finished { process.signal(SIGTERM) }
         }, onStderrLine: { [self] line in
             if skipErr > 0 { skipErr -= 1; return }
             let raw = redactor.redact(line)
@@ -379,7 +391,7 @@ public final class RunDriver {
         sinks.ingest.flush()
         sinks.stderrLog.flush()
         return Followed(status: status, stopped: stopReason != nil, stderrTail: sinks.stderrTail, stopReason: stopReason,
-                        forced: forced)
+                        forced: forced, decodedExit: decoder?.exitCode)
     }
 
     /// Reads how the sandbox ended, judges the run by its `result` event, removes the sandbox
@@ -391,7 +403,7 @@ public final class RunDriver {
         record.phases.containerStarted = outcome?.startedAt ?? record.phases.containerStarted
         record.phases.firstEvent = progress.firstEventAt ?? record.phases.firstEvent
         record.phases.result = progress.resultAt ?? record.phases.result
-        record.exitStatus = outcome?.exitCode ?? followed.status?.code
+        record.exitStatus = outcome?.exitCode ?? followed.decodedExit ?? followed.status?.code
         record.turns = progress.result != nil || progress.assistantMessages > 0 ? progress.turns : nil
         record.costUSD = progress.costUSD
         record.toolErrors = progress.toolErrors
@@ -413,6 +425,15 @@ public final class RunDriver {
             if followed.forced {
                 verdict.reason += "; \(record.mode.displayName) did not stop the \(noun) within \(Int(Self.stopDeadline))s, "
                     + "so ccdeck ended its client and removed it"
+            }
+        }
+        if !followed.stopped {
+            do {
+                try backend.collect(ref, into: record.workspace)
+            } catch {
+                // The work is not where it was asked for: not a success, whatever the agent said.
+                if verdict.outcome == .succeeded { verdict = RunVerdict(outcome: .failed, reason: "the agent finished") }
+                verdict.reason += "; its changes could not be brought back: \(error)"
             }
         }
         var removed = true
