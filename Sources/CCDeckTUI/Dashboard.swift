@@ -96,6 +96,8 @@ public final class Dashboard {
             }
         case .token(let info):
             state.token = info
+        case .keptTokens(let kept):
+            state.keptTokens = kept
         case .orphans(let list):
             // Said once, when the dashboard first sees what earlier runs left behind.
             let leftovers = list.filter { !$0.persistent }.count

@@ -211,6 +211,8 @@ public enum DashboardMessage: Sendable {
     case runRemoved(id: String)
     case backends([BackendStatus])
     case token(TokenInfo)
+    /// What the backends that keep a copy of the token hold (a Fly app's secret).
+    case keptTokens([KeptToken])
     case orphans([Orphan])
     case notice(Notice)
 }
@@ -232,6 +234,7 @@ public struct DashboardState: Sendable {
     public var probed: Set<BackendKind> = []
     public var selectedBackend = 0
     public var token: TokenInfo = .loading
+    public var keptTokens: [KeptToken] = []
     public var orphans: [Orphan] = []
     public var orphansListed = false
     public var selectedOrphan = 0

@@ -120,6 +120,13 @@ public final class DashboardView {
             h.combine(t.redacted)
             h.combine(Panes.countdown(t, now: s.now, glyphs: theme.glyphs).0)
             h.combine(Panes.shortSource(t.source))
+            h.combine(t.fingerprint)
+        }
+        for kept in s.keptTokens {
+            // The age shown moves by the minute.
+            h.combine(kept.fingerprint)
+            h.combine(kept.place)
+            h.combine(TokenStatus.format(duration: max(0, s.now.timeIntervalSince(kept.pushedAt))))
         }
         return h.finalize()
     }

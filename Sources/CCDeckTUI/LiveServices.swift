@@ -73,6 +73,7 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         }
         background { [self] in
             post(.token(resolveToken()))
+            postKeptTokens()
         }
         var polled: [any SandboxBackend] = []
         for kind in registry.kinds {
@@ -114,6 +115,11 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
             thread.stackSize = 64 << 10
             thread.start()
         }
+    }
+
+    /// What each backend that keeps a copy of the token holds, as ccdeck noted it.
+    private func postKeptTokens() {
+        post(.keptTokens(registry.kinds.compactMap { (backends[$0] as? any TokenKeeper)?.keptToken(store: store) }))
     }
 
     func resolveToken() -> TokenInfo {
@@ -444,6 +450,7 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
                     do { pushed.append(try keeper.pushToken(t, store: store)) } catch { failed.append("\(kind.displayName): \(error)") }
                 }
                 let to = pushed.isEmpty ? "none (no ready backend keeps a copy)" : pushed.joined(separator: ", ")
+                postKeptTokens()
                 if let failure = failed.first {
                     post(.notice(Notice("token re-read from \(Panes.shortSource(t.source))\(left); could not push: \(failure)", .error)))
                 } else {

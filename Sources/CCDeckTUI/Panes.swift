@@ -270,9 +270,16 @@ enum Panes {
             let (text, style) = countdown(t, now: state.now, glyphs: g)
             row(0, "expiry", text, style)
             row(1, "token", t.redacted)
-            row(2, "kind", t.kind.label + (t.kindIsGuessed ? "?" : ""))
+            row(2, "kind", t.kind.label + (t.kindIsGuessed ? "?" : "") + (t.subscriptionType.map { ", plan \($0)" } ?? ""))
             row(3, "source", Screen.fitTail(shortSource(t.source), max(0, inner.width - 8), glyphs: g))
-            row(4, "plan", t.subscriptionType ?? "-")
+            // Where a copy is kept (a Fly app's secret): the same token as here, and how old.
+            for (i, kept) in state.keptTokens.enumerated() {
+                let same = kept.fingerprint == t.fingerprint
+                let age = TokenStatus.format(duration: max(0, state.now.timeIntervalSince(kept.pushedAt)))
+                row(4 + i, String(kept.place.prefix(while: { $0 != " " })),
+                    (same ? "\(g.ok) same, pushed \(age) ago" : "\(g.warn) ANOTHER token: press t"),
+                    same ? TextStyle(.good) : TextStyle(.warn, bold: true))
+            }
         }
     }
 

@@ -217,3 +217,62 @@ import _CCDeckTestSupport
         }
     }
 }
+
+/// Mode C's argv and outputs, pinned.
+@Suite struct FlyContractTests {
+    @Test func machineRunArguments() {
+        let args = FlyBackend.machineRunArguments(app: "a", region: "ams", name: "ccdeck-s-r", image: "registry.fly.io/a:t",
+                                                  mark: [Mark.run: "r", Mark.store: "s"], variables: ["ANTHROPIC_BASE_URL": "http://x"],
+                                                  workspaceTar: "/up/w.tar", promptFile: "/up/p")
+        #expect(Array(args.prefix(3)) == ["machine", "run", "registry.fly.io/a:t"])
+        for pair in [["-a", "a"], ["--restart", "no"], ["-r", "ams"], ["--metadata", "ccdeck_run=r"], ["--metadata", "ccdeck_store=s"],
+                     ["-e", "ANTHROPIC_BASE_URL=http://x"], ["--file-local", "/run/ccdeck/workspace.tar=/up/w.tar"],
+                     ["--file-local", "/run/ccdeck/prompt=/up/p"], ["--entrypoint", "/bin/sh"]] {
+            #expect(args.indices.contains { i in i + 1 < args.count && args[i] == pair[0] && args[i + 1] == pair[1] }, "\(pair)")
+        }
+        #expect(!args.contains("--rm"))  // the exit is read, and the changes fetched, before the machine goes
+        #expect(args.last?.contains("ccdeck-exit $code") == true && args.last?.contains("< /run/ccdeck/prompt") == true)
+    }
+
+    @Test func outputsAsFlyctlPrintsThem() {
+        #expect(FlyBackend.machineID(in: "Success! A Machine has been successfully launched in app a\n Machine ID: 148e21ea7\n State: started\n")
+                == "148e21ea7")
+        let list = """
+            [
+              {
+                "id": "148e21ea7",
+                "name": "ccdeck-s-r",
+                "state": "started",
+                "created_at": "2026-11-29T07:00:00Z",
+                "config": { "metadata": { "ccdeck_run": "r", "ccdeck_store": "s", "fly_platform_version": "v2" } },
+                "events": [ { "type": "exit", "request": { "exit_event": { "exited_at": "2026-11-29T07:01:00Z" } } } ]
+              }
+            ]
+            """
+        let machines = FlyBackend.parseMachines(list)
+        #expect(machines.count == 1 && machines[0].metadata["ccdeck_run"] == "r" && machines[0].createdAt != nil)
+        #expect(FlyBackend.tomlValue("app", in: TestPaths.repositoryRoot + "/fly.toml") == "ccdeck-runner")
+        #expect(FlyBackend.tomlValue("primary_region", in: TestPaths.repositoryRoot + "/fly.toml") == "ams")
+    }
+
+    /// `fly logs --json` entries are indented over several lines; the agent's line is the message.
+    @Test func logEntriesDecodeIntoTheAgentsLines() {
+        let decoder = FlyLogDecoder()
+        var lines: [String] = []
+        let stream = """
+            {
+              "timestamp": "2026-11-29T07:00:00Z",
+              "message": "{\\"type\\":\\"system\\",\\"subtype\\":\\"init\\",\\"cwd\\":\\"/w {x}\\"}",
+              "meta": { "event": { "provider": "app" } }
+            }
+            {
+              "message": "ccdeck-exit 3"
+            }
+            """
+        for line in stream.split(separator: "\n") {
+            lines += decoder.decode(Data(line.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        }
+        #expect(lines == [#"{"type":"system","subtype":"init","cwd":"/w {x}"}"#])
+        #expect(decoder.finished && decoder.exitCode == 3)
+    }
+}

@@ -125,9 +125,13 @@ struct FlyEndToEndTests {
             echo "EXIT:$?"
             exec sleep 600
             """)
-        #expect(tmux.waitFor("fly ready") { $0.contains("✓ fly") && $0.contains("q quit") } != nil)
+        // The Token pane says Fly holds another token than this one, until it is pushed again.
+        #expect(tmux.waitFor("fly ready, stale secret shown") {
+            $0.contains("✓ fly") && $0.contains("ANOTHER token: press t")
+        } != nil)
         try tmux.send("t")
         #expect(tmux.waitFor("pushed to: fly app \(fly.app)") != nil)
+        #expect(tmux.waitFor("same, pushed") != nil)
         try tmux.send("q")
         #expect(tmux.waitFor("EXIT:0") != nil)
         let show = try ccdeck(["token", "show"], env)

@@ -401,13 +401,14 @@ public struct FlyBackend: SandboxBackend, TokenKeeper {
 
 /// `fly logs --json` prints each entry as indented JSON over several lines; the agent's line is
 /// its `message`. The machine's last word, `ccdeck-exit N`, ends the run.
-final class FlyLogDecoder: OutputDecoder {
+public final class FlyLogDecoder: OutputDecoder {
+    public init() {}
     private var pending = Data()
     private var depth = 0
-    private(set) var finished = false
-    private(set) var exitCode: Int32?
+    public private(set) var finished = false
+    public private(set) var exitCode: Int32?
 
-    func decode(_ line: Data) -> [Data] {
+    public func decode(_ line: Data) -> [Data] {
         // Count braces outside strings to know when an entry is whole.
         var inString = false, escaped = false
         for b in line {
