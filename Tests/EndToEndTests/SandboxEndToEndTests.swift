@@ -84,6 +84,21 @@ struct SandboxEndToEndTests {
         #expect(record.state == .failed && record.reason?.isEmpty == false, "\(record.reason ?? "")")
     }
 
+    /// An exec that never starts the agent: past the deadline the run fails, saying so, and the
+    /// sandbox goes.
+    @Test func anExecThatHangsEndsTheRunPastItsDeadline() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let standIn = try SandboxStandIn(clis: ["sbx"], model: model, token: EngineEnvironment.canaryToken())
+        var env = standIn.environment(EngineEnvironment.runEnvironment(home: home.path, model: nil, token: nil))
+        env["STANDIN_SANDBOX_EXEC_HANGS"] = "1"
+        env["CCDECK_FIRST_EVENT_TIMEOUT"] = "3"
+        let r = try CCDeckInvocation.run(arguments("sbx", ["--workspace", try workspace("hang")]), environment: env)
+        #expect(r.status == .exited(1), "\(r.output)")
+        let record = try #require(RunStore(environment: env).list().first)
+        #expect(record.state == .failed && record.reason?.contains("printed nothing within 3s") == true, "\(record.reason ?? "")")
+        #expect(try !SandboxStandIn.sandboxes().contains(record.sandbox))
+    }
+
     /// Leftovers of runs whose ccdeck was killed are found by `sandboxes ls` and removed by
     /// `prune`, while a foreign sandbox, a foreign container and an unlabelled one survive.
     @Test func pruneRemovesLeftoversAndNothingThatIsNotCcdecks() throws {

@@ -17,6 +17,7 @@ Environment: STANDIN_SANDBOX_TEMPLATE (the image a sandbox starts from), DOCKER_
 """
 import json
 import os
+import time
 import subprocess
 import sys
 
@@ -114,6 +115,8 @@ def exec_(cli, args):
     if len(pos) < 2:
         fail("requires at least 2 arg(s): SANDBOX COMMAND")
     name, command = pos[0], pos[1:]
+    if os.environ.get("STANDIN_SANDBOX_EXEC_HANGS"):
+        time.sleep(3600)  # an exec that never starts the command, as a wedged VM would
     if docker("inspect", container(name)).returncode != 0:
         fail(f"ERROR: no sandbox named '{name}'" if cli == "sbx" else f"sandbox {name} not found")
     if cli == "sbx":

@@ -76,6 +76,11 @@ public final class RunDriver {
     let backend: any SandboxBackend
     let store: RunStore
     let token: Token?
+    /// How long the agent may stay silent at first before the run is stopped as hung
+    /// (`CCDECK_FIRST_EVENT_TIMEOUT` seconds; default 10 minutes: an image pull may come first).
+    var firstLineTimeout: TimeInterval? {
+        environment["CCDECK_FIRST_EVENT_TIMEOUT"].flatMap(TimeInterval.init).flatMap { $0 > 0 && $0.isFinite ? $0 : nil } ?? 600
+    }
     /// A stop asked by ccdeck itself (its output closed, its disk full), with why; read by the
     /// streaming loop on the same thread.
     private var pendingStop: String?
@@ -307,6 +312,8 @@ public final class RunDriver {
         var forced = false
         /// The agent's exit status as a decoded stream said it (a remote machine's log).
         var decodedExit: Int32?
+        /// ccdeck stopped it because the backend failed it (a hung start), not because anyone asked.
+        var stopIsFailure = false
     }
 
     /// Streams the agent's lines into the sinks until it ends. A stop (the user's, or ccdeck's own
@@ -322,6 +329,10 @@ public final class RunDriver {
         var stopDone = false
         var forced = false
         var lastCheck = Date.distantPast
+        // A sandbox whose exec never says anything (hung) is stopped after this long.
+        let firstLineDeadline = firstLineTimeout.map { Date().addingTimeInterval($0) }
+        var heardFromAgent = skip.0 > 0
+        var stopIsFailure = false
 
         func askToStop() {
             stopDone = backend.stop(ref) || stopDone
@@ -350,6 +361,7 @@ public final class RunDriver {
 
         let status = ProcessRunner.stream(process, input: input, wakeFD: cancel.isRequested ? nil : cancel.fd,
                                           onStdoutLine: { [self] line in
+            heardFromAgent = true
             if skipOut > 0 { skipOut -= 1; return }
             guard let decoder else {
                 let (event, stored) = sinks.ingest.ingest(line, at: clock())
@@ -378,8 +390,15 @@ public final class RunDriver {
             sinks.stderrLog.flush()
             checkOwnTrouble()
         }, timeout: {
-            stopAskedAt == nil || forced ? nil : Self.stopRetryInterval
+            if stopAskedAt == nil, !heardFromAgent, let deadline = firstLineDeadline { return max(0, deadline.timeIntervalSinceNow) }
+            return stopAskedAt == nil || forced ? nil : Self.stopRetryInterval
         }, onTimeout: {
+            if stopAskedAt == nil, !heardFromAgent, let deadline = firstLineDeadline, Date() >= deadline {
+                stopIsFailure = true
+                beginStop("the agent printed nothing within \(Int(firstLineTimeout ?? 0))s: "
+                          + "\(backend.kind.displayName)'s \(backend.traits.resourceNoun) did not start it (hung?)")
+                return
+            }
             guard let asked = stopAskedAt, !forced else { return }
             if Date().timeIntervalSince(asked) >= Self.stopDeadline {
                 forced = true
@@ -391,7 +410,7 @@ public final class RunDriver {
         sinks.ingest.flush()
         sinks.stderrLog.flush()
         return Followed(status: status, stopped: stopReason != nil, stderrTail: sinks.stderrTail, stopReason: stopReason,
-                        forced: forced, decodedExit: decoder?.exitCode)
+                        forced: forced, decodedExit: decoder?.exitCode, stopIsFailure: stopIsFailure)
     }
 
     /// Reads how the sandbox ended, judges the run by its `result` event, removes the sandbox
@@ -422,6 +441,7 @@ public final class RunDriver {
         }
         if let why = followed.stopReason {
             verdict.reason = why
+            if followed.stopIsFailure { verdict.outcome = .failed }
             if followed.forced {
                 verdict.reason += "; \(record.mode.displayName) did not stop the \(noun) within \(Int(Self.stopDeadline))s, "
                     + "so ccdeck ended its client and removed it"
