@@ -9,6 +9,10 @@ struct BackendOptions: ParsableArguments {
                                valueName: "docker|sbx"))
     var sandboxCLI: String?
 
+    @Option(help: ArgumentHelp("docker and podman: runc (the host's kernel, the default) or gvisor (runsc: a user-space kernel).",
+                               valueName: "runc|gvisor"))
+    var isolation: String?
+
     @Option(help: ArgumentHelp("Fly: the app (default: FLY_APP, else ./fly.toml's app).", valueName: "name"))
     var app: String?
 
@@ -38,6 +42,7 @@ struct BackendOptions: ParsableArguments {
     var byName: [String: [String]] {
         var options: [String: [String]] = [:]
         if let sandboxCLI { options["sandbox-cli"] = [sandboxCLI] }
+        if let isolation { options["isolation"] = [isolation] }
         if let app { options["app"] = [app] }
         if let region { options["region"] = [region] }
         if ephemeral { options["ephemeral"] = ["1"] }

@@ -42,12 +42,12 @@ struct RunsCommand: ParsableCommand {
                 return
             }
             let rows = records.map { r -> [String] in
-                [InertText.line(r.id), RunsCommand.modeLabel(r), RunsCommand.stateLabel(r, store: store),
+                [InertText.line(r.id), RunsCommand.modeLabel(r), r.isolation?.label ?? "-", RunsCommand.stateLabel(r, store: store),
                  Terminal.localTime(r.createdAt), r.wallTime.map(RunSummary.formatSeconds) ?? "-",
                  r.turns.map(String.init) ?? "-", r.toolErrors.map(String.init) ?? "-",
                  r.costUSD.map(RunSummary.formatCost) ?? "-", Self.shorten(r.prompt, 40)]
             }
-            Terminal.table(["ID", "MODE", "STATE", "CREATED", "WALL", "TURNS", "TOOL ERRORS", "COST", "PROMPT"], rows)
+            Terminal.table(["ID", "MODE", "ISOLATION", "STATE", "CREATED", "WALL", "TURNS", "TOOL ERRORS", "COST", "PROMPT"], rows)
                 .forEach(Terminal.out)
         }
 

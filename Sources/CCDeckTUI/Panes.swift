@@ -56,11 +56,11 @@ enum Panes {
         guard inner.width > 0, inner.height > 0 else { return }
         let wide = inner.width >= 72
         let idWidth = wide ? 21 : 12
-        var columns = [("", 2), ("ID", idWidth), ("MODE", 7), ("STATE", 12), ("TIME", 7)]
-        if inner.width >= idWidth + 28 + 6 { columns.append(("TURNS", 6)) }
+        var columns = [("", 2), ("ID", idWidth), ("MODE", 10), ("STATE", 12), ("TIME", 7)]
+        if inner.width >= idWidth + 31 + 6 { columns.append(("TURNS", 6)) }
         // Tool calls that failed: a "succeeded" run with some deserves a look.
-        if inner.width >= idWidth + 28 + 6 + 5 { columns.append(("ERR", 5)) }
-        if inner.width >= idWidth + 28 + 6 + 5 + 9 { columns.append(("COST", 9)) }
+        if inner.width >= idWidth + 31 + 6 + 5 { columns.append(("ERR", 5)) }
+        if inner.width >= idWidth + 31 + 6 + 5 + 9 { columns.append(("COST", 9)) }
         // Wide terminals have room to say what each run was asked to do.
         let used = columns.reduce(0) { $0 + $1.1 }
         if columns.count == 8 && inner.width - used >= 20 { columns.append(("PROMPT", inner.width - used)) }
@@ -90,7 +90,9 @@ enum Panes {
             let id = wide ? entry.record.id : String(entry.record.id.suffix(11))
             // A lost driver, or a "success" with failed tool calls, is marked even where ERR has no room.
             let flagged = entry.driverGone || (entry.record.state == .succeeded && toolErrors > 0)
-            var cells = [flagged ? g.warn : g[keyPath: glyph], id, entry.record.mode.displayName, stateText,
+            // gVisor is a boundary of its own: `docker+gV`.
+            let mode = entry.record.mode.displayName + (entry.record.isolation == .gvisor ? "+gV" : "")
+            var cells = [flagged ? g.warn : g[keyPath: glyph], id, mode, stateText,
                          elapsed(entry, now: state.now)]
             if columns.count > 5 { cells.append(entry.turns.map(String.init) ?? "-") }
             if columns.count > 6 { cells.append(toolErrors > 0 ? "\(toolErrors)" : "-") }

@@ -171,8 +171,8 @@ import _CCDeckTestSupport
 
     static let backendsTable = """
         BACKEND  MODE  STATE          VERSION       DETAIL
-        docker   A     ready          26.1.5+dfsg1
-        podman   A     ready          4.3.1
+        docker   A     ready          26.1.5+dfsg1  gVisor: runsc is not installed (apt-get install runsc)
+        podman   A     ready          4.3.1         gVisor: runsc is not installed (apt-get install runsc)
         sandbox  B     not installed  -             docker sandbox: the plugin is not installed (Docker Desktop 4.58+); sbx: not installed
         fly      C     not installed  -             neither fly nor flyctl found in PATH
         incus    D     not installed  -             incus not found in PATH
@@ -192,7 +192,7 @@ import _CCDeckTestSupport
               {
                 "backend" : "docker",
                 "clientVersion" : "28.2.2",
-                "detail" : "",
+                "detail" : "gVisor: runsc is not installed (apt-get install runsc)",
                 "executable" : "\(bin)/docker",
                 "installed" : true,
                 "mode" : "A",
@@ -203,7 +203,7 @@ import _CCDeckTestSupport
               {
                 "backend" : "podman",
                 "clientVersion" : "4.3.1",
-                "detail" : "",
+                "detail" : "gVisor: runsc is not installed (apt-get install runsc)",
                 "executable" : "\(bin)/podman",
                 "installed" : true,
                 "mode" : "A",
@@ -394,11 +394,11 @@ import _CCDeckTestSupport
     @Test func runsList() throws {
         writeRuns()
         try expectOutput(["runs", "ls"], env: env(), stdout: """
-            ID                    MODE                       STATE      CREATED                  WALL     TURNS  TOOL ERRORS  COST     PROMPT
-            20260310-090000-ffff  quantum vm (unknown mode)  succeeded  2026-03-10 09:00:00 UTC  5.00s    2      -            $0.0100  Say hello
-            20260302-080000-c3d4  podman                     failed     2026-03-02 08:00:00 UTC  2.25s    1      0            $0.0000  Fix the failing build
-            20260301-101500-a1b2  docker                     succeeded  2026-03-01 10:15:00 UTC  42.5s    5      2            $0.0421  Write hello.txt and run the tests
-            20250615-120000-0001  docker                     succeeded  2025-06-15 12:00:00 UTC  10m 30s  12     -            $1.5000  An old run with a second line and a pro…
+            ID                    MODE                       ISOLATION      STATE      CREATED                  WALL     TURNS  TOOL ERRORS  COST     PROMPT
+            20260310-090000-ffff  quantum vm (unknown mode)  -              succeeded  2026-03-10 09:00:00 UTC  5.00s    2      -            $0.0100  Say hello
+            20260302-080000-c3d4  podman                     -              failed     2026-03-02 08:00:00 UTC  2.25s    1      0            $0.0000  Fix the failing build
+            20260301-101500-a1b2  docker                     shared kernel  succeeded  2026-03-01 10:15:00 UTC  42.5s    5      2            $0.0421  Write hello.txt and run the tests
+            20250615-120000-0001  docker                     -              succeeded  2025-06-15 12:00:00 UTC  10m 30s  12     -            $1.5000  An old run with a second line and a pro…
             """)
     }
 

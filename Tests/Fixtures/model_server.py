@@ -27,6 +27,7 @@ Scenarios (turn = number of tool_result blocks in the request):
 
   write_and_bash   0: Write /workspace/hello.txt  1: Bash cat + write
                    /workspace/bash-ran.txt  2: text "All done."
+  kernel           0: Bash cat /proc/version > /workspace/kernel.txt  1: text
   text_only        text "Hello from the scripted model."
   ansi_text        text full of terminal escape sequences
   big_output       0: Bash printing ~2 MB  1: text
@@ -100,6 +101,11 @@ SCENARIOS = {
                                   "echo bash-ran > /workspace/bash-ran.txt",
                        "description": "Show hello.txt and write bash-ran.txt"})],
         [text("All done.")],
+    ],
+    "kernel": [
+        [tool("Bash", {"command": "cat /proc/version > /workspace/kernel.txt",
+                       "description": "Say which kernel runs this"})],
+        [text("Kernel noted.")],
     ],
     "text_only": [
         [text("Hello from the scripted model.")],

@@ -25,9 +25,25 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     var executable: String { engine.rawValue }
 
     public var traits: BackendTraits {
-        BackendTraits(modeLetter: "A", isolation: .sharedKernel, tokenDelivery: .environmentByName, workspace: .mount,
-                      workspaceInside: "/workspace", mark: .labels, resourceNoun: "container", canRun: true,
-                      usesImage: true, takesRuntimeArguments: true)
+        var t = BackendTraits(modeLetter: "A", isolation: .sharedKernel, tokenDelivery: .environmentByName, workspace: .mount,
+                              workspaceInside: "/workspace", mark: .labels, resourceNoun: "container", canRun: true,
+                              usesImage: true, takesRuntimeArguments: true)
+        t.optionNames = ["isolation"]
+        return t
+    }
+
+    /// gVisor's runtime on this host, if installed.
+    var runsc: String? { ChildProcess.resolve("runsc", environment: environment) }
+
+    /// Whether runs can go under gVisor here, and if not, the one step that makes it so.
+    func gvisorProblem() -> String? {
+        guard runsc != nil else { return "gVisor: runsc is not installed (apt-get install runsc)" }
+        guard engine == .docker else { return nil }  // podman takes the runtime's path per run
+        guard let out = try? query(["info", "--format", "{{json .Runtimes}}"], what: "docker info"), out.status.succeeded else {
+            return "gVisor: the daemon did not list its runtimes"
+        }
+        return out.stdout.contains("\"runsc\"") ? nil
+            : "gVisor: register runsc with dockerd (daemon.json \"runtimes\": {\"runsc\": {\"path\": \"\(runsc!)\"}}) and restart it"
     }
 
     // MARK: probe
@@ -43,7 +59,7 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
             // Local podman has no server part: the client is the engine.
             return BackendStatus(kind: kind, state: .ready, clientVersion: versions.client,
                                  serverVersion: versions.server ?? (engine == .podman ? versions.client : nil),
-                                 detail: "", executable: path)
+                                 detail: gvisorProblem() ?? "gVisor ready (--isolation gvisor)", executable: path)
         }
         return BackendStatus(kind: kind, state: .daemonDown, clientVersion: versions?.client,
                              detail: output.stderrSummary.isEmpty ? "\(executable) version: \(output.status)"
@@ -55,9 +71,14 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
 
     public func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation,
                         progress: (String) -> Void) throws -> Preparation {
-        if let name = spec.options.keys.sorted().first {
-            throw BackendError.refused("\(executable) does not take --\(name) (it is an Incus option)")
+        if let name = spec.options.keys.sorted().first(where: { !traits.optionNames.contains($0) }) {
+            throw BackendError.refused("\(executable) does not take --\(name)")
         }
+        let isolation = spec.options["isolation"]?.last ?? "runc"
+        guard ["runc", "gvisor"].contains(isolation) else {
+            throw BackendError.refused("--isolation takes runc or gvisor, not \(InertText.line(isolation))")
+        }
+        if isolation == "gvisor", let problem = gvisorProblem() { throw BackendError.refused(problem) }
         if spec.workspace.contains(",") && spec.workspace.contains(":") {
             throw BackendError.refused("\(InertText.line(spec.workspace)): \(executable) cannot mount a path holding both ',' and ':'")
         }
@@ -65,6 +86,10 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         var plan = try Self.userPlan(engine: engine, rootless: rootless, owner: spec.workspaceOwner,
                                      invoker: FileOwner(uid: geteuid(), gid: getegid()), workspace: spec.workspace)
         plan.builtImage = try ensureImage(spec.image, buildIfMissing: build, cancel: cancel, progress: progress)
+        if isolation == "gvisor" {
+            plan.isolation = .gvisor
+            plan.choices["runsc"] = runsc
+        }
         return plan
     }
 
@@ -173,7 +198,19 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     /// `run -i`: the prompt arrives on the agent's stdin. The container is not `--rm`: it stays
     /// until ccdeck has read how it ended (and, should ccdeck die, until a dashboard adopts it).
     public func runArguments(_ spec: RunSpec, preparation: Preparation) -> [String] {
-        var args = ["run", "-i", "--name", spec.sandboxName]
+        var args: [String] = []
+        let gvisor = preparation.isolation == .gvisor
+        if gvisor && engine == .podman {
+            // podman takes the runtime as global options: runsc's path and its flags (the host's
+            // network when the run asks for it; cgroups left to the host, which runsc cannot
+            // manage on hybrid hierarchies).
+            args += ["--runtime", preparation.choices["runsc"] ?? "runsc", "--runtime-flag", "ignore-cgroups"]
+            if spec.runtimeArguments.contains(where: { $0 == "--network=host" || $0 == "--net=host" }) {
+                args += ["--runtime-flag", "network=host"]
+            }
+        }
+        args += ["run", "-i", "--name", spec.sandboxName]
+        if gvisor && engine == .docker { args.append("--runtime=runsc") }
         for (k, v) in spec.mark.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(k)=\(v)"] }
         // `-v` splits on ':', `--mount` on ',': a path with a ':' goes by `--mount` (prepare refuses both).
         args += spec.workspace.contains(":")

@@ -245,6 +245,8 @@ public struct Preparation: Sendable, Equatable {
     public var persistent = false
     /// What `prepare` chose that `start` needs (the CLI a sandbox was made with, say).
     public var choices: [String: String] = [:]
+    /// The boundary this run gets when it is not the backend's usual one (gVisor for a container).
+    public var isolation: Isolation?
     /// Who the agent will run as inside, in words for the record.
     public var agentUser: String?
     /// Arguments `start` adds for that user (backend-specific).

@@ -195,6 +195,7 @@ public final class RunDriver {
         }
         let ref = SandboxRef(record)
         record.agentUser = preparation.agentUser
+        if let isolation = preparation.isolation { record.isolation = isolation }
         record.phases.imageReady = clock()
         if cancel.check() {
             sinks.releaseReserve()
