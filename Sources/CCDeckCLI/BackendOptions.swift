@@ -9,8 +9,8 @@ struct BackendOptions: ParsableArguments {
                                valueName: "docker|sbx"))
     var sandboxCLI: String?
 
-    @Option(help: ArgumentHelp("docker and podman: runc (the host's kernel, the default) or gvisor (runsc: a user-space kernel).",
-                               valueName: "runc|gvisor"))
+    @Option(help: ArgumentHelp("docker and podman: runc (the host's kernel, the default) or gvisor (runsc: a user-space kernel); "
+                               + "compare takes both, runc,gvisor.", valueName: "runc|gvisor"))
     var isolation: String?
 
     @Option(help: ArgumentHelp("Fly: the app (default: FLY_APP, else ./fly.toml's app).", valueName: "name"))

@@ -14,7 +14,7 @@ struct CCDeck: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [DashboardCommand.self, BackendsCommand.self, TokenCommand.self, ImageCommand.self, RunCommand.self, RunsCommand.self,
-                      SandboxesCommand.self, FlyCommand.self]
+                      SandboxesCommand.self, FlyCommand.self, CompareCommand.self]
     )
 
     /// On a terminal, a bare `ccdeck` opens the dashboard; elsewhere (a pipe, CI) it shows

@@ -191,8 +191,8 @@ struct RunCommand: ParsableCommand {
         thread.start()
     }
 
-    /// The backend `--mode` names, or for `auto` the first runnable one that is ready, in the
-    /// registry's order (docker, then podman).
+    /// The backend `--mode` names, or for `auto` the first runnable one that is ready, local and
+    /// cheap first: docker, podman, incus, sandbox, fly (each backend's `autoRank`). It says which, and why.
     func chooseBackend(env: [String: String]) throws -> any SandboxBackend {
         let registry = CLIContext.registry
         guard mode == "auto" else {
@@ -200,9 +200,14 @@ struct RunCommand: ParsableCommand {
             guard backend.traits.canRun else { throw BackendError.notImplemented(backend.kind) }
             return backend
         }
-        let candidates = registry.runnable(environment: env)
+        let candidates = registry.runnable(environment: env).sorted { $0.traits.autoRank < $1.traits.autoRank }
         let statuses = BackendRegistry.probeAll(candidates, timeout: 3)
-        if let ready = statuses.firstIndex(where: { $0.state == .ready }) { return candidates[ready] }
+        if let ready = statuses.firstIndex(where: { $0.state == .ready }) {
+            let order = candidates.map(\.kind.rawValue).joined(separator: ", ")
+            Terminal.err("ccdeck: --mode auto: \(candidates[ready].kind.displayName), the first ready of \(order)"
+                         + (ready > 0 ? " (\(statuses[..<ready].map { "\($0.kind.displayName) \($0.state.label)" }.joined(separator: ", ")))" : ""))
+            return candidates[ready]
+        }
         let why = statuses.map { "\($0.kind.displayName): \($0.state.label)" + ($0.detail.isEmpty ? "" : " (\($0.detail))") }
         throw CLIError.setup("no backend that can run is ready: " + why.joined(separator: "; "))
     }

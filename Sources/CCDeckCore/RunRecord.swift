@@ -66,6 +66,8 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     public var reason: String?
     public var turns: Int?
     public var costUSD: Double?
+    /// Time the CLI spent waiting on the model API (its `duration_api_ms`).
+    public var apiSeconds: Double?
     /// Tool calls that came back with `is_error`: a "success" with failed tools deserves a look.
     public var toolErrors: Int?
     public var exitStatus: Int32?
@@ -104,7 +106,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
 
     enum CodingKeys: String, CodingKey {
         case id, mode, image, sandbox, sandboxID, workspace, workspaceIsTemporary, prompt, promptBytes, keep, createdAt, endedAt
-        case state, phases, reason, turns, costUSD, toolErrors, exitStatus, tokenSource, credentials, isolation
+        case state, phases, reason, turns, costUSD, apiSeconds, toolErrors, exitStatus, tokenSource, credentials, isolation
         case workspaceTransport, agentUser, driverPID, host, adoptedAt
         case container  // the name of `sandbox` before there were backends other than containers
     }
@@ -130,6 +132,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         // Counts from a file: a negative or absurd one is unknown, not shown.
         turns = (try? c.decodeIfPresent(Int.self, forKey: .turns)).flatMap { (0...Int(Int32.max)).contains($0) ? $0 : nil }
         costUSD = (try? c.decodeIfPresent(Double.self, forKey: .costUSD)).flatMap { $0.isFinite && $0 >= 0 && $0 < 1e9 ? $0 : nil }
+        apiSeconds = (try? c.decodeIfPresent(Double.self, forKey: .apiSeconds)).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
         toolErrors = (try? c.decodeIfPresent(Int.self, forKey: .toolErrors)).flatMap { (0...Int(Int32.max)).contains($0) ? $0 : nil }
         exitStatus = (try? c.decodeIfPresent(Int32.self, forKey: .exitStatus))
         tokenSource = (try? c.decodeIfPresent(String.self, forKey: .tokenSource))
@@ -161,6 +164,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         try c.encodeIfPresent(reason, forKey: .reason)
         try c.encodeIfPresent(turns, forKey: .turns)
         try c.encodeIfPresent(costUSD, forKey: .costUSD)
+        try c.encodeIfPresent(apiSeconds, forKey: .apiSeconds)
         try c.encodeIfPresent(toolErrors, forKey: .toolErrors)
         try c.encodeIfPresent(exitStatus, forKey: .exitStatus)
         try c.encodeIfPresent(tokenSource, forKey: .tokenSource)

@@ -24,6 +24,8 @@ public final class SandboxStandIn: @unchecked Sendable {
         if clis.contains("docker") {
             try FileManager.default.createSymbolicLink(atPath: plugins + "/docker-sandbox", withDestinationPath: fixture)
         }
+        // A Docker config folder as a user's has one (podman reads its auth from it too).
+        directory.write("docker/config.json", "{}\n", mode: 0o600)
         let tokenFile = directory.write("token", token, mode: 0o600)
         proxy = try ChildProcess.spawn(Command("python3", [TestPaths.fixtures + "/standin_proxy.py", "--upstream", model.baseURL,
                                                           "--token-file", tokenFile]), stderr: .null)

@@ -29,6 +29,7 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
                               workspaceInside: "/workspace", mark: .labels, resourceNoun: "container", canRun: true,
                               usesImage: true, takesRuntimeArguments: true)
         t.optionNames = ["isolation"]
+        t.autoRank = engine == .docker ? 10 : 20
         return t
     }
 

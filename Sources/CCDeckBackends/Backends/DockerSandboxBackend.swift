@@ -31,6 +31,7 @@ public struct DockerSandboxBackend: SandboxBackend {
                               workspaceInside: nil, mark: .namePrefix(Self.namePrefix), resourceNoun: "sandbox", canRun: true,
                               usesImage: false, takesRuntimeArguments: false)
         t.optionNames = ["sandbox-cli"]
+        t.autoRank = 40
         return t
     }
 

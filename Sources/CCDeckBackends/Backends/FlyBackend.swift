@@ -32,6 +32,7 @@ public struct FlyBackend: SandboxBackend, TokenKeeper {
                               workspaceInside: "/workspace", mark: .metadata, resourceNoun: "machine", canRun: true,
                               usesImage: true, takesRuntimeArguments: false)
         t.optionNames = ["app", "region"]
+        t.autoRank = 50
         return t
     }
 

@@ -27,6 +27,7 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
                               workspaceInside: "/workspace", mark: .configKeys, resourceNoun: "instance", canRun: true,
                               usesImage: true, takesRuntimeArguments: false)
         t.optionNames = Self.optionNames
+        t.autoRank = 30
         return t
     }
 
@@ -138,7 +139,7 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
             return prep
         }
         // A new instance in one call: its config and devices as YAML on stdin (none of it secret).
-        var args = ["launch", Self.alias(for: spec.image), name]
+        var args = ["launch", try imageAlias(for: spec.image), name]
         if ephemeral { args.append("--ephemeral") }
         for profile in spec.options["profile"] ?? [] { args += ["-p", profile] }
         let out = try query(args, input: Data(Self.instanceYAML(spec, user: user, ephemeral: ephemeral, devices: devices).utf8),
@@ -199,6 +200,18 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
         encoder.outputFormatting = .withoutEscapingSlashes  // YAML knows no `\/`
         let data = (try? encoder.encode(s)) ?? Data("\"\"".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The alias a run's image names: `name:tag` as `name-tag`, else `name` alone (a docker-style
+    /// tag given to every mode, as `compare` does), whichever incus has.
+    func imageAlias(for image: String) throws -> String {
+        let full = Self.alias(for: image)
+        guard image.contains(":") else { return full }
+        let out = try query(["image", "alias", "list", "--format", "csv"], what: "incus image alias list")
+        let have = Set(out.stdout.split(separator: "\n").compactMap { $0.split(separator: ",").first.map(String.init) })
+        if have.contains(full) { return full }
+        let bare = Self.alias(for: String(image.prefix(while: { $0 != ":" })))
+        return have.contains(bare) ? bare : full
     }
 
     /// incus's refusal, in words that say what to do.

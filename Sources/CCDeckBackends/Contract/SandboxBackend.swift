@@ -107,6 +107,9 @@ public struct BackendTraits: Sendable, Equatable {
     public var takesRuntimeArguments: Bool
     /// The `RunSpec.options` it understands (`ephemeral`, `profile`, `config`, `device` for Incus).
     public var optionNames: Set<String> = []
+    /// Its place when `--mode auto` picks the first ready backend (lower first): local and cheap
+    /// before remote and paid.
+    public var autoRank = 100
 
     public init(modeLetter: String, isolation: Isolation, tokenDelivery: TokenDelivery, workspace: WorkspaceTransport,
                 workspaceInside: String?, mark: ResourceMark, resourceNoun: String, canRun: Bool,

@@ -426,6 +426,7 @@ public final class RunDriver {
         record.exitStatus = outcome?.exitCode ?? followed.decodedExit ?? followed.status?.code
         record.turns = progress.result != nil || progress.assistantMessages > 0 ? progress.turns : nil
         record.costUSD = progress.costUSD
+        record.apiSeconds = progress.result?.durationAPIMS.map { Double($0) / 1000 }
         record.toolErrors = progress.toolErrors
         var verdict = RunJudgement.judge(result: progress.result, exitStatus: record.exitStatus, stopped: followed.stopped,
                                          stderrTail: followed.stderrTail, lastAPIFailure: progress.lastAPIFailure)
