@@ -15,6 +15,9 @@ struct DashboardCommand: ParsableCommand {
             """
     )
 
+    @Flag(help: "Print docs/keybindings.md (every action and its keys) and exit.")
+    var printKeybindings = false
+
     @Flag(help: "Hide launch, attach, stop, remove and re-push.")
     var readonly = false
 
@@ -41,6 +44,10 @@ struct DashboardCommand: ParsableCommand {
     }
 
     func run() throws {
+        if printKeybindings {
+            Terminal.out(ActionTable.keybindingsMarkdown)
+            return
+        }
         var options = LaunchOptions(image: image, runtimeArguments: runtimeArgs, passEnvironment: passEnv)
         options.backendOptions = backendOptions.byName  // given to the runs launched on a backend that takes them
         try Self.open(readonly: readonly, noColor: noColor, options: options)

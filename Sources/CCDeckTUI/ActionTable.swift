@@ -118,3 +118,27 @@ public struct ActionTable: Sendable {
         return result
     }
 }
+
+extension ActionTable {
+    /// docs/keybindings.md: every action, its default keys, what it does, and whether --readonly
+    /// hides it. Generated from the table itself (`ccdeck dashboard --print-keybindings`); a test
+    /// fails when the file is stale.
+    public static var keybindingsMarkdown: String {
+        var out = """
+            # Dashboard keys
+
+            Generated from the dashboard's action table by `ccdeck dashboard --print-keybindings`
+            (a test fails when this file is stale). Remap any of them in
+            `$XDG_CONFIG_HOME/ccdeck/keys.conf`, one `action = key[, key]` a line.
+
+            | action | keys | what it does | in --readonly |
+            |---|---|---|---|
+
+            """
+        for spec in defaults {
+            let keys = spec.keys.map { "`\($0.description)`" }.joined(separator: ", ")
+            out += "| `\(spec.action.rawValue)` | \(keys) | \(spec.help) | \(spec.dangerous ? "hidden" : "yes") |\n"
+        }
+        return out
+    }
+}

@@ -318,3 +318,12 @@ import _CCDeckTestSupport
         #expect(Key(name: "") == nil)
     }
 }
+
+@Suite struct KeybindingsDocTests {
+    /// docs/keybindings.md is generated from the action table: regenerate it with
+    /// `ccdeck dashboard --print-keybindings > docs/keybindings.md` when this fails.
+    @Test func theKeybindingsPageIsTheActionTable() throws {
+        let file = try String(contentsOfFile: TestPaths.repositoryRoot + "/docs/keybindings.md", encoding: .utf8)
+        #expect(file == ActionTable.keybindingsMarkdown + "\n", "docs/keybindings.md is stale: regenerate it")
+    }
+}
