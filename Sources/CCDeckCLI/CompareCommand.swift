@@ -126,6 +126,7 @@ struct CompareCommand: ParsableCommand {
         let runner = Runner(count: jobs.count)
         runner.watchSignals()
         let store = RunStore(environment: env)
+        let groupID = Comparison.newGroupID()
         let work: @Sendable (Int) -> Void = { (index: Int) in
             let (variant, n) = jobs[index]
             guard !runner.stopping, let stopFD = runner.stopFD(index) else { return }
@@ -134,6 +135,7 @@ struct CompareCommand: ParsableCommand {
                                      runtimeArguments: variant.backend.traits.takesRuntimeArguments ? runtimeArgs : [],
                                      passEnvironment: passEnv)
             request.options = variant.options
+            request.group = groupID
             let driver = RunDriver(backend: variant.backend, store: store,
                                    token: variant.backend.traits.tokenDelivery == .hostProxy ? nil : runToken, environment: env) { _ in }
             let record: RunRecord?

@@ -96,6 +96,7 @@ struct RunsCommand: ParsableCommand {
             rows.append(("token", record.tokenSource ?? "-"))
             if let credentials = record.credentials { rows.append(("sandbox held", credentials.summary)) }
             if let errors = record.toolErrors, errors > 0 { rows.append(("tool errors", "\(errors)")) }
+            if let group = record.group { rows.append(("comparison", InertText.line(group))) }
             if let adopted = record.adoptedAt { rows.append(("adopted", Terminal.localTime(adopted) + " (its first ccdeck died)")) }
             var prompt = record.prompt.replacingOccurrences(of: "\n", with: " ")
             if let bytes = record.promptBytes { prompt += " (\(bytes) bytes in all: \(store.promptPath(for: record.id)))" }

@@ -55,6 +55,11 @@ public struct Comparison: Sendable, Codable, Equatable {
     /// The lines a reader wants: fastest to first event, cheapest, what failed.
     public var findings: [String]
 
+    /// Marks the runs of one comparison in their records (`group`).
+    public static func newGroupID() -> String {
+        "cmp-" + String(UInt64.random(in: 0...UInt64.max) & 0xFFFF_FFFF_FFFF, radix: 16)
+    }
+
     public static let phaseNames = ["ready", "started", "firstEvent", "result", "cleanup"]
 
     /// - Parameter variants: in the order asked, each with its records (or why it could not run).

@@ -84,6 +84,8 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     public var host: String
     /// When a dashboard took over a run whose ccdeck had died.
     public var adoptedAt: Date?
+    /// The comparison this run is part of (`ccdeck compare`, or the dashboard's compare launch).
+    public var group: String?
 
     public init(id: String, mode: BackendKind, image: String, sandbox: String, workspace: String,
                 workspaceIsTemporary: Bool, prompt: String, keep: Bool, createdAt: Date, driverPID: Int32,
@@ -107,7 +109,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     enum CodingKeys: String, CodingKey {
         case id, mode, image, sandbox, sandboxID, workspace, workspaceIsTemporary, prompt, promptBytes, keep, createdAt, endedAt
         case state, phases, reason, turns, costUSD, apiSeconds, toolErrors, exitStatus, tokenSource, credentials, isolation
-        case workspaceTransport, agentUser, driverPID, host, adoptedAt
+        case workspaceTransport, agentUser, driverPID, host, adoptedAt, group
         case container  // the name of `sandbox` before there were backends other than containers
     }
 
@@ -143,6 +145,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         driverPID = (try? c.decodeIfPresent(Int32.self, forKey: .driverPID)) ?? 0
         host = (try? c.decodeIfPresent(String.self, forKey: .host)) ?? ""
         adoptedAt = (try? c.decodeIfPresent(Date.self, forKey: .adoptedAt))
+        group = (try? c.decodeIfPresent(String.self, forKey: .group)).map { String($0.prefix(64)) }
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -175,6 +178,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         try c.encode(driverPID, forKey: .driverPID)
         try c.encode(host, forKey: .host)
         try c.encodeIfPresent(adoptedAt, forKey: .adoptedAt)
+        try c.encodeIfPresent(group, forKey: .group)
     }
 
     /// How much of a prompt a record keeps.

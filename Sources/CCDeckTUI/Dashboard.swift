@@ -83,6 +83,7 @@ public final class Dashboard {
                 state.runs.append(RunEntry(record: record, tailCapacity: state.tailCapacity))
                 state.runs.sort { $0.record.createdAt > $1.record.createdAt }
             }
+            if let group = record.group { finishComparison(group) }
         case .runRemoved(let id):
             state.runs.removeAll { $0.record.id == id }
             if state.selectedRunID == id {
@@ -114,11 +115,43 @@ public final class Dashboard {
             state.pendingLaunches = max(0, state.pendingLaunches - 1)
             if state.pendingLaunches == 0 { state.stopNextLaunch = false }
             state.notice = Notice("launch failed: \(why)", .error)
+        case .compareLaunchFailed(let group, let mode, let why):
+            state.pendingLaunches = max(0, state.pendingLaunches - 1)
+            if state.pendingLaunches == 0 { state.stopNextLaunch = false }
+            state.notice = Notice("compare: \(mode.displayName) did not start: \(why)", .error)
+            if let i = state.comparisons.firstIndex(where: { $0.group == group }) {
+                state.comparisons[i].launchFailures[mode] = InertText.line(why)
+            }
+            finishComparison(group)
         }
         return []
     }
 
     private func index(of id: String) -> Int? { state.runs.firstIndex { $0.record.id == id } }
+
+    /// Once every mode of a comparison has a finished run (or never started), its table is made
+    /// from the runs' records and shown, unless something else is open (then `C` shows it).
+    private func finishComparison(_ group: String) {
+        guard let i = state.comparisons.firstIndex(where: { $0.group == group }) else { return }
+        let pending = state.comparisons[i]
+        let runs = state.runs.filter { $0.record.group == group }.map(\.record)
+        let finished = pending.modes.filter { mode in
+            pending.launchFailures[mode] != nil || runs.contains { $0.mode == mode && !$0.state.isLive }
+        }
+        guard finished.count == pending.modes.count else { return }
+        state.comparisons.remove(at: i)
+        let comparison = Comparison(prompt: pending.prompt, repeatCount: 1, parallel: true, variants: pending.modes.map { mode in
+            let records = runs.filter { $0.mode == mode }
+            return (name: mode.displayName, mode: mode.rawValue, isolation: nil,
+                    notReady: records.isEmpty ? pending.launchFailures[mode] ?? "did not start" : nil, records: records)
+        })
+        state.lastComparison = comparison
+        if state.overlay == nil {
+            state.overlay = .comparison(comparison)
+        } else {
+            state.notice = Notice("comparison finished: \(actions.keys(for: .compare).first?.description ?? "C") shows it")
+        }
+    }
 
     // MARK: keys
 
@@ -127,7 +160,7 @@ public final class Dashboard {
             return actions.action(for: key) == .quit || key == .char("q") ? quit() : []
         }
         switch state.overlay {
-        case .help?:
+        case .help?, .comparison?:
             state.overlay = nil
             return []
         case .confirm(let c)?:
@@ -180,6 +213,17 @@ public final class Dashboard {
                 return []
             }
             state.overlay = .launch(LaunchForm(modes: modes, prompt: RunRequest.defaultPrompt))
+        case .compare:
+            if let last = state.lastComparison {
+                state.overlay = .comparison(last)
+            } else if let running = state.comparisons.first {
+                let done = state.runs.filter { $0.record.group == running.group && !$0.record.state.isLive }.count
+                    + running.launchFailures.count
+                state.notice = Notice("comparison running: \(done) of \(running.modes.count) runs finished")
+            } else {
+                state.notice = Notice("no comparison yet: launch one with \(actions.keys(for: .launch).first?.description ?? "n") "
+                                      + "and pick \"all ready modes\" as the mode", .warning)
+            }
         case .attach:
             guard let run = state.selectedRun, run.isLive else {
                 state.notice = Notice("select a live run to attach to", .warning)
@@ -284,6 +328,18 @@ public final class Dashboard {
                 case .failure(let problem): return refuse(&form, problem.description, field: .workspace)
                 }
             }
+            if form.comparing {
+                guard workspace == nil else {
+                    return refuse(&form, "a comparison runs each mode in its own fresh workspace: leave Workspace empty",
+                                  field: .workspace)
+                }
+                open = false
+                let group = Comparison.newGroupID()
+                state.comparisons.append(PendingComparison(group: group, prompt: prompt, modes: form.modes))
+                state.notice = Notice("comparing \(form.modes.map(\.displayName).joined(separator: ", "))…")
+                state.pendingLaunches += form.modes.count
+                return [.compare(modes: form.modes, prompt: prompt, group: group)]
+            }
             open = false
             state.notice = Notice("launching on \(form.mode.displayName)…")
             state.pendingLaunches += 1
@@ -295,8 +351,8 @@ public final class Dashboard {
         default:
             switch form.field {
             case .mode:
-                if key == .left || key == .char("h") { form.modeIndex = (form.modeIndex + form.modes.count - 1) % form.modes.count }
-                if key == .right || key == .char("l") || key == .char(" ") { form.modeIndex = (form.modeIndex + 1) % form.modes.count }
+                if key == .left || key == .char("h") { form.modeIndex = (form.modeIndex + form.choiceCount - 1) % form.choiceCount }
+                if key == .right || key == .char("l") || key == .char(" ") { form.modeIndex = (form.modeIndex + 1) % form.choiceCount }
                 if case .paste = key { state.notice = Notice("paste into the prompt or the workspace field", .warning) }
             case .prompt:
                 if form.prompt.edit(key) == .full {

@@ -7,7 +7,9 @@ import Foundation
 public protocol DashboardServices: AnyObject {
     /// Loads runs, reads the token, probes backends and starts watching them.
     func start(post: @escaping @Sendable (DashboardMessage) -> Void)
-    func launch(mode: BackendKind, prompt: String, workspace: String?)
+    /// `group` marks a comparison's runs; a failure before the run exists then arrives as
+    /// `compareLaunchFailed`.
+    func launch(mode: BackendKind, prompt: String, workspace: String?, group: String?)
     func stop(runID: String)
     func removeRun(_ record: RunRecord)
     func removeOrphan(_ orphan: Orphan)

@@ -157,7 +157,22 @@ public struct LaunchForm: Sendable, Equatable {
         self.prompt = TextField(prompt, maxBytes: Self.maxPromptBytes)
     }
 
-    public var mode: BackendKind { modes[modeIndex] }
+    /// The choices the mode field cycles through: each mode, then (with two or more) all of them
+    /// compared.
+    public var choiceCount: Int { modes.count + (modes.count > 1 ? 1 : 0) }
+    /// The last choice: the same prompt on every ready mode at once, then a comparison table.
+    public var comparing: Bool { modeIndex == modes.count && modes.count > 1 }
+    public var mode: BackendKind { modes[min(modeIndex, modes.count - 1)] }
+}
+
+/// A comparison launched from the dashboard: the same prompt on several modes, each in its own
+/// fresh workspace; its table shows when every run has finished.
+public struct PendingComparison: Sendable, Equatable {
+    public var group: String
+    public var prompt: String
+    public var modes: [BackendKind]
+    /// Modes whose run never came to be, and why.
+    public var launchFailures: [BackendKind: String] = [:]
 }
 
 public struct Confirmation: Sendable, Equatable {
@@ -170,6 +185,7 @@ public enum Overlay: Sendable, Equatable {
     case help
     case launch(LaunchForm)
     case confirm(Confirmation)
+    case comparison(Comparison)
 }
 
 public struct Notice: Sendable, Equatable {
@@ -186,6 +202,8 @@ public struct Notice: Sendable, Equatable {
 /// What the dashboard asks the outside world to do; the runtime carries it out.
 public enum Effect: Sendable, Equatable {
     case launch(mode: BackendKind, prompt: String, workspace: String?)
+    /// The same prompt on each mode, each in a fresh workspace, the runs marked with `group`.
+    case compare(modes: [BackendKind], prompt: String, group: String)
     case stop(runID: String)
     case removeRun(RunRecord)
     case removeOrphan(Orphan)
@@ -205,6 +223,8 @@ public enum DashboardMessage: Sendable {
     case runStarted(RunRecord)
     /// A launch ended before its run existed (no token, a setup error before the record).
     case launchFailed(String)
+    /// A comparison's run on `mode` ended before it existed.
+    case compareLaunchFailed(group: String, mode: BackendKind, why: String)
     case runEvent(id: String, StreamEvent)
     case runStderr(id: String, String)
     case runFinished(RunRecord)
@@ -245,6 +265,9 @@ public struct DashboardState: Sendable {
     /// be stopped at once (`s` pressed before it could be selected).
     public var pendingLaunches = 0
     public var stopNextLaunch = false
+    /// Comparisons whose runs are not all finished, and the last one that finished.
+    public var comparisons: [PendingComparison] = []
+    public var lastComparison: Comparison?
 
     public init(width: Int, height: Int, now: Date, readonly: Bool = false,
                 registry: BackendRegistry = .standard) {

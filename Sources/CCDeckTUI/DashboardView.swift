@@ -170,6 +170,34 @@ enum Overlays {
                 screen.put(l, x: r.x + 2, y: r.y + 1 + i, maxWidth: r.width - 4)
             }
             screen.put("y: yes    n or esc: no", x: r.x + 2, y: r.maxY - 2, style: TextStyle(.warn, bold: true), maxWidth: r.width - 4)
+        case .comparison(let c):
+            // The columns a reader compares first; `ccdeck compare` prints every phase.
+            let (header, rows) = c.table
+            let keep = ["MODE", "OK", "FAILED", "STOPPED", "FIRST EVENT", "WALL", "API", "TURNS", "COST"]
+            let picks = keep.compactMap { header.firstIndex(of: $0) }
+            let cells = [picks.map { header[$0] }] + rows.map { row in
+                picks.enumerated().map { k, i in
+                    // A mode that did not run says why in the last cell; show it where the numbers would be.
+                    if row.count == header.count, row[header.count - 1].hasPrefix("not ready"), k == 1 { return row[header.count - 1] }
+                    return i < row.count ? row[i] : ""
+                }
+            }
+            let widths = picks.indices.map { k in min(28, cells.map { DisplayWidth.of($0[k]) }.max() ?? 0) + 2 }
+            let prompt = "prompt: " + InertText.line(String(c.prompt.prefix(200)).replacingOccurrences(of: "\n", with: " "))
+            let lines = cells.map { row in row.enumerated().map { Screen.pad($1, widths[$0] - 1, glyphs: g) + " " }.joined() }
+            let width = max(86, (lines.map { DisplayWidth.of($0) }.max() ?? 0) + 4)
+            let r = centered(width, lines.count + c.findings.count + 6, in: state)
+            screen.fill(r)
+            screen.box(r, title: "Comparison", focused: true, glyphs: g)
+            screen.put(prompt, x: r.x + 2, y: r.y + 1, style: TextStyle(.muted), maxWidth: r.width - 4)
+            for (i, line) in lines.enumerated() where r.y + 2 + i < r.maxY - 2 {
+                screen.put(line, x: r.x + 2, y: r.y + 2 + i, style: TextStyle(.normal, bold: i == 0), maxWidth: r.width - 4)
+            }
+            for (i, f) in c.findings.enumerated() where r.y + 3 + lines.count + i < r.maxY - 2 {
+                screen.put("\(g.arrow) \(InertText.line(f))", x: r.x + 2, y: r.y + 3 + lines.count + i, maxWidth: r.width - 4)
+            }
+            screen.put("any key closes; C shows it again; ccdeck compare --markdown for every phase", x: r.x + 2, y: r.maxY - 2,
+                       style: TextStyle(.muted), maxWidth: r.width - 4)
         case .launch(let form):
             let r = centered(76, 7, in: state)
             screen.fill(r)
@@ -186,7 +214,10 @@ enum Overlays {
                            maxWidth: fieldWidth)
             }
             let newline = g == .ascii ? "|" : "⏎"
-            field(0, .mode, "Mode", "< \(form.mode.displayName) >  (\(form.modes.map(\.displayName).joined(separator: ", ")))")
+            field(0, .mode, "Mode", form.comparing
+                  ? "< all ready modes >  (compare \(form.modes.map(\.displayName).joined(separator: ", ")))"
+                  : "< \(form.mode.displayName) >  (\(form.modes.map(\.displayName).joined(separator: ", "))"
+                    + (form.choiceCount > form.modes.count ? ", all" : "") + ")")
             field(1, .prompt, "Prompt", visibleTail(form.prompt, fieldWidth, newline: newline))
             field(2, .workspace, "Workspace", form.workspace.isEmpty ? "(a fresh one)" : visibleTail(form.workspace, fieldWidth, newline: newline),
                   placeholder: form.workspace.isEmpty)

@@ -258,34 +258,39 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
 
     // MARK: actions
 
-    public func launch(mode: BackendKind, prompt: String, workspace: String?) {
+    public func launch(mode: BackendKind, prompt: String, workspace: String?, group: String?) {
+        let failed: @Sendable (String) -> DashboardMessage = { why in
+            group.map { .compareLaunchFailed(group: $0, mode: mode, why: why) } ?? .launchFailed(why)
+        }
         guard let backend = backends[mode], backend.traits.canRun else {
-            post(.launchFailed("mode \(mode.displayName) cannot run here"))
+            post(failed("mode \(mode.displayName) cannot run here"))
             return
         }
         let token: Token?
         if backend.traits.tokenDelivery == .hostProxy { token = nil } else {
             switch resolveToken() {
             case .resolved(let t): token = t
-            case .failed(let why): post(.launchFailed(why)); return
-            case .loading: post(.launchFailed("the token is still being read")); return
+            case .failed(let why): post(failed(why)); return
+            case .loading: post(failed("the token is still being read")); return
             }
         }
-        drive(nil, backend: backend, token: token) { [self] driver, stopRead in
+        drive(nil, backend: backend, token: token, failed: failed) { [self] driver, stopRead in
             var request = RunRequest(prompt: prompt, workspace: workspace, image: options.image,
                                      buildIfMissing: options.image == RunnerImage.defaultTag ? ImageBuild(dockerfile: RunnerImage.dockerfile) : nil,
                                      runtimeArguments: backend.traits.takesRuntimeArguments ? options.runtimeArguments : [],
                                      passEnvironment: options.passEnvironment)
             request.options = options.backendOptions.filter { backend.traits.optionNames.contains($0.key) }
+            request.group = group
             return try driver.run(request, wakeFD: stopRead)
         }
     }
 
     /// Drives one run (launched or adopted) on its own thread, with a pipe that stops it.
     private func drive(_ knownID: String?, backend: any SandboxBackend, token: Token?,
+                       failed: @escaping @Sendable (String) -> DashboardMessage = { .launchFailed($0) },
                        _ body: @escaping @Sendable (RunDriver, Int32) throws -> RunRecord) {
         guard let fds = Pipe2.make() else {
-            post(knownID == nil ? .launchFailed("out of file descriptors") : .notice(Notice("cannot start: out of file descriptors", .error)))
+            post(knownID == nil ? failed("out of file descriptors") : .notice(Notice("cannot start: out of file descriptors", .error)))
             return
         }
         let (stopRead, stopWrite) = fds
@@ -317,10 +322,10 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
                     post(.runFinished(record))
                     post(.notice(Notice("launch failed: \(failure)", .error)))
                 } else {
-                    post(.launchFailed("\(failure)"))  // it never became a run
+                    post(failed("\(failure)"))  // it never became a run
                 }
             } catch {
-                post(.launchFailed("\(error)"))
+                post(failed("\(error)"))
             }
             lock.lock()
             if let id = runID.value { stopPipes[id] = nil }

@@ -99,7 +99,9 @@ enum Panes {
             if columns.count > 7 { cells.append(entry.cost.map(RunSummary.formatCost) ?? "-") }
             // Only what fits is looked at: a pasted prompt may be a megabyte.
             if columns.count > 8 {
-                cells.append(InertText.line(entry.record.prompt.prefix(inner.width).replacingOccurrences(of: "\n", with: " ")))
+                // A comparison's runs say so (they sit together: launched at once).
+                cells.append((entry.record.group == nil ? "" : "compare: ")
+                             + InertText.line(entry.record.prompt.prefix(inner.width).replacingOccurrences(of: "\n", with: " ")))
             }
             var x = inner.x
             for (i, (_, w)) in columns.enumerated() {
@@ -167,6 +169,7 @@ enum Panes {
     /// What the selected run's sandbox was and held: `shared kernel · held a short-lived access token · uid 1000`.
     static func runDetails(_ r: RunRecord) -> String {
         var parts: [String] = []
+        if r.group != nil { parts.append("part of a comparison") }
         if r.adoptedAt != nil { parts.append("adopted after its ccdeck died") }
         if let isolation = r.isolation { parts.append(isolation.label) }
         if let held = r.credentials?.exposure { parts.append("held \(held.label)") }

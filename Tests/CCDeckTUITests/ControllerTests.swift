@@ -33,6 +33,81 @@ import _CCDeckTestSupport
         #expect(d.state.overlay == nil)
     }
 
+    /// The mode field's last choice runs the prompt on every ready mode at once; each run is
+    /// marked with the comparison, and the table shows when the last one finishes.
+    @Test func compareLaunchesEveryReadyModeAndShowsTheTableWhenAllFinish() {
+        let d = dashboard()
+        #expect(press(d, .char("C")).isEmpty)
+        #expect(d.state.notice?.text.hasPrefix("no comparison yet") == true)
+        _ = press(d, .char("n"), .ctrl("u"), .char("h"), .char("i"), .backTab, .left)
+        guard case .launch(let form)? = d.state.overlay, form.comparing else { Issue.record("compare not chosen"); return }
+        let effects = press(d, .enter)
+        guard case .compare(let modes, let prompt, let group)? = effects.first, effects.count == 1 else {
+            Issue.record("no compare effect: \(effects)"); return
+        }
+        #expect(modes == [.docker, .podman] && prompt == "hi" && group.hasPrefix("cmp-"))
+        #expect(d.state.pendingLaunches == 2 && d.state.overlay == nil)
+
+        var a = TUIFixtures.record("20261129-030000-0a01", .docker, .starting, startedAgo: 0, wall: nil)
+        var b = TUIFixtures.record("20261129-030000-0b02", .podman, .starting, startedAgo: 0, wall: nil)
+        a.group = group
+        b.group = group
+        d.handle(.runStarted(a))
+        d.handle(.runStarted(b))
+        #expect(d.state.pendingLaunches == 0)
+        _ = press(d, .char("C"))
+        #expect(d.state.notice?.text == "comparison running: 0 of 2 runs finished")
+        a.state = .succeeded
+        a.endedAt = a.createdAt.addingTimeInterval(3.5)
+        a.costUSD = 0.01
+        d.handle(.runFinished(a))
+        #expect(d.state.overlay == nil, "one mode still running")
+        b.state = .failed
+        b.reason = "the agent said no"
+        b.endedAt = b.createdAt.addingTimeInterval(2)
+        d.handle(.runFinished(b))
+        guard case .comparison(let c)? = d.state.overlay else { Issue.record("no table"); return }
+        #expect(c.variants.map(\.name) == ["docker", "podman"])
+        #expect(c.variants[0].succeeded == 1 && c.variants[1].failed == 1)
+        #expect(c.findings.contains { $0.hasPrefix("fastest overall: docker") })
+        #expect(c.findings.contains { $0.contains("the agent said no") })
+        #expect(d.state.comparisons.isEmpty)
+        // Any key closes it; C brings it back.
+        _ = press(d, .char("x"))
+        #expect(d.state.overlay == nil)
+        _ = press(d, .char("C"))
+        #expect(d.state.overlay == .comparison(c))
+    }
+
+    /// A mode whose run never came to be is in the table with why; a workspace is refused (each
+    /// mode gets a fresh one).
+    @Test func compareCountsARunThatNeverStartedAndRefusesAWorkspace() {
+        let ws = TemporaryDirectory("ccdeck-ws")
+        let d = dashboard()
+        _ = press(d, .char("n"), .backTab, .left, .tab, .tab)
+        for c in ws.path { _ = press(d, .char(c)) }
+        #expect(press(d, .enter).isEmpty)
+        guard case .launch(let form)? = d.state.overlay else { Issue.record("form closed"); return }
+        #expect(form.problem?.contains("fresh workspace") == true && form.field == .workspace)
+        _ = press(d, .ctrl("u"))
+        guard case .compare(_, _, let group)? = press(d, .enter).first else { Issue.record("no compare"); return }
+        var a = TUIFixtures.record("20261129-030000-0a03", .docker, .starting, startedAgo: 0, wall: nil)
+        a.group = group
+        d.handle(.runStarted(a))
+        d.handle(.compareLaunchFailed(group: group, mode: .podman, why: "no \u{1b}[31mtoken"))
+        #expect(d.state.pendingLaunches == 0)
+        #expect(d.state.notice?.text.contains("\u{1b}") == false)
+        a.state = .succeeded
+        a.endedAt = a.createdAt.addingTimeInterval(1)
+        // Something else is open when it finishes: the table waits for C.
+        _ = press(d, .char("?"))
+        d.handle(.runFinished(a))
+        #expect(d.state.overlay == .help)
+        #expect(d.state.notice?.text == "comparison finished: C shows it")
+        #expect(d.state.lastComparison?.variants[1].ready == false)
+        #expect(d.state.lastComparison?.findings.contains { $0.hasPrefix("podman did not run: no ") } == true)
+    }
+
     /// `s` pressed before the launched run could even be selected: the stop waits for the run and
     /// goes out the moment it shows up; a launch that fails lets go of the wait.
     @Test func aStopPressedBeforeTheLaunchedRunShowsUpIsNotLost() {

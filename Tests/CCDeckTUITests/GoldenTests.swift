@@ -95,6 +95,29 @@ import _CCDeckTestSupport
         try check(render(d, output), "launch-120x40")
     }
 
+    @Test func comparisonOverlay() throws {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        d.handle(.key(.char("n")))
+        d.handle(.key(.backTab))
+        d.handle(.key(.left))
+        try check(render(d, output), "launch-compare-120x40")
+        guard case .compare(_, _, let group)? = d.handle(.key(.enter)).first else { Issue.record("no compare"); return }
+        var a = TUIFixtures.record("20261129-030000-0a01", .docker, .succeeded, startedAgo: 0, wall: 3.5, turns: 2, cost: 0.0123)
+        a.phases.firstEvent = a.createdAt.addingTimeInterval(0.8)
+        var b = TUIFixtures.record("20261129-030000-0b02", .podman, .failed, startedAgo: 0, wall: 2, turns: 1, cost: 0.004)
+        b.reason = "\u{1b}]0;pwned\u{7}exit 1"
+        a.group = group
+        b.group = group
+        d.handle(.runStarted(a))
+        d.handle(.runStarted(b))
+        d.handle(.runFinished(a))
+        d.handle(.runFinished(b))
+        let screen = render(d, output)
+        #expect(!screen.text.contains("\u{1b}"))
+        try check(screen, "comparison-120x40")
+    }
+
     @Test func cjkAndEmojiKeepColumnsAligned() throws {
         let screen = liveRunPrinted(#"{"type":"assistant","message":{"content":[{"type":"text","text":"日本語のテキスト 😀 emoji 👩‍💻 and 한국어 mixed with ascii, long enough to reach the border of the pane and be cut there"}]}}"#)
         try check(screen, "cjk-emoji-80x24")

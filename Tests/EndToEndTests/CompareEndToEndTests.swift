@@ -67,6 +67,9 @@ struct CompareEndToEndTests {
         #expect((json["findings"] as? [String])?.contains { $0.hasPrefix("fastest to the first agent event:") } == true)
         #expect(try instances(env).isEmpty)
         #expect(try SandboxStandIn.sandboxes().filter { $0.hasPrefix("ccdeck-") }.isEmpty)
+        // Every run's record names the one comparison it was part of.
+        let records = RunStore(environment: env).list()
+        #expect(records.count == 12 && Set(records.compactMap(\.group)).count == 1 && records.allSatisfy { $0.group != nil })
     }
 
     @Test func allAtOnceAndAsTableAndMarkdown() throws {

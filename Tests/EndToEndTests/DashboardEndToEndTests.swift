@@ -193,6 +193,49 @@ struct DashboardEndToEndTests: DashboardHarness {
     }
 
     /// A container kept after its run is a leftover: listed in Orphans, removed from there.
+    /// The launch form's last mode choice: the same prompt on every ready mode at once, the runs
+    /// marked as one comparison, and its table over the panes when the last one finishes.
+    @Test func compareEveryReadyModeFromTheLaunchForm() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let tmux = try start(model: model)
+        #expect(tmux.waitFor("every mode probed", timeout: 30) {
+            $0.contains("✓ docker") && $0.contains("✓ podman") && $0.contains("✓ incus")
+        } != nil)
+        try tmux.send("n")
+        #expect(tmux.waitFor("Launch a run") != nil)
+        try tmux.send("BTab")
+        try tmux.send("Left")  // docker → the last choice: all of them
+        #expect(tmux.waitFor("< all ready modes >") != nil)
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("comparing docker, podman, incus") != nil)
+        let table = tmux.waitFor("the comparison table", timeout: 240) { $0.contains("Comparison") && $0.contains("fastest overall") }
+        #expect(table != nil)
+        let rows = (table ?? "").split(separator: "\n")
+        for mode in ["docker", "podman"] {
+            #expect(rows.contains { $0.range(of: "│ \(mode) +1 +0 +0 ", options: .regularExpression) != nil }, "\(table ?? "")")
+        }
+        // incus has no image by the test image's name here: its row says it failed, with why.
+        #expect(rows.contains { $0.contains("│ incus ") }, "\(table ?? "")")
+        try tmux.send("x")
+        #expect(tmux.waitFor("table closed") { !$0.contains("fastest overall") && $0.contains("part of a comparison") } != nil)
+        try tmux.send("C")
+        #expect(tmux.waitFor("fastest overall") != nil)
+        try tmux.send("Escape")
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+
+        // One group in the records; the work is really there in each mode's own fresh workspace.
+        let store = RunStore(root: home.path + "/state/ccdeck")
+        let runs = store.list()
+        #expect(Set(runs.map(\.mode)) == [.docker, .podman, .incus])
+        #expect(Set(runs.compactMap(\.group)).count == 1 && runs.allSatisfy { $0.group != nil })
+        for run in runs where run.mode != .incus {
+            #expect(run.state == .succeeded, "\(run.mode): \(run.reason ?? "")")
+            #expect(FileManager.default.fileExists(atPath: run.workspace + "/hello.txt"), "\(run.mode)")
+        }
+        #expect(Set(runs.map(\.workspace)).count == 3)
+    }
+
     @Test func aKeptContainerIsAnOrphanAndCanBeRemoved() throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
         let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())

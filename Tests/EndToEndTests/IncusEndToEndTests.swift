@@ -99,6 +99,20 @@ struct IncusEndToEndTests {
         #expect(try instances(store: store).isEmpty)
     }
 
+    /// A run in a fresh workspace (no `--workspace`) can never be resumed there, so its instance
+    /// is ephemeral even unasked: nothing is left per run.
+    @Test func aFreshWorkspaceRunLeavesNoInstance() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let store = RunStore(environment: env)
+        let r = try CCDeckInvocation.run(EngineEnvironment.incusArguments(model: model), environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        let record = try #require(store.list().first)
+        #expect(record.workspaceIsTemporary && FileManager.default.fileExists(atPath: record.workspace + "/hello.txt"))
+        #expect(record.agentUser?.contains("an ephemeral instance") == true, "\(record.agentUser ?? "")")
+        #expect(try instances(store: store).isEmpty)
+    }
+
     @Test func setupErrorsAreOneLine() throws {
         let env = EngineEnvironment.runEnvironment(home: home.path, model: nil, token: EngineEnvironment.canaryToken())
         let missing = try CCDeckInvocation.run(["run", "--mode", "incus", "--image", "ccdeck-no-such-alias"], environment: env)

@@ -17,6 +17,8 @@ public struct RunRequest: Sendable {
     public var keep: Bool
     /// Options only some backends take (see `RunSpec.options`).
     public var options: [String: [String]] = [:]
+    /// The comparison this run belongs to, kept in its record.
+    public var group: String?
 
     public static let defaultPrompt = "Create a file hello.mjs that prints a friendly greeting, then run it with node and show its output."
 
@@ -127,6 +129,7 @@ public final class RunDriver {
                                tokenSource: delivery == .hostProxy ? nil : token?.source.description)
         record.promptBytes = preview.cut ? request.prompt.utf8.count : nil
         record.isolation = traits.isolation
+        record.group = request.group
         record.workspaceTransport = traits.workspace
         record.credentials = CredentialRecord(
             delivery: delivery, exposure: token.map { CredentialExposure.of($0, delivery: delivery) } ?? .nothing)
@@ -504,6 +507,9 @@ public final class RunDriver {
                            workspaceOwner: owner, prompt: request.prompt, mark: mark, token: secret, passEnvironment: pass,
                            environment: env, runtimeArguments: request.runtimeArguments)
         spec.options = request.options
+        // A fresh workspace is never used again: a sandbox kept per workspace (incus's persistent
+        // instance) would only be left behind, so such a backend makes one for this run alone.
+        if request.workspace == nil && backend.traits.optionNames.contains("ephemeral") { spec.options["ephemeral"] = ["1"] }
         return spec
     }
 
