@@ -34,6 +34,10 @@ struct BackendOptions: ParsableArguments {
                                + "connect=tcp:127.0.0.1:8080,bind=instance (repeatable).", valueName: "name,type,key=value…"))
     var devices: [String] = []
 
+    @Option(help: ArgumentHelp("Local: the claude to run in the sandbox (default: CCDECK_CLAUDE, else claude on PATH).",
+                               valueName: "path"))
+    var claude: String?
+
     func validate() throws {
         for config in configs where !config.contains("=") { throw ValidationError("-c takes key=value, not \(config)") }
     }
@@ -49,6 +53,7 @@ struct BackendOptions: ParsableArguments {
         if !profiles.isEmpty { options["profile"] = profiles }
         if !configs.isEmpty { options["config"] = configs }
         if !devices.isEmpty { options["device"] = devices }
+        if let claude { options["claude"] = [claude] }
         return options
     }
 }

@@ -31,6 +31,8 @@ public struct BackendKind: RawRepresentable, Hashable, Sendable, Codable, Compar
     public static let sandbox: BackendKind = "sandbox"
     public static let fly: BackendKind = "fly"
     public static let incus: BackendKind = "incus"
+    /// The host's own claude in a bubblewrap sandbox, no daemon.
+    public static let local: BackendKind = "local"
 }
 
 /// What a probe found: is the tool there, and does its daemon (or API) answer?

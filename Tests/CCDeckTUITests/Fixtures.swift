@@ -62,6 +62,7 @@ enum TUIFixtures {
             BackendStatus(kind: .sandbox, state: .notInstalled, detail: "docker sandbox: not installed; sbx: not installed"),
             BackendStatus(kind: .fly, state: .daemonDown, clientVersion: "0.3.45", detail: "not logged in"),
             BackendStatus(kind: .incus, state: .notResponding, detail: "no answer within 3s (daemon hung?)"),
+            BackendStatus(kind: .local, state: .notInstalled, detail: "bwrap not found (apt-get install bubblewrap; Linux only)"),
         ]))
         d.handle(.token(.resolved(token)))
         d.handle(.orphans([

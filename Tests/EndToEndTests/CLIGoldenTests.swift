@@ -176,6 +176,7 @@ import _CCDeckTestSupport
         sandbox  B     not installed  -             docker sandbox: the plugin is not installed (Docker Desktop 4.58+); sbx: not installed
         fly      C     not installed  -             neither fly nor flyctl found in PATH
         incus    D     not installed  -             incus not found in PATH
+        local    L     not installed  -             bwrap not found (apt-get install bubblewrap; Linux only)
         """
 
     @Test func backendsTable() throws {
@@ -234,6 +235,14 @@ import _CCDeckTestSupport
                 "mode" : "D",
                 "reachable" : false,
                 "state" : "not-installed"
+              },
+              {
+                "backend" : "local",
+                "detail" : "bwrap not found (apt-get install bubblewrap; Linux only)",
+                "installed" : false,
+                "mode" : "L",
+                "reachable" : false,
+                "state" : "not-installed"
               }
             ]
             """)
@@ -247,6 +256,7 @@ import _CCDeckTestSupport
             sandbox  B     not installed  -        docker sandbox: not installed; sbx: not installed
             fly      C     not installed  -        neither fly nor flyctl found in PATH
             incus    D     not installed  -        incus not found in PATH
+            local    L     not installed  -        bwrap not found (apt-get install bubblewrap; Linux only)
             """)
     }
 
@@ -615,7 +625,7 @@ import _CCDeckTestSupport
 
     static let errorCases: [ErrorCase] = [
         ErrorCase(args: ["run", "--mode", "nope"],
-                  message: "ccdeck: error: mode nope is not known to this ccdeck (known: docker, podman, sandbox, fly, incus)"),
+                  message: "ccdeck: error: mode nope is not known to this ccdeck (known: docker, podman, sandbox, fly, incus, local)"),
         ErrorCase(args: ["run", "--prompt", " "], message: "Error: --prompt is empty", usageFollows: true),
         ErrorCase(args: ["run", "--pass-env", "A=b"],
                   message: "Error: --pass-env takes a variable name, not NAME=value: the value would appear in argv",

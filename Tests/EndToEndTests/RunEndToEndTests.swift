@@ -312,7 +312,7 @@ struct EngineSetupEndToEndTests: SetupErrorHarness {
         let byName = Dictionary(uniqueKeysWithValues: list.map { ($0["backend"] as! String, $0) })
         #expect(byName["docker"]?["state"] as? String == "ready")
         #expect(byName["podman"]?["state"] as? String == "ready")
-        #expect(Set(byName.keys) == ["docker", "podman", "sandbox", "fly", "incus"])
+        #expect(Set(byName.keys) == ["docker", "podman", "sandbox", "fly", "incus", "local"])
         let table = try ccdeck(["doctor"])
         #expect(table.stdout.hasPrefix("BACKEND"))
         // A bare `ccdeck` (until the dashboard) shows the same table and a hint.

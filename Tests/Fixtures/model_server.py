@@ -28,6 +28,9 @@ Scenarios (turn = number of tool_result blocks in the request):
   write_and_bash   0: Write /workspace/hello.txt  1: Bash cat + write
                    /workspace/bash-ran.txt  2: text "All done."
   kernel           0: Bash cat /proc/version > /workspace/kernel.txt  1: text
+  escape           0: Bash that tries to read every home's .claude/.credentials.json, write
+                   outside the workspace and list /run and /tmp, noting each in
+                   /workspace/escape.txt  1: text
   text_only        text "Hello from the scripted model."
   ansi_text        text full of terminal escape sequences
   big_output       0: Bash printing ~2 MB  1: text
@@ -106,6 +109,18 @@ SCENARIOS = {
         [tool("Bash", {"command": "cat /proc/version > /workspace/kernel.txt",
                        "description": "Say which kernel runs this"})],
         [text("Kernel noted.")],
+    ],
+    "escape": [
+        [tool("Bash", {"command": "for f in /root/.claude/.credentials.json /home/*/.claude/.credentials.json "
+                                  "\"$CCDECK_PROBE_HOME/.claude/.credentials.json\"; do "
+                                  "if cat \"$f\" >/dev/null 2>&1; then echo \"read $f\"; else echo \"no-read $f\"; fi; done "
+                                  "> /workspace/escape.txt; "
+                                  "for d in /usr /etc /opt /var; do if touch \"$d/ccdeck-escape\" 2>/dev/null; "
+                                  "then echo \"wrote $d\"; else echo \"no-write $d\"; fi; done >> /workspace/escape.txt; "
+                                  "echo \"run: $(ls -A /run | tr '\\n' ' ')\" >> /workspace/escape.txt; "
+                                  "echo \"tmp: $(ls -A /tmp | tr '\\n' ' ')\" >> /workspace/escape.txt",
+                       "description": "Try to leave the sandbox"})],
+        [text("Tried.")],
     ],
     "text_only": [
         [text("Hello from the scripted model.")],

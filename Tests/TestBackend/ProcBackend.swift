@@ -27,10 +27,7 @@ public struct ProcBackend: SandboxBackend {
 
     var root: String? { environment["CCDECK_PROC_ROOT"].flatMap { $0.hasPrefix("/") ? $0 : nil } }
     var agent: String? { environment["CCDECK_PROC_AGENT"] }
-    func directory(_ name: String) -> String? {
-        guard let root, !name.isEmpty, !name.contains("/"), !name.hasPrefix(".") else { return nil }
-        return root + "/" + name
-    }
+    var folders: FolderSandboxes? { root.map { FolderSandboxes(root: $0, kind: kind) } }
     var eventsLog: String? { root.map { $0 + "/events.log" } }
 
     public func probe(timeout: TimeInterval) -> BackendStatus {
@@ -52,63 +49,32 @@ public struct ProcBackend: SandboxBackend {
     }
 
     public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {
-        guard let dir = directory(spec.sandboxName), let agent else { throw BackendError.unavailable(kind, "no root") }
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: dir + "/home", withIntermediateDirectories: true)
-        let mark = try JSONSerialization.data(withJSONObject: spec.mark, options: [.sortedKeys])
-        try mark.write(to: URL(fileURLWithPath: dir + "/mark.json"))
-        try spec.workspace.write(toFile: dir + "/workspace", atomically: true, encoding: .utf8)
+        guard let folders, let agent else { throw BackendError.unavailable(kind, "no root") }
+        let dir = try folders.create(spec)
+        try FileManager.default.createDirectory(atPath: dir + "/home", withIntermediateDirectories: true)
         var env = spec.environment.filter { spec.passEnvironment.contains($0.key) || ["PATH", "LANG"].contains($0.key) }
         if let token = spec.token { env[token.name] = token.value }  // the agent's environment: never argv
         env["HOME"] = dir + "/home"
         if geteuid() == 0 { env["IS_SANDBOX"] = "1" }  // Claude Code skips permissions as root only when told it is sandboxed
-        let command = Command("sh", ["-c", #"d=$1; w=$2; a=$3; shift 3; echo $$ > "$d/pid"; cd "$w" || exit 97; "$a" -p --dangerously-skip-permissions "$@"; s=$?; echo $s > "$d/exit"; exit $s"#,
-                                     "sh", dir, spec.workspace, agent] + RunSpec.agentArguments, environment: env)
+        let command = Command("sh", ["-c", FolderSandboxes.wrapper, "sh", dir, "sh", "-c", #"cd "$1" || exit 97; shift; exec "$@""#,
+                                     "sh", spec.workspace, agent, "-p", "--dangerously-skip-permissions"] + RunSpec.agentArguments,
+                              environment: env)
         let child = try ChildProcess.spawn(command, stdin: .pipe)
         event("start \(spec.sandboxName)")
         return AgentLaunch(process: child)
     }
 
-    public func stop(_ sandbox: SandboxRef) -> Bool {
-        guard let pid = pid(sandbox.name) else { return false }
-        return kill(-pid, SIGTERM) == 0 || errno == ESRCH
-    }
-
-    public func outcome(_ sandbox: SandboxRef) -> SandboxOutcome? {
-        guard let dir = directory(sandbox.name), FileManager.default.fileExists(atPath: dir + "/mark.json") else { return nil }
-        let started = (try? FileManager.default.attributesOfItem(atPath: dir + "/pid"))?[.modificationDate] as? Date
-        let exit = (try? String(contentsOfFile: dir + "/exit", encoding: .utf8)).flatMap {
-            Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
-        return SandboxOutcome(startedAt: started, exitCode: exit, running: isRunning(sandbox.name))
-    }
+    public func stop(_ sandbox: SandboxRef) -> Bool { folders?.stop(sandbox.name) ?? false }
+    public func outcome(_ sandbox: SandboxRef) -> SandboxOutcome? { folders?.outcome(sandbox.name) }
 
     public func remove(_ sandbox: SandboxRef) throws {
-        guard let dir = directory(sandbox.name) else { return }
-        if let pid = pid(sandbox.name) { kill(-pid, SIGKILL) }
-        if FileManager.default.fileExists(atPath: dir) {
-            try FileManager.default.removeItem(atPath: dir)
-            event("remove \(sandbox.name)")
-        }
+        if try folders?.remove(sandbox.name) == true { event("remove \(sandbox.name)") }
     }
 
-    public func resources(store: String) throws -> [SandboxResource] {
-        guard let root else { return [] }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        return names.sorted().compactMap { name in
-            guard let dir = directory(name), let data = FileManager.default.contents(atPath: dir + "/mark.json"),
-                  let mark = try? JSONSerialization.jsonObject(with: data) as? [String: String],
-                  mark[Mark.store] == store else { return nil }
-            let created = (try? FileManager.default.attributesOfItem(atPath: dir + "/mark.json"))?[.creationDate] as? Date
-                ?? (try? FileManager.default.attributesOfItem(atPath: dir + "/mark.json"))?[.modificationDate] as? Date
-            return SandboxResource(id: name, name: name, backend: kind, runID: mark[Mark.run],
-                                   state: isRunning(name) ? "running" : "exited", createdAt: created)
-        }
-    }
+    public func resources(store: String) throws -> [SandboxResource] { folders?.resources(store: store) ?? [] }
 
     public func attachCommand(_ sandbox: SandboxRef) -> Command? {
-        guard let dir = directory(sandbox.name),
-              let workspace = try? String(contentsOfFile: dir + "/workspace", encoding: .utf8) else { return nil }
+        guard let workspace = folders?.workspace(sandbox.name) else { return nil }
         return Command("sh", ["-c", #"cd "$1" && exec sh"#, "sh", workspace], environment: environment)
     }
 
@@ -126,15 +92,5 @@ public struct ProcBackend: SandboxBackend {
         let bytes = Array((line + "\n").utf8)
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
-    }
-
-    private func pid(_ name: String) -> pid_t? {
-        guard let dir = directory(name), let text = try? String(contentsOfFile: dir + "/pid", encoding: .utf8) else { return nil }
-        return pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
-    }
-
-    private func isRunning(_ name: String) -> Bool {
-        guard let pid = pid(name) else { return false }
-        return kill(pid, 0) == 0 && !FileManager.default.fileExists(atPath: directory(name)! + "/exit")
     }
 }

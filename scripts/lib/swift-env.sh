@@ -22,3 +22,15 @@ if [ ! -e /usr/include/ncursesw/curses.h ]; then
     exit 2
   fi
 fi
+
+# Local mode (`--mode local`) sandboxes the host's claude with bubblewrap: no container engine
+# needed. Best effort: without it, local mode says it cannot run and the others still work.
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(uname -s)" = Linux ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ccdeck: installing bubblewrap (local mode's sandbox)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } >&2 \
+      || echo "ccdeck: warning: could not install bubblewrap; local mode will say it cannot run" >&2
+  else
+    echo "ccdeck: note: bubblewrap is missing, so local mode cannot run (sudo apt-get install bubblewrap)" >&2
+  fi
+fi

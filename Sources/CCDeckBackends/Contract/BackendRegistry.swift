@@ -19,6 +19,7 @@ public struct BackendRegistry: Sendable {
         r.register(.sandbox) { DockerSandboxBackend(environment: $0) }
         r.register(.fly) { FlyBackend(environment: $0) }
         r.register(.incus) { IncusBackend(environment: $0) }
+        r.register(.local) { LocalBackend(environment: $0) }
         return r
     }()
 

@@ -1,0 +1,137 @@
+import CCDeckCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Local mode: the host's own `claude` in a bubblewrap sandbox, no daemon. A fresh mount
+/// namespace holds the host read-only, hides every home, `/tmp` and `/run` behind empty tmpfs
+/// (so the user's credentials files, other runs and engine sockets are out of sight), and makes
+/// the workspace the only writable host folder, at its own path. Its own PID, IPC and UTS
+/// namespaces; the token travels in the environment by name (never `--setenv`, which is argv).
+///
+/// Not enforced yet: egress. The network namespace is the host's (issue 13's allowlist proxy
+/// is still to come), which docs/modes.md says plainly.
+///
+/// Its resources are folders under the store (`local/<sandbox>`), each with ccdeck's mark in
+/// `mark.json`, the sandbox's pid and, once it ended, its exit status.
+public struct LocalBackend: SandboxBackend {
+    public static let kind: BackendKind = "local"
+    public let environment: [String: String]
+
+    public init(environment: [String: String]) { self.environment = environment }
+
+    public var kind: BackendKind { Self.kind }
+
+    public var traits: BackendTraits {
+        var t = BackendTraits(modeLetter: "L", isolation: .namespaces, tokenDelivery: .environmentByName,
+                              workspace: .samePathShare, workspaceInside: nil, mark: .labels, resourceNoun: "sandbox",
+                              canRun: true, usesImage: false, takesRuntimeArguments: false)
+        t.optionNames = ["claude"]
+        t.autoRank = 60
+        return t
+    }
+
+    /// The sandboxes' folders live beside the runs, in the same store.
+    var folders: FolderSandboxes { FolderSandboxes(root: RunStore(environment: environment).root + "/local", kind: kind) }
+
+    /// `CCDECK_CLAUDE`, else `claude` on PATH.
+    func claude(_ spec: RunSpec? = nil) -> String? {
+        if let chosen = spec?.options["claude"]?.last ?? environment["CCDECK_CLAUDE"], !chosen.isEmpty {
+            return chosen.contains("/") ? chosen : Self.which(chosen, path: environment["PATH"])
+        }
+        return Self.which("claude", path: environment["PATH"])
+    }
+
+    static func which(_ name: String, path: String?) -> String? {
+        for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") where dir.hasPrefix("/") {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    public func probe(timeout: TimeInterval) -> BackendStatus {
+        guard let bwrap = Self.which("bwrap", path: environment["PATH"]) else {
+            return BackendStatus(kind: kind, state: .notInstalled,
+                                 detail: "bwrap not found (apt-get install bubblewrap; Linux only)")
+        }
+        guard let claude = claude() else {
+            return BackendStatus(kind: kind, state: .notInstalled,
+                                 detail: "claude not found on PATH (or set CCDECK_CLAUDE)", executable: bwrap)
+        }
+        // Can this user make the namespaces at all (user namespaces may be disabled)?
+        let trial = try? ProcessRunner.run(Command(bwrap, ["--ro-bind", "/", "/", "--unshare-pid", "--", "/bin/true"],
+                                                   environment: environment), timeout: timeout)
+        guard let trial else {
+            return BackendStatus(kind: kind, state: .notResponding, detail: "bwrap gave no answer within \(Int(timeout))s",
+                                 executable: bwrap)
+        }
+        guard trial.status.succeeded else {
+            return BackendStatus(kind: kind, state: .daemonDown,
+                                 detail: "bwrap cannot make namespaces here: " + InertText.line(String(trial.stderr.split(separator: "\n").first ?? "").prefix(200).description),
+                                 executable: bwrap)
+        }
+        let version = (try? ProcessRunner.run(Command(claude, ["--version"], environment: environment), timeout: timeout))
+            .flatMap { $0.status.succeeded ? $0.stdout.split(separator: " ").first.map(String.init) : nil }
+        let bwrapVersion = (try? ProcessRunner.run(Command(bwrap, ["--version"], environment: environment), timeout: timeout))
+            .flatMap { $0.stdout.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } }
+        return BackendStatus(kind: kind, state: .ready, clientVersion: bwrapVersion, serverVersion: version,
+                             detail: "claude " + (version ?? "?") + " at " + InertText.line(claude) + "; network not filtered",
+                             executable: bwrap)
+    }
+
+    public func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation,
+                        progress: (String) -> Void) throws -> Preparation {
+        let status = probe(timeout: 5)
+        guard status.state == .ready else { throw BackendError.unavailable(kind, status.detail) }
+        guard claude(spec) != nil else { throw BackendError.unavailable(kind, "no claude at \(spec.options["claude"]?.last ?? "?")") }
+        return Preparation(agentUser: "uid \(geteuid()) (your own user, in namespaces)")
+    }
+
+    /// The sandbox's mounts, in order (later ones land on top of earlier ones).
+    static func bwrapArguments(workspace: String, claude: String) -> [String] {
+        ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+         "--hostname", "ccdeck-local",
+         "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+         "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/home", "--tmpfs", "/root", "--tmpfs", "/var/tmp",
+         "--dir", "/home/agent",
+         "--ro-bind", claude, "/run/ccdeck/claude",
+         "--bind", workspace, workspace, "--chdir", workspace,
+         "--", "/run/ccdeck/claude", "-p", "--dangerously-skip-permissions"] + RunSpec.agentArguments
+    }
+
+    public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {
+        guard let claude = claude(spec), let bwrap = Self.which("bwrap", path: environment["PATH"]) else {
+            throw BackendError.unavailable(kind, "bwrap or claude missing")
+        }
+        let dir = try folders.create(spec)
+        // The agent's environment, exactly: what it was given by name, never the host's whole one.
+        var env = spec.environment.filter { spec.passEnvironment.contains($0.key) || ["LANG", "TERM"].contains($0.key) }
+        env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+        if let token = spec.token { env[token.name] = token.value }
+        env["HOME"] = "/home/agent"
+        if geteuid() == 0 { env["IS_SANDBOX"] = "1" }  // Claude Code skips permissions as root only when told it is sandboxed
+        let command = Command("sh", ["-c", FolderSandboxes.wrapper, "sh", dir, bwrap]
+                                  + Self.bwrapArguments(workspace: spec.workspace, claude: claude), environment: env)
+        return AgentLaunch(process: try ChildProcess.spawn(command, stdin: .pipe))
+    }
+
+    public func stop(_ sandbox: SandboxRef) -> Bool { folders.stop(sandbox.name) }
+    public func outcome(_ sandbox: SandboxRef) -> SandboxOutcome? { folders.outcome(sandbox.name) }
+    public func remove(_ sandbox: SandboxRef) throws { try folders.remove(sandbox.name) }
+    public func resources(store: String) throws -> [SandboxResource] { folders.resources(store: store) }
+
+    /// A shell beside the agent: the same mounts, the workspace as the current folder.
+    public func attachCommand(_ sandbox: SandboxRef) -> Command? {
+        guard let bwrap = Self.which("bwrap", path: environment["PATH"]), let workspace = folders.workspace(sandbox.name) else {
+            return nil
+        }
+        let mounts = Self.bwrapArguments(workspace: workspace, claude: "/bin/sh")
+        let beforeCommand = mounts.lastIndex(of: "--") ?? mounts.count
+        return Command(bwrap, Array(mounts[..<beforeCommand]) + ["--", "/bin/sh"],
+                       environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/home/agent", "TERM": environment["TERM"] ?? "xterm"])
+    }
+
+    public func eventsCommand(store: String) -> Command? { nil }
+}

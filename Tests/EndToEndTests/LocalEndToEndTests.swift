@@ -1,0 +1,79 @@
+import CCDeckBackends
+import CCDeckCore
+import Foundation
+import Testing
+import _CCDeckTestSupport
+
+/// Local mode for real: bubblewrap around the real Claude Code CLI on the host, against the
+/// scripted model. The network is the host's (the egress allowlist is not built yet); what is
+/// proved here is the filesystem and process boundary and the token's path.
+@Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs bubblewrap and claude from scripts/testenv (run scripts/test)"))
+struct LocalEndToEndTests {
+    let home = TemporaryDirectory("ccdeck-e2e-local")
+
+    func environment(_ model: ModelServer, token: String) throws -> [String: String] {
+        var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: token)
+        env["CCDECK_CLAUDE"] = try #require(TestPaths.claudeBinary)
+        return env
+    }
+
+    func arguments(_ workspace: String, _ extra: [String] = []) -> [String] {
+        ["run", "--mode", "local", "--workspace", workspace] + EngineEnvironment.passThrough.flatMap { ["--pass-env", $0] } + extra
+    }
+
+    @Test func aRunWritesItsWorkspaceAndTheTokenIsInNoArgv() throws {
+        let workspace = home.path + "/project"
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, workspace: workspace)
+        let canary = EngineEnvironment.canaryToken()
+        let env = try environment(model, token: canary)
+
+        let backends = try CCDeckInvocation.run(["backends"], environment: env)
+        #expect(backends.stdout.contains("local") && backends.stdout.contains("network not filtered"), "\(backends.output)")
+
+        let watcher = ArgvWatcher(needle: canary)
+        let r = try CCDeckInvocation.run(arguments(workspace), environment: env)
+        let (hits, scans) = watcher.stop()
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(hits.isEmpty && scans > 0, "token in argv: \(hits)")
+        #expect((try? String(contentsOfFile: workspace + "/hello.txt", encoding: .utf8))?.contains("hello") == true)
+        #expect(FileManager.default.fileExists(atPath: workspace + "/bash-ran.txt"))
+        let store = RunStore(environment: env)
+        let record = try #require(store.list().first)
+        #expect(record.state == .succeeded && record.mode == .local && record.isolation == .namespaces)
+        #expect(record.credentials?.delivery == .environmentByName)
+        // Nothing of the sandbox is left, and no output or record holds the token.
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: store.root + "/local")) ?? []).isEmpty)
+        for file in [store.recordPath(for: record.id), store.outputPath(for: record.id), store.stderrPath(for: record.id)] {
+            #expect(!((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains(canary), "\(file)")
+        }
+    }
+
+    /// The agent tries to read the user's credentials file, write outside its workspace and look
+    /// at the host's /run and /tmp: each is denied or empty, and says so in its workspace.
+    @Test func theAgentCannotReachTheHostsHomeOrWriteOutsideItsWorkspace() throws {
+        let workspace = home.path + "/project"
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        let secret = home.write(".claude/.credentials.json", #"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-SECRET"}}"#)
+        #expect(FileManager.default.fileExists(atPath: secret))
+        let model = try ModelServer(scenario: "escape", logDirectory: home.path, workspace: workspace)
+        var env = try environment(model, token: EngineEnvironment.canaryToken())
+        env["CCDECK_PROBE_HOME"] = home.path
+        let r = try CCDeckInvocation.run(arguments(workspace, ["--pass-env", "CCDECK_PROBE_HOME"]), environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        let report = try String(contentsOfFile: workspace + "/escape.txt", encoding: .utf8)
+        let lines = report.split(separator: "\n").map(String.init)
+        #expect(lines.contains("no-read \(home.path)/.claude/.credentials.json"), "\(report)")
+        #expect(!lines.contains { $0.hasPrefix("read ") }, "\(report)")
+        for dir in ["/usr", "/etc", "/opt", "/var"] { #expect(lines.contains("no-write \(dir)"), "\(report)") }
+        #expect(!FileManager.default.fileExists(atPath: "/usr/ccdeck-escape") && !FileManager.default.fileExists(atPath: "/etc/ccdeck-escape"))
+        // /run holds only ccdeck's bind of claude: no engine socket; /tmp only the way to the workspace.
+        #expect(lines.contains("run: ccdeck "), "\(report)")
+        let parts = workspace.split(separator: "/").map(String.init)
+        // (claude-N and cc-socks are the agent's own, made in the sandbox's empty /tmp.)
+        let tmpSeen = lines.first { $0.hasPrefix("tmp: ") }?.split(separator: " ").dropFirst().map(String.init)
+            .filter { !$0.hasPrefix("claude-") && $0 != "cc-socks" }
+        #expect(tmpSeen == (parts.first == "tmp" ? [parts[1]] : []), "\(report)")
+        #expect(!report.contains("ccdeck-testenv"), "the host's /tmp shows: \(report)")
+    }
+}
