@@ -276,3 +276,23 @@ import _CCDeckTestSupport
         #expect(decoder.finished && decoder.exitCode == 3)
     }
 }
+
+/// What ccdeck notes about a Fly app is read back exactly as written (it used its own coders,
+/// which dropped the milliseconds the store's keep).
+@Suite struct FlyStateTests {
+    @Test func appStateRoundTripsWithMilliseconds() throws {
+        let tmp = TemporaryDirectory("ccdeck-fly-state")
+        let store = RunStore(root: tmp.path)
+        let fly = FlyBackend(environment: [:])
+        var state = FlyBackend.AppState()
+        let pushed = Date(timeIntervalSince1970: 1_795_920_000.123)
+        state.token = KeptToken(place: "fly app demo", fingerprint: "abc", pushedAt: pushed, expiresAt: pushed.addingTimeInterval(3600))
+        state.imageTag = "registry.fly.io/demo:ccdeck-1"
+        state.imageBuiltAt = pushed
+        try fly.saveState(state, store: store, app: "demo")
+        let read = fly.loadState(store: store, app: "demo")
+        #expect(read.token == state.token)
+        #expect(read.imageTag == state.imageTag)
+        #expect(abs((read.imageBuiltAt ?? .distantPast).timeIntervalSince(pushed)) < 0.001)
+    }
+}

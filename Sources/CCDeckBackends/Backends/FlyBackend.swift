@@ -104,28 +104,15 @@ public struct FlyBackend: SandboxBackend, TokenKeeper {
 
     public func loadState(store: RunStore, app: String) -> AppState {
         guard let data = FileManager.default.contents(atPath: Self.statePath(store: store, app: app)) else { return AppState() }
-        return (try? Self.decoder.decode(AppState.self, from: data)) ?? AppState()
+        return (try? RunStore.decoder.decode(AppState.self, from: data)) ?? AppState()
     }
 
     func saveState(_ state: AppState, store: RunStore, app: String) throws {
         try FileManager.default.createDirectory(atPath: store.root + "/fly", withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let data = try Self.encoder.encode(state)
+        let data = try RunStore.encoder.encode(state)
         try data.write(to: URL(fileURLWithPath: Self.statePath(store: store, app: app)), options: .atomic)
     }
-
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        e.dateEncodingStrategy = .iso8601WithMilliseconds
-        return e
-    }()
-
-    static let decoder: JSONDecoder = {
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .iso8601
-        return d
-    }()
 
     // MARK: token
 
