@@ -17,8 +17,8 @@ struct RunCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Where to run: a backend from `ccdeck backends` that can run (docker, podman, sandbox, "
-                               + "incus), or auto: the first of those that is ready.", valueName: "mode"))
+    @Option(help: ArgumentHelp("Where to run: a backend from `ccdeck backends` that can run (docker, podman, sandbox, fly, "
+                               + "incus, local), or auto: the first of those that is ready.", valueName: "mode"))
     var mode: String = "auto"
 
     @Option(help: "The task for the agent.")

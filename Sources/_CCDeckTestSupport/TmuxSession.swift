@@ -67,3 +67,18 @@ public final class TmuxSession: @unchecked Sendable {
         waitFor(text, timeout: timeout, history: history) { $0.contains(text) }
     }
 }
+
+extension TmuxSession {
+    /// The dashboard's attach, as a person does it: `a`, a command in the sandbox's shell whose
+    /// answer must show, `exit`, and the dashboard back. nil when all went, else the step that failed.
+    public func attachRoundTrip(run command: String, expect answer: String, back: String = "back from ccdeck-") throws -> String? {
+        try send("a")
+        guard waitFor("attaching a shell") != nil else { return "no attach" }
+        try send(command, literal: true)
+        try send("Enter")
+        guard waitFor(answer) != nil else { return "no \(answer) from the shell" }
+        try send("exit", literal: true)
+        try send("Enter")
+        return waitFor(back) == nil ? "not back in the dashboard" : nil
+    }
+}

@@ -183,14 +183,8 @@ struct IncusEndToEndTests {
         try tmux.send("Enter")
         // Attach: a shell in the instance, in the workspace, as the agent's user; then back.
         #expect(tmux.waitFor("session started", timeout: 60) != nil)
-        try tmux.send("a")
-        #expect(tmux.waitFor("attaching a shell") != nil)
-        try tmux.send("echo inside-$((6*7)) $(id -u) $(pwd)", literal: true)
-        try tmux.send("Enter")
-        #expect(tmux.waitFor("inside-42 1000 /workspace") != nil)
-        try tmux.send("exit", literal: true)
-        try tmux.send("Enter")
-        #expect(tmux.waitFor("back from ccdeck-ws-") != nil)
+        let attach = try tmux.attachRoundTrip(run: "echo inside-$((6*7)) $(id -u) $(pwd)", expect: "inside-42 1000 /workspace", back: "back from ccdeck-ws-")
+        #expect(attach == nil, "\(attach ?? "")")
         #expect(tmux.waitFor("streamed and succeeded", timeout: 60) {
             $0.contains("→ Write /workspace/hello.txt") && $0.contains("succeeded")
         } != nil)
