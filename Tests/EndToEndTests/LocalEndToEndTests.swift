@@ -76,4 +76,20 @@ struct LocalEndToEndTests {
         #expect(tmpSeen == (parts.first == "tmp" ? [parts[1]] : []), "\(report)")
         #expect(!report.contains("ccdeck-testenv"), "the host's /tmp shows: \(report)")
     }
+
+    /// `--claude PATH` alone is enough (nothing on PATH, no CCDECK_CLAUDE); a wrong one is a
+    /// clear setup error naming it.
+    @Test func claudeGivenByFlag() throws {
+        let workspace = home.path + "/project"
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, workspace: workspace)
+        var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        env["PATH"] = "/usr/bin:/bin"
+        let claude = try #require(TestPaths.claudeBinary)
+        let wrong = try CCDeckInvocation.run(arguments(workspace, ["--claude", "/nope/claude"]), environment: env)
+        #expect(wrong.status == .exited(2) && wrong.stderr.contains("no claude to run: /nope/claude"), "\(wrong.output)")
+        let r = try CCDeckInvocation.run(arguments(workspace, ["--claude", claude]), environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(FileManager.default.fileExists(atPath: workspace + "/bash-ran.txt"))
+    }
 }

@@ -60,17 +60,8 @@ public struct LocalBackend: SandboxBackend {
             return BackendStatus(kind: kind, state: .notInstalled,
                                  detail: "claude not found on PATH (or set CCDECK_CLAUDE)", executable: bwrap)
         }
-        // Can this user make the namespaces at all (user namespaces may be disabled)?
-        let trial = try? ProcessRunner.run(Command(bwrap, ["--ro-bind", "/", "/", "--unshare-pid", "--", "/bin/true"],
-                                                   environment: environment), timeout: timeout)
-        guard let trial else {
-            return BackendStatus(kind: kind, state: .notResponding, detail: "bwrap gave no answer within \(Int(timeout))s",
-                                 executable: bwrap)
-        }
-        guard trial.status.succeeded else {
-            return BackendStatus(kind: kind, state: .daemonDown,
-                                 detail: "bwrap cannot make namespaces here: " + InertText.line(String(trial.stderr.split(separator: "\n").first ?? "").prefix(200).description),
-                                 executable: bwrap)
+        if let (state, why) = namespaceProblem(bwrap: bwrap, timeout: timeout) {
+            return BackendStatus(kind: kind, state: state, detail: why, executable: bwrap)
         }
         let version = (try? ProcessRunner.run(Command(claude, ["--version"], environment: environment), timeout: timeout))
             .flatMap { $0.status.succeeded ? $0.stdout.split(separator: " ").first.map(String.init) : nil }
@@ -81,11 +72,27 @@ public struct LocalBackend: SandboxBackend {
                              executable: bwrap)
     }
 
+    /// Can this user make the namespaces at all (user namespaces may be disabled)?
+    func namespaceProblem(bwrap: String, timeout: TimeInterval) -> (BackendStatus.State, String)? {
+        let trial = try? ProcessRunner.run(Command(bwrap, ["--ro-bind", "/", "/", "--unshare-pid", "--", "/bin/true"],
+                                                   environment: environment), timeout: timeout)
+        guard let trial else { return (.notResponding, "bwrap gave no answer within \(Int(timeout))s") }
+        guard !trial.status.succeeded else { return nil }
+        let said = String(trial.stderr.split(separator: "\n").first ?? "").prefix(200)
+        return (.daemonDown, "bwrap cannot make namespaces here: " + InertText.line(String(said)))
+    }
+
+    /// What a run needs, and nothing more: no version queries on the way to every run.
     public func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation,
                         progress: (String) -> Void) throws -> Preparation {
-        let status = probe(timeout: 5)
-        guard status.state == .ready else { throw BackendError.unavailable(kind, status.detail) }
-        guard claude(spec) != nil else { throw BackendError.unavailable(kind, "no claude at \(spec.options["claude"]?.last ?? "?")") }
+        guard let bwrap = Self.which("bwrap", path: environment["PATH"]) else {
+            throw BackendError.unavailable(kind, "bwrap not found (apt-get install bubblewrap; Linux only)")
+        }
+        guard let claude = claude(spec), access(claude, X_OK) == 0 else {
+            throw BackendError.unavailable(kind, "no claude to run: \(InertText.line(claude(spec) ?? "none on PATH")) "
+                                           + "(give --claude PATH or set CCDECK_CLAUDE)")
+        }
+        if let (_, why) = namespaceProblem(bwrap: bwrap, timeout: 5) { throw BackendError.unavailable(kind, why) }
         return Preparation(agentUser: "uid \(geteuid()) (your own user, in namespaces)")
     }
 
