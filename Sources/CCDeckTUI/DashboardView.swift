@@ -185,7 +185,9 @@ enum Overlays {
             let widths = picks.indices.map { k in min(28, cells.map { DisplayWidth.of($0[k]) }.max() ?? 0) + 2 }
             let prompt = "prompt: " + InertText.line(String(c.prompt.prefix(200)).replacingOccurrences(of: "\n", with: " "))
             let lines = cells.map { row in row.enumerated().map { Screen.pad($1, widths[$0] - 1, glyphs: g) + " " }.joined() }
-            let width = max(86, (lines.map { DisplayWidth.of($0) }.max() ?? 0) + 4)
+            // As wide as the table or the longest finding (a failure's reason), within the screen.
+            let findings = c.findings.map { "\(g.arrow) " + InertText.line($0) }
+            let width = max(86, ((lines + findings).map { DisplayWidth.of($0) }.max() ?? 0) + 4)
             let r = centered(width, lines.count + c.findings.count + 6, in: state)
             screen.fill(r)
             screen.box(r, title: "Comparison", focused: true, glyphs: g)
@@ -193,8 +195,8 @@ enum Overlays {
             for (i, line) in lines.enumerated() where r.y + 2 + i < r.maxY - 2 {
                 screen.put(line, x: r.x + 2, y: r.y + 2 + i, style: TextStyle(.normal, bold: i == 0), maxWidth: r.width - 4)
             }
-            for (i, f) in c.findings.enumerated() where r.y + 3 + lines.count + i < r.maxY - 2 {
-                screen.put("\(g.arrow) \(InertText.line(f))", x: r.x + 2, y: r.y + 3 + lines.count + i, maxWidth: r.width - 4)
+            for (i, f) in findings.enumerated() where r.y + 3 + lines.count + i < r.maxY - 2 {
+                screen.put(f, x: r.x + 2, y: r.y + 3 + lines.count + i, maxWidth: r.width - 4)
             }
             screen.put("any key closes; C shows it again; ccdeck compare --markdown for every phase", x: r.x + 2, y: r.maxY - 2,
                        style: TextStyle(.muted), maxWidth: r.width - 4)

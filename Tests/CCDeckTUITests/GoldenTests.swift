@@ -118,6 +118,25 @@ import _CCDeckTestSupport
         try check(screen, "comparison-120x40")
     }
 
+    /// On a wide screen a failure's whole reason shows; the table is not cut to its own width.
+    @Test func comparisonOverlayWidensForALongReason() throws {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 250, height: 70, output: output)
+        _ = d.handle(.key(.char("n")))
+        _ = d.handle(.key(.backTab))
+        _ = d.handle(.key(.left))
+        guard case .compare(_, _, let group)? = d.handle(.key(.enter)).first else { Issue.record("no compare"); return }
+        let reason = "api_error: API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)"
+        for (id, mode) in [("20261129-030000-0a01", BackendKind.docker), ("20261129-030000-0b02", .podman)] {
+            var r = TUIFixtures.record(id, mode, .failed, startedAgo: 0, wall: 1)
+            r.reason = reason
+            r.group = group
+            d.handle(.runStarted(r))
+            d.handle(.runFinished(r))
+        }
+        #expect(render(d, output).text.contains(reason))
+    }
+
     @Test func cjkAndEmojiKeepColumnsAligned() throws {
         let screen = liveRunPrinted(#"{"type":"assistant","message":{"content":[{"type":"text","text":"日本語のテキスト 😀 emoji 👩‍💻 and 한국어 mixed with ascii, long enough to reach the border of the pane and be cut there"}]}}"#)
         try check(screen, "cjk-emoji-80x24")
