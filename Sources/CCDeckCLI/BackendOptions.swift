@@ -42,6 +42,14 @@ struct BackendOptions: ParsableArguments {
         for config in configs where !config.contains("=") { throw ValidationError("-c takes key=value, not \(config)") }
     }
 
+    /// The environment backends are made with: `--claude` stands for CCDECK_CLAUDE, so local
+    /// mode's probe (Backends pane, `--mode auto`) sees the claude a run will use.
+    func environment(_ env: [String: String]) -> [String: String] {
+        var env = env
+        if let claude { env["CCDECK_CLAUDE"] = claude }
+        return env
+    }
+
     /// By option name, as `RunSpec.options` carries them.
     var byName: [String: [String]] {
         var options: [String: [String]] = [:]

@@ -75,7 +75,7 @@ struct CompareCommand: ParsableCommand {
     }
 
     func run() throws {
-        let env = CLIContext.environment
+        let env = backendOptions.environment(CLIContext.environment)
         let registry = CLIContext.registry
         var text = prompt ?? RunRequest.defaultPrompt
         if let promptFile {

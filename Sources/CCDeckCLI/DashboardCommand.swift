@@ -50,11 +50,12 @@ struct DashboardCommand: ParsableCommand {
         }
         var options = LaunchOptions(image: image, runtimeArguments: runtimeArgs, passEnvironment: passEnv)
         options.backendOptions = backendOptions.byName  // given to the runs launched on a backend that takes them
-        try Self.open(readonly: readonly, noColor: noColor, options: options)
+        try Self.open(readonly: readonly, noColor: noColor, options: options,
+                      environment: backendOptions.environment(ProcessInfo.processInfo.environment))
     }
 
-    static func open(readonly: Bool, noColor: Bool, options: LaunchOptions) throws {
-        let env = ProcessInfo.processInfo.environment
+    static func open(readonly: Bool, noColor: Bool, options: LaunchOptions,
+                     environment env: [String: String] = ProcessInfo.processInfo.environment) throws {
         let overrides = try loadKeys(env: env)
         let colorWanted = !noColor && (env["NO_COLOR"] ?? "").isEmpty
         let terminal: NCursesTerminal

@@ -62,7 +62,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let env = ProcessInfo.processInfo.environment
+        let env = backendOptions.environment(ProcessInfo.processInfo.environment)
         let request = try makeRequest(env: env)
         let backend = try chooseBackend(env: env)
         // A backend whose proxy holds the credential gets no token from ccdeck at all.
