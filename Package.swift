@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "ccdeck", targets: ["ccdeck"]),
+        .executable(name: "ccdeck-netbridge", targets: ["ccdeck-netbridge"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,6 +24,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The sandbox side of the egress proxy (C, static: it runs inside any image and under bwrap).
+        .executableTarget(name: "ccdeck-netbridge", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .executableTarget(name: "ccdeck-bench", dependencies: ["CCDeckCore", "CCDeckBackends", "CCDeckTUI"]),
         // Domain and pure logic: no terminal, no processes.
         .target(name: "CCDeckCore"),
@@ -41,6 +44,6 @@ let package = Package(
         // the proof that a backend is one file and one registration line.
         .target(name: "CCDeckTestBackend", dependencies: ["CCDeckCore", "CCDeckBackends"], path: "Tests/TestBackend"),
         .executableTarget(name: "ccdeck-testhost", dependencies: ["CCDeckCLI", "CCDeckTestBackend"], path: "Tests/TestHost"),
-        .testTarget(name: "EndToEndTests", dependencies: ["ccdeck", "ccdeck-testhost", "_CCDeckTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["ccdeck", "ccdeck-testhost", "ccdeck-netbridge", "_CCDeckTestSupport"]),
     ]
 )

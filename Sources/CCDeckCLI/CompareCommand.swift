@@ -47,6 +47,8 @@ struct CompareCommand: ParsableCommand {
 
     @OptionGroup var backendOptions: BackendOptions
 
+    @OptionGroup var egressOptions: EgressOptions
+
     @Flag(help: "Print the comparison as JSON (docs/compare-schema.json).")
     var json = false
 
@@ -123,6 +125,7 @@ struct CompareCommand: ParsableCommand {
 
         let jobs = runnable.flatMap { v in (0..<repeatCount).map { (v, $0) } }
         let (task, runToken) = (text, token)
+        let egress = try egressOptions.policy(environment: env)
         let runner = Runner(count: jobs.count)
         runner.watchSignals()
         let store = RunStore(environment: env)
@@ -136,6 +139,7 @@ struct CompareCommand: ParsableCommand {
                                      passEnvironment: passEnv)
             request.options = variant.options
             request.group = groupID
+            request.egress = egress
             let driver = RunDriver(backend: variant.backend, store: store,
                                    token: variant.backend.traits.tokenDelivery == .hostProxy ? nil : runToken, environment: env) { _ in }
             let record: RunRecord?

@@ -37,6 +37,8 @@ struct DashboardCommand: ParsableCommand {
 
     @OptionGroup var backendOptions: BackendOptions
 
+    @OptionGroup var egressOptions: EgressOptions
+
     func validate() throws {
         for name in passEnv where name.isEmpty || name.contains("=") {
             throw ValidationError("--pass-env takes a variable name, not NAME=value")
@@ -50,6 +52,7 @@ struct DashboardCommand: ParsableCommand {
         }
         var options = LaunchOptions(image: image, runtimeArguments: runtimeArgs, passEnvironment: passEnv)
         options.backendOptions = backendOptions.byName  // given to the runs launched on a backend that takes them
+        options.egress = try egressOptions.policy(environment: backendOptions.environment(ProcessInfo.processInfo.environment))
         try Self.open(readonly: readonly, noColor: noColor, options: options,
                       environment: backendOptions.environment(ProcessInfo.processInfo.environment))
     }

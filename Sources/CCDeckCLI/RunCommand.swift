@@ -44,6 +44,8 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var backendOptions: BackendOptions
 
+    @OptionGroup var egressOptions: EgressOptions
+
     @Flag(help: "Keep the sandbox after the run (it shows up as an orphan until removed).")
     var keep = false
 
@@ -80,7 +82,7 @@ struct RunCommand: ParsableCommand {
         let wakeFD = SignalPipe.install()
         let renderer = EventRenderer()
         // The handler runs on the driver's own thread, so it may ask that driver to stop.
-        final class DriverBox { var driver: RunDriver? }
+        final class DriverBox { var driver: RunDriver?; var deniedShown = Set<String>() }
         let box = DriverBox()
         let driver = RunDriver(backend: backend, store: RunStore(environment: env), token: token, environment: env) { update in
             defer {
@@ -114,6 +116,12 @@ struct RunCommand: ParsableCommand {
                 }
             case .stderr(let line):
                 Terminal.err("  stderr: " + line)
+            case .egress(let decision):
+                // Each refused host once; the record counts them all.
+                if !decision.allowed, box.deniedShown.insert("\(decision.host):\(decision.port)").inserted {
+                    Terminal.err("ccdeck: egress denied: \(InertText.line(decision.host)):\(decision.port) "
+                                 + "(\(InertText.line(decision.reason ?? "refused")))")
+                }
             }
         }
 
@@ -172,6 +180,7 @@ struct RunCommand: ParsableCommand {
                                  buildIfMissing: image == RunnerImage.defaultTag ? ImageBuild(dockerfile: RunnerImage.dockerfile) : nil,
                                  runtimeArguments: runtimeArgs, passEnvironment: passEnv, keep: keep)
         // Backend options go by name; the backend refuses the ones it does not take.
+        request.egress = try egressOptions.policy(environment: env)
         request.options = backendOptions.byName
         return request
     }

@@ -96,6 +96,17 @@ struct RunsCommand: ParsableCommand {
             rows.append(("token", record.tokenSource ?? "-"))
             if let credentials = record.credentials { rows.append(("sandbox held", credentials.summary)) }
             if let errors = record.toolErrors, errors > 0 { rows.append(("tool errors", "\(errors)")) }
+            if let egress = record.egress {
+                var text = egress.enforcementText
+                if egress.enforcement == .allowlist {
+                    text += ": " + egress.hosts.joined(separator: ", ") + "; \(egress.allowedConnections) connection"
+                        + (egress.allowedConnections == 1 ? "" : "s") + " allowed"
+                }
+                rows.append(("egress", text))
+                if !egress.denied.isEmpty {
+                    rows.append(("denied", egress.deniedSummary + " (log: \(store.directory(for: record.id))/egress.jsonl)"))
+                }
+            }
             if let group = record.group { rows.append(("comparison", InertText.line(group))) }
             if let adopted = record.adoptedAt { rows.append(("adopted", Terminal.localTime(adopted) + " (its first ccdeck died)")) }
             var prompt = record.prompt.replacingOccurrences(of: "\n", with: " ")

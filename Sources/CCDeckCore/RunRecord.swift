@@ -86,6 +86,8 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     public var adoptedAt: Date?
     /// The comparison this run is part of (`ccdeck compare`, or the dashboard's compare launch).
     public var group: String?
+    /// What the run could reach: its allowlist, or that the filter was off or not enforced.
+    public var egress: EgressRecord?
 
     public init(id: String, mode: BackendKind, image: String, sandbox: String, workspace: String,
                 workspaceIsTemporary: Bool, prompt: String, keep: Bool, createdAt: Date, driverPID: Int32,
@@ -109,7 +111,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     enum CodingKeys: String, CodingKey {
         case id, mode, image, sandbox, sandboxID, workspace, workspaceIsTemporary, prompt, promptBytes, keep, createdAt, endedAt
         case state, phases, reason, turns, costUSD, apiSeconds, toolErrors, exitStatus, tokenSource, credentials, isolation
-        case workspaceTransport, agentUser, driverPID, host, adoptedAt, group
+        case workspaceTransport, agentUser, driverPID, host, adoptedAt, group, egress
         case container  // the name of `sandbox` before there were backends other than containers
     }
 
@@ -146,6 +148,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         host = (try? c.decodeIfPresent(String.self, forKey: .host)) ?? ""
         adoptedAt = (try? c.decodeIfPresent(Date.self, forKey: .adoptedAt))
         group = (try? c.decodeIfPresent(String.self, forKey: .group)).map { String($0.prefix(64)) }
+        egress = try? c.decodeIfPresent(EgressRecord.self, forKey: .egress)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -179,6 +182,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         try c.encode(host, forKey: .host)
         try c.encodeIfPresent(adoptedAt, forKey: .adoptedAt)
         try c.encodeIfPresent(group, forKey: .group)
+        try c.encodeIfPresent(egress, forKey: .egress)
     }
 
     /// How much of a prompt a record keeps.

@@ -76,6 +76,13 @@ public final class Dashboard {
         case .runStderr(let id, let line):
             guard let i = index(of: id) else { break }
             state.runs[i].tail.append(RenderedLine(kind: .toolError, text: "stderr: " + InertText.line(line)))
+        case .runEgress(let id, let decision):
+            guard let i = index(of: id) else { break }
+            var egress = state.runs[i].record.egress ?? EgressRecord(enforcement: .allowlist, hosts: [])
+            egress.note(decision)
+            state.runs[i].record.egress = egress
+            state.runs[i].tail.append(RenderedLine(kind: .toolError, text: "egress denied: \(InertText.line(decision.host)):\(decision.port) "
+                                                   + "(\(InertText.line(decision.reason ?? "refused")))"))
         case .runFinished(let record):
             if let i = index(of: record.id) {
                 state.runs[i].record = record

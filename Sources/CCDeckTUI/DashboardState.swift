@@ -227,6 +227,8 @@ public enum DashboardMessage: Sendable {
     case compareLaunchFailed(group: String, mode: BackendKind, why: String)
     case runEvent(id: String, StreamEvent)
     case runStderr(id: String, String)
+    /// The run's egress proxy refused a connection.
+    case runEgress(id: String, EgressDecision)
     case runFinished(RunRecord)
     case runRemoved(id: String)
     case backends([BackendStatus])

@@ -14,6 +14,8 @@ public struct LaunchOptions: Sendable {
     public var adoptLostRuns: Bool
     /// Backend options (`device`, `profile`, …); each launch passes those its backend takes.
     public var backendOptions: [String: [String]] = [:]
+    /// What the runs it launches may reach (nil: Claude Code's hosts and egress.conf's).
+    public var egress: EgressPolicy?
 
     public init(image: String = RunnerImage.defaultTag, runtimeArguments: [String] = [], passEnvironment: [String] = [],
                 adoptLostRuns: Bool = true) {
@@ -281,6 +283,7 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
                                      passEnvironment: options.passEnvironment)
             request.options = options.backendOptions.filter { backend.traits.optionNames.contains($0.key) }
             request.group = group
+            request.egress = options.egress
             return try driver.run(request, wakeFD: stopRead)
         }
     }
@@ -310,6 +313,9 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
                 case .event(let event, _): if let id = runID.value { post(.runEvent(id: id, event)) }
                 case .stderr(let line): if let id = runID.value { post(.runStderr(id: id, line)) }
                 case .notice(let text): post(.notice(Notice(text)))
+                case .egress(let decision):
+                    // Refusals only: an allowed connection changes nothing on screen.
+                    if !decision.allowed, let id = runID.value { post(.runEgress(id: id, decision)) }
                 }
             }
             do {

@@ -134,7 +134,10 @@ enum Panes {
             screen.box(r, title: "Output", focused: focused, glyphs: g)
             return
         }
-        let page = max(0, inner.height)
+        // The hosts the run was refused stand above its output, live and afterwards.
+        let denied = run.record.egress.map { $0.denied.isEmpty ? "" : "egress denied: " + $0.deniedSummary } ?? ""
+        let top = denied.isEmpty || inner.height < 3 ? 0 : 1
+        let page = max(0, inner.height - top)
         let cursor = OutputCursor(source: source, run: run.record.id, renderer: renderer, wrapWidth: inner.width, cache: cache)
         var lines: [RenderedLine]
         var info = ""
@@ -156,13 +159,14 @@ enum Panes {
         if !details.isEmpty && r.width > 8 {
             screen.put(" \(details) ", x: r.x + 2, y: r.y + r.height - 1, style: TextStyle(.muted), maxWidth: r.width - 4)
         }
+        if top > 0 { screen.put(denied, x: inner.x, y: inner.y, style: TextStyle(.warn, bold: true), maxWidth: inner.width) }
         if lines.isEmpty {
             let text = run.isLive ? "waiting for the agent's first event…" : "no output was recorded"
-            screen.put(text, x: inner.x + 1, y: inner.y, style: TextStyle(.muted), maxWidth: inner.width - 1)
+            screen.put(text, x: inner.x + 1, y: inner.y + top, style: TextStyle(.muted), maxWidth: inner.width - 1)
             return
         }
         for (i, line) in lines.prefix(page).enumerated() {
-            screen.put(line.text, x: inner.x, y: inner.y + i, style: style(line.kind), maxWidth: inner.width)
+            screen.put(line.text, x: inner.x, y: inner.y + top + i, style: style(line.kind), maxWidth: inner.width)
         }
     }
 
@@ -174,6 +178,7 @@ enum Panes {
         if let isolation = r.isolation { parts.append(isolation.label) }
         if let held = r.credentials?.exposure { parts.append("held \(held.label)") }
         if let user = r.agentUser { parts.append(user) }
+        if let egress = r.egress { parts.append(egress.label) }
         return InertText.line(parts.joined(separator: " · "))
     }
 

@@ -5,8 +5,9 @@ import Testing
 import _CCDeckTestSupport
 
 /// Local mode for real: bubblewrap around the real Claude Code CLI on the host, against the
-/// scripted model. The network is the host's (the egress allowlist is not built yet); what is
-/// proved here is the filesystem and process boundary and the token's path.
+/// scripted model, which the agent reaches only through ccdeck's egress proxy (its base URL's
+/// host is the default allowlist). Proved here: the filesystem, process and network boundary,
+/// the allowlist, and the token's path.
 @Suite(.serialized, .enabled(if: EngineEnvironment.enabled, "needs bubblewrap and claude from scripts/testenv (run scripts/test)"))
 struct LocalEndToEndTests {
     let home = TemporaryDirectory("ccdeck-e2e-local")
@@ -29,7 +30,7 @@ struct LocalEndToEndTests {
         let env = try environment(model, token: canary)
 
         let backends = try CCDeckInvocation.run(["backends"], environment: env)
-        #expect(backends.stdout.contains("local") && backends.stdout.contains("network not filtered"), "\(backends.output)")
+        #expect(backends.stdout.contains("local") && backends.stdout.contains("egress by allowlist"), "\(backends.output)")
 
         let watcher = ArgvWatcher(needle: canary)
         let r = try CCDeckInvocation.run(arguments(workspace), environment: env)
@@ -91,5 +92,72 @@ struct LocalEndToEndTests {
         let r = try CCDeckInvocation.run(arguments(workspace, ["--claude", claude]), environment: env)
         #expect(r.status == .exited(0), "\(r.output)")
         #expect(FileManager.default.fileExists(atPath: workspace + "/bash-ran.txt"))
+    }
+
+    /// The agent curls a host allowed by flag, hosts off the list (plain http, https, an IP
+    /// literal, a redirect to one) and a host address directly: only the allowed one is reached,
+    /// every refusal is in the record, the proxy's log and the run's stderr, and no token anywhere.
+    @Test func theAgentReachesOnlyTheHostsOnItsAllowlist() throws {
+        let workspace = home.path + "/project"
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        let server = try TestHTTPServer(any: true, redirectTo: "http://denied.invalid/after-redirect")
+        let address = try #require(HostAddress.firstNonLoopbackIPv4(), "this host has no address but loopback")
+        let model = try ModelServer(scenario: "egress", logDirectory: home.path, workspace: workspace)
+        let canary = EngineEnvironment.canaryToken()
+        var env = try environment(model, token: canary)
+        env["CCDECK_PROBE_PORT"] = String(server.port)
+        env["CCDECK_PROBE_ADDR"] = address
+        let watcher = ArgvWatcher(needle: canary)
+        let r = try CCDeckInvocation.run(arguments(workspace, ["--pass-env", "CCDECK_PROBE_PORT", "--pass-env", "CCDECK_PROBE_ADDR",
+                                                               "--allow-host", "localhost"]), environment: env)
+        let (hits, _) = watcher.stop()
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(hits.isEmpty, "token in argv: \(hits)")
+
+        let report = try String(contentsOfFile: workspace + "/egress.txt", encoding: .utf8)
+        let lines = Dictionary(report.split(separator: "\n").map { line -> (String, String) in
+            let parts = line.split(separator: " ", maxSplits: 1)
+            return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+        }, uniquingKeysWith: { a, _ in a })
+        #expect(lines["allowed"] == "200/000 0", "\(report)")
+        #expect(lines["denied"]?.hasPrefix("403/") == true, "\(report)")
+        #expect(lines["denied-tls"]?.hasPrefix("000/403 ") == true, "\(report)")
+        #expect(lines["literal"]?.hasPrefix("403/") == true, "\(report)")
+        #expect(lines["redirect"]?.hasPrefix("403/") == true, "\(report)")
+        #expect(lines["direct"]?.hasPrefix("000/000 ") == true && lines["direct"] != "000/000 0", "\(report)")
+        // The server saw the allowed request and the redirect's first leg, nothing else.
+        let paths = server.requests.compactMap { $0.split(separator: " ").dropFirst().first.map(String.init) }
+        #expect(paths.sorted() == ["/allowed", "/redirect"], "\(server.requests)")
+
+        let store = RunStore(environment: env)
+        let record = try #require(store.list().first)
+        let egress = try #require(record.egress)
+        #expect(egress.enforcement == .allowlist && egress.hosts.contains("localhost") && egress.hosts.contains("127.0.0.1"))
+        let denied = Set(egress.denied.map { "\($0.host):\($0.port)" })
+        #expect(denied.isSuperset(of: ["denied.invalid:80", "denied.invalid:443", "::1:\(server.port)"]), "\(denied)")
+        #expect(egress.allowedConnections >= 3)  // the model, /allowed, /redirect
+        let log = try String(contentsOfFile: store.directory(for: record.id) + "/egress.jsonl", encoding: .utf8)
+        #expect(log.contains("\"host\":\"denied.invalid\"") && log.contains("\"allowed\":false"))
+        #expect(!log.contains(canary) && !FileManager.default.fileExists(atPath: store.directory(for: record.id) + "/egress.sock"))
+        #expect(r.stderr.contains("egress denied: denied.invalid:443"), "\(r.stderr)")
+        let shown = try CCDeckInvocation.run(["runs", "show", record.id], environment: env)
+        #expect(shown.stdout.contains("denied.invalid:443"), "\(shown.output)")
+    }
+
+    /// `--allow-all` shares the host's network and says so in the record.
+    @Test func allowAllIsRecorded() throws {
+        let workspace = home.path + "/project"
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, workspace: workspace)
+        let env = try environment(model, token: EngineEnvironment.canaryToken())
+        let r = try CCDeckInvocation.run(arguments(workspace, ["--allow-all"]), environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        let record = try #require(RunStore(environment: env).list().first)
+        #expect(record.egress?.enforcement == .allowAll)
+        let bad = try CCDeckInvocation.run(arguments(workspace, ["--allow-host", "https://x.test/"]), environment: env)
+        #expect(bad.status == .exited(2) && bad.stderr.contains("--allow-host takes a host name"), "\(bad.output)")
+        home.write(".config/ccdeck/egress.conf", "ok.test\nnot a host\n")
+        let badFile = try CCDeckInvocation.run(arguments(workspace), environment: env)
+        #expect(badFile.status == .exited(2) && badFile.stderr.contains("egress.conf:2:"), "\(badFile.output)")
     }
 }

@@ -31,6 +31,9 @@ Scenarios (turn = number of tool_result blocks in the request):
   escape           0: Bash that tries to read every home's .claude/.credentials.json, write
                    outside the workspace and list /run and /tmp, noting each in
                    /workspace/escape.txt  1: text
+  egress           0: Bash that curls an allowed host, hosts off the list (http, https,
+                   an IP literal, a redirect to one) and a host address directly,
+                   noting each status in /workspace/egress.txt  1: text
   text_only        text "Hello from the scripted model."
   ansi_text        text full of terminal escape sequences
   big_output       0: Bash printing ~2 MB  1: text
@@ -121,6 +124,20 @@ SCENARIOS = {
                                   "echo \"tmp: $(ls -A /tmp | tr '\\n' ' ')\" >> /workspace/escape.txt",
                        "description": "Try to leave the sandbox"})],
         [text("Tried.")],
+    ],
+    "egress": [
+        [tool("Bash", {"command": "p=$CCDECK_PROBE_PORT; a=$CCDECK_PROBE_ADDR; "
+                                  "c() { r=$(curl -g -s -o /dev/null -w '%{http_code}/%{http_connect}' --max-time 5 \"$@\" 2>/dev/null); "
+                                  "echo \"$r $?\"; }; "
+                                  "{ echo \"allowed $(c http://localhost:$p/allowed)\"; "
+                                  "echo \"denied $(c http://denied.invalid/)\"; "
+                                  "echo \"denied-tls $(c https://denied.invalid/)\"; "
+                                  "echo \"literal $(c http://[::1]:$p/literal)\"; "
+                                  "echo \"redirect $(c -L http://localhost:$p/redirect)\"; "
+                                  "echo \"direct $(c --noproxy '*' http://$a:$p/direct)\"; "
+                                  "} > /workspace/egress.txt",
+                       "description": "Reach hosts on and off the list"})],
+        [text("Reached what I could.")],
     ],
     "text_only": [
         [text("Hello from the scripted model.")],

@@ -10,8 +10,10 @@ import Glibc
 /// the workspace the only writable host folder, at its own path. Its own PID, IPC and UTS
 /// namespaces; the token travels in the environment by name (never `--setenv`, which is argv).
 ///
-/// Not enforced yet: egress. The network namespace is the host's (issue 13's allowlist proxy
-/// is still to come), which docs/modes.md says plainly.
+/// Egress: its own, empty network namespace (`--unshare-net`: loopback only). The one way out
+/// is ccdeck's egress proxy, whose unix socket is bound in beside the static `ccdeck-netbridge`;
+/// the bridge listens on the sandbox's 127.0.0.1:3128 and the agent is told to use it as its
+/// proxy. Unless `--allow-all`, then the host's network is shared.
 ///
 /// Its resources are folders under the store (`local/<sandbox>`), each with ccdeck's mark in
 /// `mark.json`, the sandbox's pid and, once it ended, its exit status.
@@ -29,6 +31,7 @@ public struct LocalBackend: SandboxBackend {
                               canRun: true, usesImage: false, takesRuntimeArguments: false)
         t.optionNames = ["claude"]
         t.autoRank = 60
+        t.enforcesEgress = true
         return t
     }
 
@@ -68,7 +71,7 @@ public struct LocalBackend: SandboxBackend {
         let bwrapVersion = (try? ProcessRunner.run(Command(bwrap, ["--version"], environment: environment), timeout: timeout))
             .flatMap { $0.stdout.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } }
         return BackendStatus(kind: kind, state: .ready, clientVersion: bwrapVersion, serverVersion: version,
-                             detail: "claude " + (version ?? "?") + " at " + InertText.line(claude) + "; network not filtered",
+                             detail: "claude " + (version ?? "?") + " at " + InertText.line(claude) + "; egress by allowlist",
                              executable: bwrap)
     }
 
@@ -97,15 +100,22 @@ public struct LocalBackend: SandboxBackend {
     }
 
     /// The sandbox's mounts, in order (later ones land on top of earlier ones).
-    static func bwrapArguments(workspace: String, claude: String) -> [String] {
-        ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-         "--hostname", "ccdeck-local",
-         "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-         "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/home", "--tmpfs", "/root", "--tmpfs", "/var/tmp",
-         "--dir", "/home/agent",
-         "--ro-bind", claude, "/run/ccdeck/claude",
-         "--bind", workspace, workspace, "--chdir", workspace,
-         "--", "/run/ccdeck/claude", "-p", "--dangerously-skip-permissions"] + RunSpec.agentArguments
+    /// With `egress`, no network but the proxy's socket and the bridge to it.
+    static func bwrapArguments(workspace: String, claude: String, egress: EgressEndpoint? = nil) -> [String] {
+        var args = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                    "--hostname", "ccdeck-local",
+                    "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                    "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/home", "--tmpfs", "/root", "--tmpfs", "/var/tmp",
+                    "--dir", "/home/agent",
+                    "--ro-bind", claude, "/run/ccdeck/claude"]
+        var agent = ["/run/ccdeck/claude", "-p", "--dangerously-skip-permissions"] + RunSpec.agentArguments
+        if let egress {
+            args += ["--unshare-net",
+                     "--ro-bind", egress.bridge, EgressEndpoint.bridgeInside,
+                     "--bind", egress.socketPath, EgressEndpoint.socketInside]
+            agent = egress.wrap(agent)
+        }
+        return args + ["--bind", workspace, workspace, "--chdir", workspace, "--"] + agent
     }
 
     public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {
@@ -119,8 +129,9 @@ public struct LocalBackend: SandboxBackend {
         if let token = spec.token { env[token.name] = token.value }
         env["HOME"] = "/home/agent"
         if geteuid() == 0 { env["IS_SANDBOX"] = "1" }  // Claude Code skips permissions as root only when told it is sandboxed
+        if let egress = spec.egress { env.merge(egress.agentEnvironment) { $1 } }
         let command = Command("sh", ["-c", FolderSandboxes.wrapper, "sh", dir, bwrap]
-                                  + Self.bwrapArguments(workspace: spec.workspace, claude: claude), environment: env)
+                                  + Self.bwrapArguments(workspace: spec.workspace, claude: claude, egress: spec.egress), environment: env)
         return AgentLaunch(process: try ChildProcess.spawn(command, stdin: .pipe))
     }
 
@@ -136,7 +147,7 @@ public struct LocalBackend: SandboxBackend {
         }
         let mounts = Self.bwrapArguments(workspace: workspace, claude: "/bin/sh")
         let beforeCommand = mounts.lastIndex(of: "--") ?? mounts.count
-        return Command(bwrap, Array(mounts[..<beforeCommand]) + ["--", "/bin/sh"],
+        return Command(bwrap, Array(mounts[..<beforeCommand]) + ["--unshare-net", "--", "/bin/sh"],
                        environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/home/agent", "TERM": environment["TERM"] ?? "xterm"])
     }
 

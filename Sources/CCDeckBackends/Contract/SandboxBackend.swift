@@ -110,6 +110,9 @@ public struct BackendTraits: Sendable, Equatable {
     /// Its place when `--mode auto` picks the first ready backend (lower first): local and cheap
     /// before remote and paid.
     public var autoRank = 100
+    /// Can hold a run to an egress allowlist: its sandbox gets no route out but ccdeck's proxy
+    /// (`RunSpec.egress`). false: the network is the backend's, and the record says so.
+    public var enforcesEgress = false
 
     public init(modeLetter: String, isolation: Isolation, tokenDelivery: TokenDelivery, workspace: WorkspaceTransport,
                 workspaceInside: String?, mark: ResourceMark, resourceNoun: String, canRun: Bool,
@@ -215,6 +218,8 @@ public struct RunSpec: Sendable {
     /// Options only some backends take (`ephemeral`, `profile`, `config`, `device` for Incus),
     /// by name; a backend refuses, in `prepare`, any it does not know.
     public var options: [String: [String]] = [:]
+    /// Set when the run is held to an allowlist: the sandbox must have no network but this.
+    public var egress: EgressEndpoint?
 
     public init(id: String, sandboxName: String, image: String, workspace: String, workspaceOwner: FileOwner,
                 prompt: String, mark: [String: String], token: Secret?, passEnvironment: [String],
@@ -236,6 +241,43 @@ public struct RunSpec: Sendable {
     /// entrypoint). No prompt: it arrives on stdin, so nothing in it is ever read as an option
     /// and no argv limit applies.
     public static let agentArguments = ["--output-format", "stream-json", "--verbose"]
+}
+
+/// The way out of a sandbox held to an allowlist: ccdeck's proxy on a unix socket on the host,
+/// and the static bridge that, inside the sandbox's empty network namespace, listens on
+/// 127.0.0.1:`port` and passes each connection to that socket. The agent is told
+/// `HTTP(S)_PROXY=http://127.0.0.1:port`; any other address it tries has no route.
+public struct EgressEndpoint: Sendable, Equatable {
+    public var socketPath: String
+    public var bridge: String
+    public var port: UInt16 = 3128
+    /// Where both appear inside the sandbox.
+    public static let socketInside = "/run/ccdeck/egress.sock"
+    public static let bridgeInside = "/run/ccdeck/netbridge"
+
+    public init(socketPath: String, bridge: String) {
+        self.socketPath = socketPath
+        self.bridge = bridge
+    }
+
+    /// The agent's proxy variables (both cases: tools differ in which they read), and no bypass.
+    public var agentEnvironment: [String: String] {
+        let url = "http://127.0.0.1:\(port)"
+        return ["HTTP_PROXY": url, "HTTPS_PROXY": url, "http_proxy": url, "https_proxy": url, "NO_PROXY": "", "no_proxy": ""]
+    }
+
+    /// The command line inside the sandbox: the bridge, then the agent.
+    public func wrap(_ command: [String]) -> [String] {
+        [Self.bridgeInside, String(port), Self.socketInside, "--"] + command
+    }
+
+    /// `ccdeck-netbridge` beside the running ccdeck (or `CCDECK_NETBRIDGE`).
+    public static func findBridge(environment: [String: String]) -> String? {
+        if let given = environment["CCDECK_NETBRIDGE"], !given.isEmpty { return access(given, X_OK) == 0 ? given : nil }
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let candidate = (exe as NSString).deletingLastPathComponent + "/ccdeck-netbridge"
+        return access(candidate, X_OK) == 0 ? candidate : nil
+    }
 }
 
 /// What `prepare` found out, for `start` and the run's record.

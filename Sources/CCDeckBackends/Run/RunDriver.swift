@@ -19,6 +19,8 @@ public struct RunRequest: Sendable {
     public var options: [String: [String]] = [:]
     /// The comparison this run belongs to, kept in its record.
     public var group: String?
+    /// The hosts the agent may reach; nil: what Claude Code needs plus `egress.conf`'s.
+    public var egress: EgressPolicy?
 
     public static let defaultPrompt = "Create a file hello.mjs that prints a friendly greeting, then run it with node and show its output."
 
@@ -59,6 +61,9 @@ public final class RunDriver {
         case started(RunRecord)
         case event(StreamEvent, raw: Data)
         case stderr(String)
+        /// The egress proxy allowed or refused a connection the agent asked for. Arrives from
+        /// the proxy's threads; updates are never delivered two at a time.
+        case egress(EgressDecision)
     }
 
     public enum Failure: Error, CustomStringConvertible {
@@ -88,8 +93,18 @@ public final class RunDriver {
     private var pendingStop: String?
     let environment: [String: String]
     let redactor: SecretRedactor
-    let onUpdate: (Update) -> Void
+    private let onUpdate: (Update) -> Void
+    private let updateLock = NSRecursiveLock()
     let clock: () -> Date
+    /// The run's egress proxy while it runs.
+    private var egressProxy: EgressProxy?
+
+    /// Hands an update to the caller, one at a time (the proxy's threads send them too).
+    func emit(_ update: Update) {
+        updateLock.lock()
+        defer { updateLock.unlock() }
+        onUpdate(update)
+    }
 
     /// - Parameter token: the resolved token; nil only for a backend whose proxy holds the credential.
     public init(backend: any SandboxBackend, store: RunStore, token: Token?, environment: [String: String],
@@ -150,7 +165,7 @@ public final class RunDriver {
                 throw Failure.setup(record.reason!, record: record)
             }
         }
-        onUpdate(.created(record))
+        emit(.created(record))
 
         func fail(_ why: String) -> Failure {
             record.state = .failed
@@ -182,7 +197,7 @@ public final class RunDriver {
         }
         let preparation: Preparation
         do {
-            preparation = try backend.prepare(spec, build: request.buildIfMissing, cancel: cancel) { onUpdate(.notice($0)) }
+            preparation = try backend.prepare(spec, build: request.buildIfMissing, cancel: cancel) { emit(.notice($0)) }
         } catch BackendError.cancelled {
             sinks.releaseReserve()
             return stoppedBeforeStart(&record)
@@ -190,7 +205,7 @@ public final class RunDriver {
             sinks.releaseReserve()
             throw fail("\(error)")
         }
-        if preparation.builtImage { onUpdate(.notice("image \(request.image) built")) }
+        if preparation.builtImage { emit(.notice("image \(request.image) built")) }
         if let name = preparation.sandboxName {
             // The backend chose the sandbox (one reused per workspace): the record names it.
             record.sandbox = name
@@ -205,6 +220,12 @@ public final class RunDriver {
             return stoppedBeforeStart(&record)
         }
 
+        do { try holdEgress(request, &record, &spec) } catch {
+            sinks.releaseReserve()
+            throw fail("\(error)")
+        }
+        defer { egressProxy?.stop() }
+
         let launch: AgentLaunch
         do { launch = try backend.start(spec, preparation: preparation) } catch {
             // Whatever got as far as existing goes again.
@@ -215,7 +236,7 @@ public final class RunDriver {
         record.state = .running
         record.sandboxID = launch.sandboxID
         try? store.save(record)
-        onUpdate(.started(record))
+        emit(.started(record))
 
         let followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: SandboxRef(record),
                               skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id), decoder: launch.decoder)
@@ -227,6 +248,37 @@ public final class RunDriver {
             throw fail(why)
         }
         return finish(&record, followed: followed, sinks: sinks)
+    }
+
+    /// Settles the run's egress: the proxy and its socket for a backend that can hold the run to
+    /// the list, or the record saying the filter is off or not in this mode's power.
+    private func holdEgress(_ request: RunRequest, _ record: inout RunRecord, _ spec: inout RunSpec) throws {
+        let policy = try request.egress ?? EgressConfig.standardPolicy(environment: environment)
+        if policy.allowAll {
+            record.egress = EgressRecord(enforcement: .allowAll, hosts: [])
+            try? store.save(record)
+            return
+        }
+        guard backend.traits.enforcesEgress else {
+            record.egress = EgressRecord(enforcement: .notEnforced, hosts: policy.hosts)
+            try? store.save(record)
+            return
+        }
+        guard let bridge = EgressEndpoint.findBridge(environment: environment) else {
+            throw EgressProxyError("ccdeck-netbridge is not beside ccdeck (build it: swift build), so the run cannot be held "
+                                   + "to its egress allowlist; --allow-all runs it unfiltered")
+        }
+        let dir = store.directory(for: record.id)
+        // The proxy's threads reach the driver only through emit, which takes the update lock.
+        final class Reach: @unchecked Sendable { weak var driver: RunDriver? }
+        let reach = Reach()
+        reach.driver = self
+        let proxy = try EgressProxy(policy: policy, logPath: dir + "/egress.jsonl") { reach.driver?.emit(.egress($0)) }
+        try proxy.listen(unixPath: dir + "/egress.sock")
+        egressProxy = proxy
+        spec.egress = EgressEndpoint(socketPath: dir + "/egress.sock", bridge: bridge)
+        record.egress = proxy.record
+        try? store.save(record)
     }
 
     /// A stop asked before the sandbox started: nothing was started, nothing is left.
@@ -248,7 +300,7 @@ public final class RunDriver {
         record.host = ProcessInfo.processInfo.hostName
         record.adoptedAt = clock()
         try? store.save(record)
-        onUpdate(.started(record))
+        emit(.started(record))
 
         let stored = (store.completeLines(at: store.outputPath(for: record.id)),
                       store.completeLines(at: store.stderrPath(for: record.id)))
@@ -349,7 +401,7 @@ public final class RunDriver {
             }
             stopReason = reason
             stopAskedAt = Date()
-            onUpdate(.notice("stopping run \(ref.runID)…"))
+            emit(.notice("stopping run \(ref.runID)…"))
             askToStop()
         }
         func checkOwnTrouble() {
@@ -369,13 +421,13 @@ public final class RunDriver {
             if skipOut > 0 { skipOut -= 1; return }
             guard let decoder else {
                 let (event, stored) = sinks.ingest.ingest(line, at: clock())
-                onUpdate(.event(event, raw: stored))
+                emit(.event(event, raw: stored))
                 return
             }
             if decoder.finished { return }
             for agentLine in decoder.decode(line) {
                 let (event, stored) = sinks.ingest.ingest(agentLine, at: clock())
-                onUpdate(.event(event, raw: stored))
+                emit(.event(event, raw: stored))
             }
             // A log stream goes on after the agent: once it said it is done, let the stream go.
             if decoder.finished { process.signal(SIGTERM) }
@@ -385,7 +437,7 @@ public final class RunDriver {
             sinks.stderrLog.append(line: raw)
             let text = InertText.line(String(decoding: raw, as: UTF8.self))
             sinks.stderrTail = Array((sinks.stderrTail + [text]).suffix(20))
-            onUpdate(.stderr(text))
+            emit(.stderr(text))
         }, onWake: {
             sinks.ingest.flush()
             beginStop("stopped by the user")
@@ -466,13 +518,18 @@ public final class RunDriver {
             removed = removeWithRetry(ref, noun: noun, release: true)
         }
         if !removed { verdict.reason += "; the \(noun) could not be removed and is listed as a leftover" }
+        if let proxy = egressProxy {
+            proxy.stop()
+            record.egress = proxy.record
+            unlink(store.directory(for: record.id) + "/egress.sock")
+        }
         record.state = RunState(verdict.outcome)
         record.reason = redactor.redact(verdict.reason)
         record.phases.cleanupDone = clock()
         record.endedAt = record.phases.cleanupDone
         sinks.releaseReserve()
         do { try store.save(record) } catch {
-            onUpdate(.notice("could not save the record of run \(record.id): \(Self.words(error))"))
+            emit(.notice("could not save the record of run \(record.id): \(Self.words(error))"))
         }
         return record
     }
@@ -485,7 +542,7 @@ public final class RunDriver {
                 return true
             } catch {
                 if attempt == 2 {
-                    onUpdate(.notice("could not remove \(noun) \(ref.name): \(redactor.redact("\(error)")) "
+                    emit(.notice("could not remove \(noun) \(ref.name): \(redactor.redact("\(error)")) "
                                      + "(it shows as a leftover until removed)"))
                 }
             }

@@ -1,0 +1,410 @@
+import CCDeckCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// ccdeck's egress filter: an HTTP proxy that a sandbox with no route out reaches through a
+/// unix socket (or, for tests and benchmarks, a loopback port). It serves `CONNECT host:port`
+/// (https and any other tunnel) and plain-http requests in absolute form, decides each by the
+/// host name the client asked for, and never forwards anywhere else: it follows no redirect
+/// (a redirect is the client's next request, decided afresh), takes an IP literal only when
+/// the list names it, and sends a plain request to the host of its own request line alone.
+///
+/// Every decision is one JSON line in the log (`egress.jsonl` in the run's folder) and one call
+/// of `onDecision`. One thread per connection: a run opens a handful at once, not thousands, and
+/// a blocked client holds no one else up. A client that sends garbage gets 400, one too slow
+/// to send its request head gets 408, and the proxy goes on serving the others.
+public final class EgressProxy: @unchecked Sendable {
+    public let policy: EgressPolicy
+    /// How long a client has to send its request head, and an upstream to accept.
+    public var headTimeout: TimeInterval = 10
+    public var connectTimeout: TimeInterval = 10
+    static let maxHead = 32 << 10
+
+    private let lock = NSLock()
+    private var listeners: [Int32] = []
+    private var open: Set<Int32> = []
+    private var stopped = false
+    private var log: FileHandle?
+    private var summary: EgressRecord
+    private let onDecision: (@Sendable (EgressDecision) -> Void)?
+    private let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .iso8601WithMilliseconds
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    /// - Parameter logPath: the JSONL log, appended to (created 0600); nil for none.
+    public init(policy: EgressPolicy, logPath: String?, onDecision: (@Sendable (EgressDecision) -> Void)? = nil) throws {
+        self.policy = policy
+        self.onDecision = onDecision
+        summary = EgressRecord(enforcement: policy.allowAll ? .allowAll : .allowlist, hosts: policy.hosts)
+        if let logPath {
+            let fd = Glibc.open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw EgressProxyError("cannot write the egress log \(logPath): \(String(cString: strerror(errno)))") }
+            log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        }
+    }
+
+    deinit { stop() }
+
+    /// What the proxy did so far, for the run's record.
+    public var record: EgressRecord { lock.withLock { summary } }
+
+    /// Listens on a unix socket at `path` (replacing a stale one), open to every user: the
+    /// agent's uid inside a container is not ccdeck's. Whoever can reach the path is the sandbox
+    /// it is bound into; the folder around it is ccdeck's own.
+    public func listen(unixPath path: String) throws {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            throw EgressProxyError("the egress socket's path is too long for a unix socket: \(InertText.line(path))")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw EgressProxyError("cannot make the egress socket: \(String(cString: strerror(errno)))") }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, chmod(path, 0o666) == 0, Glibc.listen(fd, 128) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw EgressProxyError("cannot listen on \(InertText.line(path)): \(why)")
+        }
+        serve(fd)
+    }
+
+    /// Listens on 127.0.0.1 (`port` 0: any free port); returns the port.
+    @discardableResult
+    public func listen(tcpPort port: UInt16 = 0) throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw EgressProxyError("cannot make a socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && Glibc.listen(fd, 128) == 0 && getsockname(fd, $0, &len) == 0
+            }
+        }
+        guard ok else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw EgressProxyError("cannot listen on 127.0.0.1:\(port): \(why)")
+        }
+        serve(fd)
+        return UInt16(bigEndian: addr.sin_port)
+    }
+
+    /// Stops listening and cuts every open connection.
+    public func stop() {
+        let (fds, conns): ([Int32], Set<Int32>) = lock.withLock {
+            stopped = true
+            defer { listeners = []; }
+            return (listeners, open)
+        }
+        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        for fd in conns { shutdown(fd, Int32(SHUT_RDWR)) }
+    }
+
+    // MARK: serving
+
+    private func serve(_ listener: Int32) {
+        lock.withLock { listeners.append(listener) }
+        let thread = Thread { [self] in
+            while true {
+                let client = accept(listener, nil, nil)
+                if client < 0 {
+                    if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE {
+                        if errno == EMFILE || errno == ENFILE { usleep(50_000) }
+                        if lock.withLock({ !stopped }) { continue }
+                    }
+                    return
+                }
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                guard track(client) else { close(client); return }
+                let worker = Thread { [self] in
+                    handle(client)
+                    untrack(client)
+                    close(client)
+                }
+                worker.stackSize = 256 << 10
+                worker.start()
+            }
+        }
+        thread.stackSize = 256 << 10
+        thread.start()
+    }
+
+    private func track(_ fd: Int32) -> Bool {
+        lock.withLock {
+            guard !stopped else { return false }
+            open.insert(fd)
+            return true
+        }
+    }
+
+    private func untrack(_ fd: Int32) { _ = lock.withLock { open.remove(fd) } }
+
+    /// One client connection, from its request head to the end of the tunnel.
+    private func handle(_ client: Int32) {
+        let deadline = Date().addingTimeInterval(headTimeout)
+        var buffer = [UInt8]()
+        var headEnd: Int?
+        while headEnd == nil {
+            guard buffer.count < Self.maxHead else {
+                refuse(client, 431, "request head too large", method: "?", host: "", port: 0)
+                return
+            }
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0, Self.waitReadable(client, seconds: remaining) else {
+                if !buffer.isEmpty { refuse(client, 408, "request head not sent within \(Int(headTimeout))s", method: "?", host: "", port: 0) }
+                return
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = recv(client, &chunk, chunk.count, 0)
+            if n <= 0 { return }
+            buffer += chunk[0..<n]
+            headEnd = Self.headEnd(buffer)
+        }
+        let head = Array(buffer[..<headEnd!])
+        let rest = Array(buffer[headEnd!...])
+        guard let request = ProxyRequest(head: head) else {
+            refuse(client, 400, "not an HTTP proxy request", method: "?", host: "", port: 0)
+            return
+        }
+        guard policy.allows(request.host) else {
+            refuse(client, 403, "not on this run's egress allowlist", method: request.method, host: request.host, port: request.port)
+            return
+        }
+        let upstream: Int32
+        switch Self.connect(host: request.host, port: request.port, timeout: connectTimeout) {
+        case .failure(let why):
+            refuse(client, 502, why, method: request.method, host: request.host, port: request.port, allowedByList: true)
+            return
+        case .success(let fd):
+            upstream = fd
+        }
+        defer { close(upstream) }
+        guard track(upstream) else { return }
+        defer { untrack(upstream) }
+        decide(request.method, request.host, request.port, allowed: true, reason: nil)
+        if request.method == "CONNECT" {
+            guard Self.sendAll(client, Array("HTTP/1.1 200 Connection established\r\n\r\n".utf8)) else { return }
+            if !rest.isEmpty, !Self.sendAll(upstream, rest) { return }
+        } else {
+            guard Self.sendAll(upstream, request.forwardedHead + rest) else { return }
+        }
+        Self.splice(client, upstream)
+    }
+
+    private func refuse(_ client: Int32, _ status: Int, _ why: String, method: String, host: String, port: Int,
+                        allowedByList: Bool = false) {
+        decide(method, host, port, allowed: false, reason: why, counted: !allowedByList)
+        let phrase = [400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 431: "Request Header Fields Too Large",
+                      502: "Bad Gateway"][status] ?? "Error"
+        let body = "ccdeck egress: \(status == 403 ? "\(host) is not on this run's allowlist" : why)\n"
+        let response = "HTTP/1.1 \(status) \(phrase)\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n"
+            + "X-Ccdeck-Egress: \(status == 403 ? "denied" : "error")\r\nConnection: close\r\n\r\n" + body
+        _ = Self.sendAll(client, Array(response.utf8))
+    }
+
+    /// Logs a decision. An allowed host whose upstream failed is logged, not counted as denied.
+    private func decide(_ method: String, _ host: String, _ port: Int, allowed: Bool, reason: String?, counted: Bool = true) {
+        let decision = EgressDecision(at: Date(), method: String(method.prefix(16)), host: String(host.prefix(253)), port: port,
+                                      allowed: allowed, reason: reason)
+        var line = (try? encoder.encode(decision)) ?? Data()
+        line.append(0x0A)
+        lock.withLock {
+            if counted, !host.isEmpty { summary.note(decision) }
+            try? log?.write(contentsOf: line)
+        }
+        onDecision?(decision)
+    }
+
+    // MARK: sockets
+
+    static func headEnd(_ b: [UInt8]) -> Int? {
+        guard b.count >= 4 else { return nil }
+        for i in 3..<b.count where b[i] == 0x0A && b[i - 1] == 0x0D && b[i - 2] == 0x0A && b[i - 3] == 0x0D {
+            return i + 1
+        }
+        return nil
+    }
+
+    static func waitReadable(_ fd: Int32, seconds: TimeInterval) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ms = Int32(min(seconds * 1000, Double(Int32.max)).rounded(.up))
+        while true {
+            let r = poll(&p, 1, ms)
+            if r < 0 && errno == EINTR { continue }
+            return r > 0
+        }
+    }
+
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            sent += n
+        }
+        return true
+    }
+
+    /// Both directions until both have ended (a half-close is passed on) or either breaks.
+    static func splice(_ a: Int32, _ b: Int32) {
+        var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
+        var open = [true, true]
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while open[0] || open[1] {
+            for i in 0..<2 { fds[i].fd = open[i] ? (i == 0 ? a : b) : -1 }
+            let r = poll(&fds, 2, -1)
+            if r < 0 { if errno == EINTR { continue }; return }
+            for i in 0..<2 where open[i] && fds[i].revents != 0 {
+                let from = i == 0 ? a : b, to = i == 0 ? b : a
+                let n = recv(from, &buffer, buffer.count, 0)
+                if n > 0 {
+                    guard sendAll(to, Array(buffer[0..<n])) else { return }
+                } else if n == 0 {
+                    open[i] = false
+                    shutdown(to, Int32(SHUT_WR))
+                } else if errno != EINTR {
+                    return
+                }
+            }
+        }
+    }
+
+    enum Connected { case success(Int32), failure(String) }
+
+    /// Resolves `host` now (every connection afresh) and connects to its first address that answers.
+    static func connect(host: String, port: Int, timeout: TimeInterval) -> Connected {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var list: UnsafeMutablePointer<addrinfo>?
+        let name = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        let rc = getaddrinfo(name, String(port), &hints, &list)
+        guard rc == 0, let first = list else {
+            return .failure("cannot resolve \(host): \(String(cString: gai_strerror(rc)))")
+        }
+        defer { freeaddrinfo(list) }
+        var why = "no address"
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let ai = cursor {
+            cursor = ai.pointee.ai_next
+            let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+                            ai.pointee.ai_protocol)
+            if fd < 0 { continue }
+            var r = Glibc.connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen)
+            if r != 0 && errno == EINPROGRESS {
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                if poll(&p, 1, Int32(timeout * 1000)) == 1 {
+                    var err: Int32 = 0
+                    var len = socklen_t(MemoryLayout<Int32>.size)
+                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+                    r = err == 0 ? 0 : -1
+                    errno = err
+                } else {
+                    errno = ETIMEDOUT
+                }
+            }
+            if r == 0 {
+                let flags = fcntl(fd, F_GETFL)
+                _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
+                return .success(fd)
+            }
+            why = String(cString: strerror(errno))
+            close(fd)
+        }
+        return .failure("cannot connect to \(host):\(port): \(why)")
+    }
+}
+
+public struct EgressProxyError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ d: String) { description = d }
+}
+
+/// A proxy request's head: `CONNECT host:port` or `METHOD http://host[:port]/path`.
+struct ProxyRequest {
+    var method: String
+    var host: String
+    var port: Int
+    /// For plain http: the head to send upstream (origin-form target, no proxy headers, one request).
+    var forwardedHead: [UInt8] = []
+
+    init?(head: [UInt8]) {
+        guard let text = String(validating: head, as: UTF8.self) else { return nil }
+        var lines = text.components(separatedBy: "\r\n")
+        let parts = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[2].hasPrefix("HTTP/1."),
+              parts[0].allSatisfy({ $0.isASCII && ($0.isUppercase || $0 == "-") }), !parts[0].isEmpty else { return nil }
+        method = String(parts[0])
+        let target = String(parts[1])
+        if method == "CONNECT" {
+            guard let (h, p) = Self.authority(target, defaultPort: nil) else { return nil }
+            (host, port) = (h, p)
+            return
+        }
+        // Only absolute http URLs: an origin-form request names no host the proxy could check.
+        guard target.lowercased().hasPrefix("http://") else { return nil }
+        let afterScheme = target.dropFirst(7)
+        let slash = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
+        let authority = String(afterScheme[..<slash])
+        guard !authority.contains("@"), let (h, p) = Self.authority(authority, defaultPort: 80) else { return nil }
+        (host, port) = (h, p)
+        var path = String(afterScheme[slash...])
+        if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+        var out = "\(method) \(path) \(parts[2])\r\n"
+        var sawHost = false
+        for line in lines where !line.isEmpty {
+            let name = line.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
+            if ["proxy-connection", "proxy-authorization", "connection", "keep-alive"].contains(name) { continue }
+            if name == "host" { sawHost = true; out += "Host: \(authority)\r\n"; continue }
+            out += line + "\r\n"
+        }
+        if !sawHost { out += "Host: \(authority)\r\n" }
+        out += "Connection: close\r\n\r\n"
+        forwardedHead = Array(out.utf8)
+    }
+
+    /// `host:port`, `[v6]:port`; the host checked as a host.
+    static func authority(_ s: String, defaultPort: Int?) -> (String, Int)? {
+        var host: Substring
+        var portText: Substring?
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]") else { return nil }
+            host = s[s.index(after: s.startIndex)..<close]
+            let after = s[s.index(after: close)...]
+            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { return nil }
+        } else if let colon = s.lastIndex(of: ":") {
+            host = s[..<colon]
+            portText = s[s.index(after: colon)...]
+        } else {
+            host = Substring(s)
+        }
+        guard let name = EgressPolicy.requestHost(String(host)), !name.contains(":") || EgressPolicy.isIPLiteral(name) else { return nil }
+        let port: Int
+        if let portText {
+            guard let p = Int(portText), (1...65535).contains(p) else { return nil }
+            port = p
+        } else {
+            guard let d = defaultPort else { return nil }
+            port = d
+        }
+        return (name, port)
+    }
+}

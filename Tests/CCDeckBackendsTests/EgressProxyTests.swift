@@ -1,0 +1,230 @@
+@testable import CCDeckBackends
+import CCDeckCore
+import Foundation
+import Testing
+import _CCDeckTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The egress proxy on its own, over real sockets: what it forwards, what it refuses, and that
+/// nothing off the list is ever reached, whatever the client sends.
+@Suite struct EgressProxyTests {
+    let dir = TemporaryDirectory("ccdeck-egress")
+
+    /// A proxy allowing `localhost` (and what else is given), on a loopback port.
+    func proxy(_ hosts: [String] = ["localhost"], timeout: TimeInterval = 10) throws -> (EgressProxy, UInt16) {
+        let p = try EgressProxy(policy: EgressPolicy(hosts: hosts), logPath: dir.path + "/egress.jsonl")
+        p.headTimeout = timeout
+        return (p, try p.listen(tcpPort: 0))
+    }
+
+    var log: [EgressDecision] {
+        let text = (try? String(contentsOfFile: dir.path + "/egress.jsonl", encoding: .utf8)) ?? ""
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601WithMilliseconds
+        return text.split(separator: "\n").compactMap { try? decoder.decode(EgressDecision.self, from: Data($0.utf8)) }
+    }
+
+    @Test func connectToAnAllowedHostTunnels() throws {
+        let server = try TestHTTPServer()
+        let (p, port) = try proxy()
+        defer { p.stop() }
+        let c = try Client(port: port)
+        c.send("CONNECT localhost:\(server.port) HTTP/1.1\r\nHost: localhost:\(server.port)\r\n\r\n")
+        #expect(c.readHead().hasPrefix("HTTP/1.1 200"))
+        c.send("GET /through HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(c.readAll().contains(server.body))
+        #expect(server.requests.first?.hasPrefix("GET /through ") == true)
+        #expect(log.map(\.allowed) == [true] && log.first?.method == "CONNECT" && log.first?.host == "localhost")
+        #expect(p.record.allowedConnections == 1 && p.record.denied.isEmpty)
+    }
+
+    @Test func connectToAHostOffTheListIsRefusedAndLogged() throws {
+        let (p, port) = try proxy()
+        defer { p.stop() }
+        let reply = try Client(port: port).exchange("CONNECT denied.invalid:443 HTTP/1.1\r\n\r\n")
+        #expect(reply.hasPrefix("HTTP/1.1 403"), "\(reply)")
+        #expect(reply.contains("denied.invalid is not on this run's allowlist"))
+        #expect(log.count == 1 && log[0].allowed == false && log[0].host == "denied.invalid" && log[0].port == 443)
+        #expect(p.record.denied == [EgressRecord.Denied(host: "denied.invalid", port: 443, count: 1)])
+    }
+
+    @Test func plainHTTPIsForwardedToItsOwnHostOnlyWithItsHostHeaderRewritten() throws {
+        let server = try TestHTTPServer()
+        let (p, port) = try proxy()
+        defer { p.stop() }
+        // The Host header names another host: the request still goes only where its URL says.
+        let reply = try Client(port: port).exchange(
+            "GET http://localhost:\(server.port)/plain?q=1 HTTP/1.1\r\nHost: denied.invalid\r\nProxy-Connection: keep-alive\r\n\r\n")
+        #expect(reply.hasPrefix("HTTP/1.1 200") && reply.contains(server.body), "\(reply)")
+        let head = try #require(server.requests.first)
+        #expect(head.hasPrefix("GET /plain?q=1 HTTP/1.1"))
+        #expect(head.contains("Host: localhost:\(server.port)") && !head.contains("denied.invalid"))
+        #expect(!head.lowercased().contains("proxy-connection") && head.contains("Connection: close"))
+    }
+
+    @Test func plainHTTPToAHostOffTheListNeverLeaves() throws {
+        let server = try TestHTTPServer()
+        let (p, port) = try proxy(["example.org"])
+        defer { p.stop() }
+        let reply = try Client(port: port).exchange("POST http://localhost:\(server.port)/ HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi")
+        #expect(reply.hasPrefix("HTTP/1.1 403"))
+        #expect(server.requests.isEmpty)
+    }
+
+    /// An allowed name is no pass for its address, nor another spelling of it.
+    @Test func anIPLiteralIsAllowedOnlyWhenListedItself() throws {
+        let server = try TestHTTPServer()
+        let (p, port) = try proxy(["localhost", "*.localhost"])
+        defer { p.stop() }
+        for target in ["127.0.0.1:\(server.port)", "[::1]:\(server.port)", "2130706433:\(server.port)", "0x7f.1:\(server.port)",
+                       "127.1:\(server.port)"] {
+            let reply = try Client(port: port).exchange("CONNECT \(target) HTTP/1.1\r\n\r\n")
+            #expect(reply.hasPrefix("HTTP/1.1 403") || reply.hasPrefix("HTTP/1.1 400"), "\(target): \(reply)")
+        }
+        #expect(server.requests.isEmpty)
+        let (listed, listedPort) = try proxy(["127.0.0.1"])
+        defer { listed.stop() }
+        let reply = try Client(port: listedPort).exchange("GET http://127.0.0.1:\(server.port)/ HTTP/1.1\r\n\r\n")
+        #expect(reply.hasPrefix("HTTP/1.1 200"))
+    }
+
+    /// The proxy passes a redirect back; the client's next request is decided afresh.
+    @Test func aRedirectToAnotherHostIsNotFollowed() throws {
+        let server = try TestHTTPServer(redirectTo: "http://denied.invalid/next")
+        let (p, port) = try proxy()
+        defer { p.stop() }
+        let reply = try Client(port: port).exchange("GET http://localhost:\(server.port)/redirect HTTP/1.1\r\n\r\n")
+        #expect(reply.hasPrefix("HTTP/1.1 302") && reply.contains("Location: http://denied.invalid/next"))
+        let next = try Client(port: port).exchange("GET http://denied.invalid/next HTTP/1.1\r\n\r\n")
+        #expect(next.hasPrefix("HTTP/1.1 403"))
+        #expect(server.requests.count == 1)
+        #expect(log.map(\.host) == ["localhost", "denied.invalid"] && log.map(\.allowed) == [true, false])
+    }
+
+    @Test func garbageGets400AndTheProxyGoesOn() throws {
+        let server = try TestHTTPServer()
+        let (p, port) = try proxy()
+        defer { p.stop() }
+        for junk in ["\u{16}\u{03}\u{01}\u{00}\u{a5}binary hello\r\n\r\n", "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                     "CONNECT localhost HTTP/1.1\r\n\r\n", "CONNECT localhost:99999 HTTP/1.1\r\n\r\n",
+                     "GET http://user@localhost:\(server.port)/ HTTP/1.1\r\n\r\n", "get http://localhost/ HTTP/1.1\r\n\r\n",
+                     "GET ftp://localhost/ HTTP/1.1\r\n\r\n", "\r\n\r\n"] {
+            let reply = try Client(port: port).exchange(junk)
+            #expect(reply.hasPrefix("HTTP/1.1 400"), "\(junk.debugDescription): \(reply)")
+        }
+        let huge = try Client(port: port).exchange("GET http://localhost/ HTTP/1.1\r\nX: " + String(repeating: "a", count: 40_000) + "\r\n\r\n")
+        #expect(huge.hasPrefix("HTTP/1.1 431"))
+        #expect(server.requests.isEmpty)
+        #expect(try Client(port: port).exchange("GET http://localhost:\(server.port)/ HTTP/1.1\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+    }
+
+    /// A client that never finishes its request head holds no one else up, and is cut off.
+    @Test func aSlowClientTimesOutWhileOthersAreServed() throws {
+        let server = try TestHTTPServer()
+        let (p, port) = try proxy(timeout: 1)
+        defer { p.stop() }
+        let slow = try Client(port: port)
+        slow.send("CONNECT localh")
+        #expect(try Client(port: port).exchange("GET http://localhost:\(server.port)/ HTTP/1.1\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+        #expect(slow.readAll(timeout: 10).hasPrefix("HTTP/1.1 408"))
+    }
+
+    @Test func manyConnectionsAtOnce() async throws {
+        let server = try TestHTTPServer()
+        let (p, port) = try proxy()
+        defer { p.stop() }
+        let replies = try await withThrowingTaskGroup(of: String.self) { group in
+            for i in 0..<100 {
+                group.addTask {
+                    try Client(port: port).exchange("GET http://localhost:\(server.port)/n\(i) HTTP/1.1\r\n\r\n")
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(replies.count == 100 && replies.allSatisfy { $0.hasPrefix("HTTP/1.1 200") && $0.contains(server.body) })
+        #expect(Set(server.requests.compactMap { $0.split(separator: " ").dropFirst().first }).count == 100)
+        #expect(p.record.allowedConnections == 100 && log.count == 100)
+    }
+
+    @Test func anAllowedHostThatDoesNotAnswerIs502NotADenial() throws {
+        let (p, port) = try proxy(["localhost"])
+        defer { p.stop() }
+        let reply = try Client(port: port).exchange("CONNECT localhost:1 HTTP/1.1\r\n\r\n")
+        #expect(reply.hasPrefix("HTTP/1.1 502"), "\(reply)")
+        #expect(p.record.denied.isEmpty && log.first?.reason?.contains("cannot connect") == true)
+    }
+
+    @Test func aUnixSocketServesTheSameAndIsOpenToTheSandboxsUser() throws {
+        let server = try TestHTTPServer()
+        let p = try EgressProxy(policy: EgressPolicy(hosts: ["localhost"]), logPath: nil)
+        defer { p.stop() }
+        let path = dir.path + "/egress.sock"
+        try p.listen(unixPath: path)
+        var st = stat()
+        #expect(stat(path, &st) == 0 && st.st_mode & 0o777 == 0o666)
+        let reply = try Client(unixPath: path).exchange("GET http://localhost:\(server.port)/ HTTP/1.1\r\n\r\n")
+        #expect(reply.hasPrefix("HTTP/1.1 200"))
+    }
+}
+
+/// A raw client: bytes in, bytes out, every wait bounded.
+final class Client: @unchecked Sendable {
+    let fd: Int32
+
+    init(port: UInt16) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard r == 0 else { throw POSIXError(.ECONNREFUSED) }
+    }
+
+    init(unixPath: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in unixPath.utf8.enumerated() { raw[i] = b } }
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard r == 0 else { throw POSIXError(.ECONNREFUSED) }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { _ = EgressProxy.sendAll(fd, Array(text.utf8)) }
+
+    /// Until the response head ends.
+    func readHead(timeout: TimeInterval = 10) -> String {
+        var data = [UInt8]()
+        var byte: UInt8 = 0
+        while !String(decoding: data, as: UTF8.self).hasSuffix("\r\n\r\n"), EgressProxy.waitReadable(fd, seconds: timeout),
+              recv(fd, &byte, 1, 0) == 1 {
+            data.append(byte)
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Until the other side closes.
+    func readAll(timeout: TimeInterval = 10) -> String {
+        var data = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while EgressProxy.waitReadable(fd, seconds: timeout) {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n <= 0 { break }
+            data += buf[0..<n]
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func exchange(_ text: String) -> String {
+        send(text)
+        return readAll()
+    }
+}
