@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ccdeck-netbridge: bad port or socket path\n");
         return 2;
     }
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -146,7 +146,11 @@ int main(int argc, char **argv) {
     pthread_attr_setstacksize(&attr, 256 * 1024);
     struct pollfd fds[2] = {{.fd = lfd, .events = POLLIN}, {.fd = wake[0], .events = POLLIN}};
     for (;;) {
-        if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+        fds[0].revents = fds[1].revents = 0;
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;  // revents are stale: never act on them
+            break;
+        }
         if (fds[1].revents) {
             char drain[64];
             while (read(wake[0], drain, sizeof drain) > 0) {}

@@ -34,6 +34,8 @@ Scenarios (turn = number of tool_result blocks in the request):
   egress           0: Bash that curls an allowed host, hosts off the list (http, https,
                    an IP literal, a redirect to one) and a host address directly,
                    noting each status in /workspace/egress.txt  1: text
+  egress_nc        the same with nc and raw HTTP through $HTTP_PROXY (images without
+                   curl): an allowed host, one off the list, a host address directly
   text_only        text "Hello from the scripted model."
   ansi_text        text full of terminal escape sequences
   big_output       0: Bash printing ~2 MB  1: text
@@ -137,6 +139,18 @@ SCENARIOS = {
                                   "echo \"direct $(c --noproxy '*' http://$a:$p/direct)\"; "
                                   "} > /workspace/egress.txt",
                        "description": "Reach hosts on and off the list"})],
+        [text("Reached what I could.")],
+    ],
+    "egress_nc": [
+        [tool("Bash", {"command": "p=$CCDECK_PROBE_PORT; a=$CCDECK_PROBE_ADDR; hp=${HTTP_PROXY#http://}; "
+                                  "req() { printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' \"$1\" "
+                                  "| nc -w 5 ${hp%:*} ${hp##*:} 2>/dev/null | head -1 | tr -d '\\r'; }; "
+                                  "{ echo \"allowed $(req http://localhost:$p/allowed)\"; "
+                                  "echo \"denied $(req http://denied.invalid/)\"; "
+                                  "d=$(printf 'GET /direct HTTP/1.1\\r\\n\\r\\n' | nc -w 5 $a $p 2>/dev/null | head -1); "
+                                  "echo \"direct ${d:-fail}\"; "
+                                  "} > /workspace/egress.txt",
+                       "description": "Reach hosts on and off the list through the proxy with nc"})],
         [text("Reached what I could.")],
     ],
     "text_only": [

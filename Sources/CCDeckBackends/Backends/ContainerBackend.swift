@@ -30,21 +30,38 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
                               usesImage: true, takesRuntimeArguments: true)
         t.optionNames = ["isolation"]
         t.autoRank = engine == .docker ? 10 : 20
+        t.enforcesEgress = true
         return t
     }
 
     /// gVisor's runtime on this host, if installed.
     var runsc: String? { ChildProcess.resolve("runsc", environment: environment) }
 
-    /// Whether runs can go under gVisor here, and if not, the one step that makes it so.
-    func gvisorProblem() -> String? {
+    /// Whether runs can go under gVisor here, and if not, the one step that makes it so. A run
+    /// held to an allowlist (`egress`) reaches the proxy's socket, which runsc allows only with
+    /// `--host-uds=open`: podman gets it per run, dockerd from its runtime's registration.
+    func gvisorProblem(egress: Bool = false) -> String? {
         guard runsc != nil else { return "gVisor: runsc is not installed (apt-get install runsc)" }
         guard engine == .docker else { return nil }  // podman takes the runtime's path per run
         guard let out = try? query(["info", "--format", "{{json .Runtimes}}"], what: "docker info"), out.status.succeeded else {
             return "gVisor: the daemon did not list its runtimes"
         }
-        return out.stdout.contains("\"runsc\"") ? nil
-            : "gVisor: register runsc with dockerd (daemon.json \"runtimes\": {\"runsc\": {\"path\": \"\(runsc!)\"}}) and restart it"
+        guard out.stdout.contains("\"runsc\"") else {
+            return "gVisor: register runsc with dockerd (daemon.json \"runtimes\": {\"runsc\": {\"path\": \"\(runsc!)\", "
+                + "\"runtimeArgs\": [\"--host-uds=open\"]}}) and restart it"
+        }
+        if egress && !["host-uds=open", "host-uds=all", "fsgofer-host-uds"].contains(where: out.stdout.contains) {
+            return "gVisor: the egress allowlist needs runsc to reach ccdeck's proxy socket: add \"--host-uds=open\" to "
+                + "runsc's runtimeArgs in daemon.json and restart dockerd (or run with --allow-all)"
+        }
+        return nil
+    }
+
+    /// A run that picks its own network (`--runtime-arg=--network=…`) is not held to the list.
+    public func egressUnenforceable(_ spec: RunSpec) -> String? {
+        guard let arg = spec.runtimeArguments.first(where: { $0 == "--network" || $0 == "--net" || $0.hasPrefix("--network=")
+            || $0.hasPrefix("--net=") }) else { return nil }
+        return "the run chooses its own network (\(InertText.line(arg)))"
     }
 
     // MARK: probe
@@ -79,7 +96,7 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         guard ["runc", "gvisor"].contains(isolation) else {
             throw BackendError.refused("--isolation takes runc or gvisor, not \(InertText.line(isolation))")
         }
-        if isolation == "gvisor", let problem = gvisorProblem() { throw BackendError.refused(problem) }
+        if isolation == "gvisor", let problem = gvisorProblem(egress: spec.egress != nil) { throw BackendError.refused(problem) }
         if spec.workspace.contains(",") && spec.workspace.contains(":") {
             throw BackendError.refused("\(InertText.line(spec.workspace)): \(executable) cannot mount a path holding both ',' and ':'")
         }
@@ -206,6 +223,12 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
             // network when the run asks for it; cgroups left to the host, which runsc cannot
             // manage on hybrid hierarchies).
             args += ["--runtime", preparation.choices["runsc"] ?? "runsc", "--runtime-flag", "ignore-cgroups"]
+            if spec.egress != nil {
+                // gVisor's own network with no device but its loopback (podman's empty namespace
+                // is refused by runsc's netstack and, passed through, has its loopback down), and
+                // the proxy's socket.
+                args += ["--runtime-flag", "network=none", "--runtime-flag", "host-uds=open"]
+            }
             if spec.runtimeArguments.contains(where: { $0 == "--network=host" || $0 == "--net=host" }) {
                 args += ["--runtime-flag", "network=host"]
             }
@@ -213,18 +236,34 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         args += ["run", "-i", "--name", spec.sandboxName]
         if gvisor && engine == .docker { args.append("--runtime=runsc") }
         for (k, v) in spec.mark.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(k)=\(v)"] }
-        // `-v` splits on ':', `--mount` on ',': a path with a ':' goes by `--mount` (prepare refuses both).
-        args += spec.workspace.contains(":")
-            ? ["--mount", "type=bind,source=\(spec.workspace),target=/workspace"]
-            : ["-v", "\(spec.workspace):/workspace"]
+        args += Self.bind(spec.workspace, "/workspace")
         args += ["-w", "/workspace"]
         args += preparation.userArguments
         if let token = spec.token { args += ["-e", token.name] }  // by name: the value never enters argv
-        for name in spec.passEnvironment where name != spec.token?.name { args += ["-e", name] }
+        let proxyVariables = spec.egress?.agentEnvironment ?? [:]
+        for name in spec.passEnvironment where name != spec.token?.name && proxyVariables[name] == nil { args += ["-e", name] }
+        if let egress = spec.egress {
+            // No network but loopback; the bridge (the container's first process) is its one way out.
+            args += ["--network", "none"] + Self.bind(egress.socketDirectory, EgressEndpoint.directoryInside)
+                + Self.bind(egress.bridge, EgressEndpoint.bridgeInside, readOnly: true)
+            for (name, value) in proxyVariables.sorted(by: { $0.key < $1.key }) { args += ["-e", "\(name)=\(value)"] }
+            args += ["--entrypoint", EgressEndpoint.bridgeInside]
+        }
         args += spec.runtimeArguments
         args.append(spec.image)
+        if let egress = spec.egress {
+            args += Array(egress.wrap(["claude", "-p", "--dangerously-skip-permissions"]).dropFirst())
+        }
         args += RunSpec.agentArguments
         return args
+    }
+
+    /// A bind mount: `-v` splits on ':', `--mount` on ',', so a path with a ':' goes by `--mount`
+    /// (prepare refuses a workspace holding both).
+    static func bind(_ source: String, _ target: String, readOnly: Bool = false) -> [String] {
+        source.contains(":")
+            ? ["--mount", "type=bind,source=\(source),target=\(target)" + (readOnly ? ",readonly" : "")]
+            : ["-v", "\(source):\(target)" + (readOnly ? ":ro" : "")]
     }
 
     public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {

@@ -112,7 +112,7 @@ public struct LocalBackend: SandboxBackend {
         if let egress {
             args += ["--unshare-net",
                      "--ro-bind", egress.bridge, EgressEndpoint.bridgeInside,
-                     "--bind", egress.socketPath, EgressEndpoint.socketInside]
+                     "--bind", egress.socketDirectory, EgressEndpoint.directoryInside]
             agent = egress.wrap(agent)
         }
         return args + ["--bind", workspace, workspace, "--chdir", workspace, "--"] + agent

@@ -70,6 +70,10 @@ public protocol SandboxBackend: Sendable {
     /// the local workspace, for a backend whose workspace travels up and down.
     func collect(_ sandbox: SandboxRef, into workspace: String) throws
 
+    /// For a backend that holds runs to an allowlist: why this run cannot be (it chose its own
+    /// network), or nil. The run then goes unfiltered, and its record says so.
+    func egressUnenforceable(_ spec: RunSpec) -> String?
+
     /// When the agent's process ended before saying anything: whether that was the backend
     /// refusing to start it (bad arguments, a missing runtime), and its own error line if so.
     /// Such a run is a setup error (exit 2), not a failed run.
@@ -78,6 +82,7 @@ public protocol SandboxBackend: Sendable {
 
 extension SandboxBackend {
     public func collect(_ sandbox: SandboxRef, into workspace: String) throws {}
+    public func egressUnenforceable(_ spec: RunSpec) -> String? { nil }
     public func foreignResources(store: String) throws -> [SandboxResource] { [] }
     public func release(_ sandbox: SandboxRef) throws { try remove(sandbox) }
     public func startFailure(exitCode: Int32, stderr: [String]) -> String? { nil }
@@ -247,16 +252,22 @@ public struct RunSpec: Sendable {
 /// and the static bridge that, inside the sandbox's empty network namespace, listens on
 /// 127.0.0.1:`port` and passes each connection to that socket. The agent is told
 /// `HTTP(S)_PROXY=http://127.0.0.1:port`; any other address it tries has no route.
+///
+/// The socket's folder is bound in, not the socket: a ccdeck that adopts the run after the first
+/// one died listens there again, and the sandbox sees the new socket.
 public struct EgressEndpoint: Sendable, Equatable {
-    public var socketPath: String
+    /// The folder holding the proxy's socket (`proxy.sock`).
+    public var socketDirectory: String
     public var bridge: String
     public var port: UInt16 = 3128
-    /// Where both appear inside the sandbox.
-    public static let socketInside = "/run/ccdeck/egress.sock"
+    public var socketPath: String { socketDirectory + "/proxy.sock" }
+    /// Where they appear inside the sandbox.
+    public static let directoryInside = "/run/ccdeck/egress"
+    public static let socketInside = directoryInside + "/proxy.sock"
     public static let bridgeInside = "/run/ccdeck/netbridge"
 
-    public init(socketPath: String, bridge: String) {
-        self.socketPath = socketPath
+    public init(socketDirectory: String, bridge: String) {
+        self.socketDirectory = socketDirectory
         self.bridge = bridge
     }
 

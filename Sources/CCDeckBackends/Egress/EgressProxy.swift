@@ -37,10 +37,12 @@ public final class EgressProxy: @unchecked Sendable {
     }()
 
     /// - Parameter logPath: the JSONL log, appended to (created 0600); nil for none.
-    public init(policy: EgressPolicy, logPath: String?, onDecision: (@Sendable (EgressDecision) -> Void)? = nil) throws {
+    /// - Parameter startingFrom: what an earlier proxy of the same run counted (an adopted run).
+    public init(policy: EgressPolicy, logPath: String?, startingFrom: EgressRecord? = nil,
+                onDecision: (@Sendable (EgressDecision) -> Void)? = nil) throws {
         self.policy = policy
         self.onDecision = onDecision
-        summary = EgressRecord(enforcement: policy.allowAll ? .allowAll : .allowlist, hosts: policy.hosts)
+        summary = startingFrom ?? EgressRecord(enforcement: policy.allowAll ? .allowAll : .allowlist, hosts: policy.hosts)
         if let logPath {
             let fd = Glibc.open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw EgressProxyError("cannot write the egress log \(logPath): \(String(cString: strerror(errno)))") }

@@ -195,6 +195,12 @@ public final class RunDriver {
             sinks.releaseReserve()
             return stoppedBeforeStart(&record)
         }
+        // The way out is settled first: a backend may have to check that its runtime allows it.
+        do { try holdEgress(request, &record, &spec) } catch {
+            sinks.releaseReserve()
+            throw fail("\(error)")
+        }
+        defer { releaseEgress(record.id) }
         let preparation: Preparation
         do {
             preparation = try backend.prepare(spec, build: request.buildIfMissing, cancel: cancel) { emit(.notice($0)) }
@@ -219,12 +225,6 @@ public final class RunDriver {
             sinks.releaseReserve()
             return stoppedBeforeStart(&record)
         }
-
-        do { try holdEgress(request, &record, &spec) } catch {
-            sinks.releaseReserve()
-            throw fail("\(error)")
-        }
-        defer { egressProxy?.stop() }
 
         let launch: AgentLaunch
         do { launch = try backend.start(spec, preparation: preparation) } catch {
@@ -259,26 +259,45 @@ public final class RunDriver {
             try? store.save(record)
             return
         }
-        guard backend.traits.enforcesEgress else {
+        let unenforceable = backend.traits.enforcesEgress ? backend.egressUnenforceable(spec) : "its network is the backend's"
+        if let why = unenforceable {
             record.egress = EgressRecord(enforcement: .notEnforced, hosts: policy.hosts)
             try? store.save(record)
+            if backend.traits.enforcesEgress || request.egress?.hosts != EgressPolicy.standard(environment: environment).hosts {
+                emit(.notice("egress not filtered: \(why)"))
+            }
             return
         }
         guard let bridge = EgressEndpoint.findBridge(environment: environment) else {
             throw EgressProxyError("ccdeck-netbridge is not beside ccdeck (build it: swift build), so the run cannot be held "
                                    + "to its egress allowlist; --allow-all runs it unfiltered")
         }
-        let dir = store.directory(for: record.id)
+        let endpoint = EgressEndpoint(socketDirectory: store.directory(for: record.id) + "/egress", bridge: bridge)
+        egressProxy = try startProxy(policy, endpoint: endpoint, runID: record.id, after: nil)
+        spec.egress = endpoint
+        record.egress = egressProxy?.record
+        try? store.save(record)
+    }
+
+    /// Stops the proxy and removes its socket folder (twice is harmless).
+    private func releaseEgress(_ runID: String) {
+        guard let proxy = egressProxy else { return }
+        proxy.stop()
+        try? FileManager.default.removeItem(atPath: store.directory(for: runID) + "/egress")
+    }
+
+    /// The proxy on the run's socket folder (again, for an adopted run: the sandbox sees the new socket).
+    private func startProxy(_ policy: EgressPolicy, endpoint: EgressEndpoint, runID: String, after: EgressRecord?) throws -> EgressProxy {
         // The proxy's threads reach the driver only through emit, which takes the update lock.
         final class Reach: @unchecked Sendable { weak var driver: RunDriver? }
         let reach = Reach()
         reach.driver = self
-        let proxy = try EgressProxy(policy: policy, logPath: dir + "/egress.jsonl") { reach.driver?.emit(.egress($0)) }
-        try proxy.listen(unixPath: dir + "/egress.sock")
-        egressProxy = proxy
-        spec.egress = EgressEndpoint(socketPath: dir + "/egress.sock", bridge: bridge)
-        record.egress = proxy.record
-        try? store.save(record)
+        mkdir(endpoint.socketDirectory, 0o755)
+        chmod(endpoint.socketDirectory, 0o755)  // traversable by the agent's uid, whoever it is inside
+        let proxy = try EgressProxy(policy: policy, logPath: store.directory(for: runID) + "/egress.jsonl",
+                                    startingFrom: after) { reach.driver?.emit(.egress($0)) }
+        try proxy.listen(unixPath: endpoint.socketPath)
+        return proxy
     }
 
     /// A stop asked before the sandbox started: nothing was started, nothing is left.
@@ -314,6 +333,13 @@ public final class RunDriver {
         }
         // What the first driver stored counts: turns, cost and a result that may already be there.
         sinks.replay(store.outputPath(for: record.id), at: record.createdAt)
+        // A run held to an allowlist lost its way out with its ccdeck: the proxy listens again.
+        if let egress = record.egress, egress.enforcement == .allowlist, backend.traits.enforcesEgress,
+           let bridge = EgressEndpoint.findBridge(environment: environment) {
+            let endpoint = EgressEndpoint(socketDirectory: store.directory(for: record.id) + "/egress", bridge: bridge)
+            egressProxy = try? startProxy(EgressPolicy(hosts: egress.hosts), endpoint: endpoint, runID: record.id, after: egress)
+        }
+        defer { releaseEgress(record.id) }
         guard let command = backend.outputCommand(SandboxRef(record)),
               let child = try? ChildProcess.spawn(command) else {
             return finish(&record, followed: Followed(status: nil, stopped: false, stderrTail: ["\(record.mode.displayName) cannot re-read a run's output"]),
@@ -521,7 +547,7 @@ public final class RunDriver {
         if let proxy = egressProxy {
             proxy.stop()
             record.egress = proxy.record
-            unlink(store.directory(for: record.id) + "/egress.sock")
+            releaseEgress(record.id)
         }
         record.state = RunState(verdict.outcome)
         record.reason = redactor.redact(verdict.reason)
