@@ -103,6 +103,9 @@ struct RunCommand: ParsableCommand {
                     Terminal.err("ccdeck: workspace \(InertText.line(record.workspace))"
                                  + (record.agentUser.map { ", agent runs as \($0)" } ?? ""))
                 }
+                if let egress = record.egress, egress.enforcement != .allowlist, record.adoptedAt == nil {
+                    Terminal.err("ccdeck: egress " + egress.enforcementText)
+                }
             case .event(let event, let raw):
                 if json {
                     if case .invalid = event {

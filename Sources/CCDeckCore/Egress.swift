@@ -124,12 +124,16 @@ public struct EgressRecord: Sendable, Codable, Equatable {
     public var hosts: [String]
     public var allowedConnections: Int
     public var denied: [Denied]
+    /// Why a run was not held to its list (`not-enforced`).
+    public var reason: String?
 
-    public init(enforcement: Enforcement, hosts: [String], allowedConnections: Int = 0, denied: [Denied] = []) {
+    public init(enforcement: Enforcement, hosts: [String], allowedConnections: Int = 0, denied: [Denied] = [],
+                reason: String? = nil) {
         self.enforcement = enforcement
         self.hosts = hosts
         self.allowedConnections = allowedConnections
         self.denied = denied
+        self.reason = reason
     }
 
     /// Adds one decision of the proxy.
@@ -145,12 +149,12 @@ public struct EgressRecord: Sendable, Codable, Equatable {
     /// A few words for a details line: `egress allowlist of 5 hosts`, `egress unfiltered (--allow-all)`.
     public var label: String { "egress " + enforcementText }
 
-    /// `allowlist of 2 hosts`, `unfiltered (--allow-all)`, `not filtered in this mode`.
+    /// `allowlist of 2 hosts`, `unfiltered (--allow-all)`, `not filtered: its network is the backend's`.
     public var enforcementText: String {
         switch enforcement {
         case .allowlist: return "allowlist of \(hosts.count) host\(hosts.count == 1 ? "" : "s")"
         case .allowAll: return "unfiltered (--allow-all)"
-        case .notEnforced: return "not filtered in this mode"
+        case .notEnforced: return "not filtered" + (reason.map { ": " + InertText.line($0) } ?? "")
         }
     }
 

@@ -2,6 +2,7 @@
 //
 //     swift build -c release --product ccdeck-bench
 //     .build/release/ccdeck-bench ingest [--lines N] [--fixture PATH] [--keep]
+//     .build/release/ccdeck-bench egress [--requests N]     (EgressBench.swift)
 //
 // `ingest` pushes N stream-json lines (default 1,000,000) down the path a live run's output
 // takes: `RunIngest.ingest` (redact, append to output.jsonl, parse, fold into the progress)
@@ -98,7 +99,13 @@ func ingest(lines count: Int, fixture: String, keep: Bool) throws {
 }
 
 var args = Array(CommandLine.arguments.dropFirst())
-let usage = "usage: ccdeck-bench ingest [--lines N] [--fixture PATH] [--keep]"
+let usage = "usage: ccdeck-bench ingest [--lines N] [--fixture PATH] [--keep] | egress [--requests N]"
+if args.first == "egress" {
+    var requests = 2000
+    if args.count == 3, args[1] == "--requests", let n = Int(args[2]), n > 0 { requests = n } else if args.count != 1 { fail(usage) }
+    do { try egressBench(requests: requests) } catch { fail("\(error)") }
+    exit(0)
+}
 guard args.first == "ingest" else { fail(usage) }
 args.removeFirst()
 var lines = 1_000_000

@@ -30,7 +30,7 @@ public struct LocalBackend: SandboxBackend {
                               workspace: .samePathShare, workspaceInside: nil, mark: .labels, resourceNoun: "sandbox",
                               canRun: true, usesImage: false, takesRuntimeArguments: false)
         t.optionNames = ["claude"]
-        t.autoRank = 60
+        t.autoRank = 45  // after the VM on this host, before the remote and paid one
         t.enforcesEgress = true
         return t
     }

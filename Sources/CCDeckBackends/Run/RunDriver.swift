@@ -261,11 +261,9 @@ public final class RunDriver {
         }
         let unenforceable = backend.traits.enforcesEgress ? backend.egressUnenforceable(spec) : "its network is the backend's"
         if let why = unenforceable {
-            record.egress = EgressRecord(enforcement: .notEnforced, hosts: policy.hosts)
+            // Said by whoever shows the run (`ccdeck run` prints it; the details line shows it).
+            record.egress = EgressRecord(enforcement: .notEnforced, hosts: policy.hosts, reason: why)
             try? store.save(record)
-            if backend.traits.enforcesEgress || request.egress?.hosts != EgressPolicy.standard(environment: environment).hosts {
-                emit(.notice("egress not filtered: \(why)"))
-            }
             return
         }
         guard let bridge = EgressEndpoint.findBridge(environment: environment) else {
