@@ -79,10 +79,14 @@ public final class Dashboard {
         case .runEgress(let id, let decision):
             guard let i = index(of: id) else { break }
             var egress = state.runs[i].record.egress ?? EgressRecord(enforcement: .allowlist, hosts: [])
+            let first = !egress.denied.contains { $0.host == decision.host && $0.port == decision.port }
             egress.note(decision)
             state.runs[i].record.egress = egress
-            state.runs[i].tail.append(RenderedLine(kind: .toolError, text: "egress denied: \(InertText.line(decision.host)):\(decision.port) "
-                                                   + "(\(InertText.line(decision.reason ?? "refused")))"))
+            // In the output where it happened, once a host; the line above the output counts them all.
+            if first {
+                state.runs[i].tail.append(RenderedLine(kind: .toolError,
+                                                       text: "egress denied: \(InertText.line(decision.host)):\(decision.port)"))
+            }
         case .runFinished(let record):
             if let i = index(of: record.id) {
                 state.runs[i].record = record

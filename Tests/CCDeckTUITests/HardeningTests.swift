@@ -475,3 +475,24 @@ private func typeWorkspace(_ d: Dashboard, _ text: String) {
         #expect(EventRenderer.moreBytes(12) == "… (12 more bytes)")
     }
 }
+
+@Suite struct EgressPaneTests {
+    /// A live run's refused hosts: counted above its output, each in the output once, inert.
+    @Test func refusedHostsStandAboveTheOutputAndInItOnce() {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        let live = "20261129-023900-00aa"
+        let before = d.state.runs.first { $0.record.id == live }?.tail.totalAppended ?? -1
+        for host in ["evil.test", "evil.test", "evil.test", "x\u{1b}]0;pwned\u{07}.test"] {
+            d.handle(.runEgress(id: live, EgressDecision(at: TUIFixtures.now, method: "CONNECT", host: host, port: 443, allowed: false,
+                                                         reason: "not on this run's egress allowlist")))
+        }
+        let screen = DashboardView(theme: Theme()).render(d, source: output)
+        #expect(screen.text.contains("egress denied: evil.test:443 ×3, "), "\(screen.text)")
+        #expect(screen.text.components(separatedBy: "egress denied: evil.test:443\n").count <= 2)
+        #expect(screen.cells.allSatisfy { InertText.isInert($0.text) })
+        let entry = d.state.runs.first { $0.record.id == live }
+        #expect(entry?.tail.totalAppended == before + 2)  // two hosts, one line each
+        #expect(entry?.record.egress?.denied.first?.count == 3)
+    }
+}
