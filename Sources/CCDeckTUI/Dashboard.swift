@@ -282,7 +282,9 @@ public final class Dashboard {
         state.overlay = .confirm(Confirmation(
             title: "Quit ccdeck?",
             lines: ["\(live.count) run\(live.count == 1 ? " is" : "s are") live: \(live.map(\.record.id).prefix(3).joined(separator: ", "))",
-                    "They keep running; ccdeck finds them again on restart."],
+                    "They keep running; ccdeck finds them again on restart."]
+                + (live.contains { $0.record.egress?.enforcement == .allowlist }
+                    ? ["Their egress proxy lives here: until then they can reach nothing."] : []),
             onYes: .quit))
         return []
     }
