@@ -187,6 +187,11 @@ struct RunEndToEndTests {
         let binary = base + "/ccdeck"
         try FileManager.default.copyItem(atPath: TestPaths.ccdeckBinary, toPath: binary)
         chmod(binary, 0o755)
+        // Its egress bridge beside it: the run is held to the allowlist (no --network=host), so the
+        // agent reaches the model through the proxy's socket from inside the user namespace.
+        let bridge = (TestPaths.ccdeckBinary as NSString).deletingLastPathComponent + "/ccdeck-netbridge"
+        try FileManager.default.copyItem(atPath: bridge, toPath: base + "/ccdeck-netbridge")
+        chmod(base + "/ccdeck-netbridge", 0o755)
         let shared = home.path + "/shared-\(UUID().uuidString.prefix(8))"  // root's, mode 1777
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
         chmod(shared, 0o1777)
@@ -199,8 +204,8 @@ struct RunEndToEndTests {
         env["DOCKER_HOST"] = nil
         env["CONTAINERS_CONF"] = nil
         func asUser(_ workspace: String) throws -> CCDeckInvocation {
-            let args = ["-u", user, "--", binary] + EngineEnvironment.runArguments(engine: "podman")
-                + ["--workspace", workspace]
+            let args = ["-u", user, "--", binary, "run", "--mode", "podman", "--image", EngineEnvironment.testImage]
+                + EngineEnvironment.passThrough.flatMap { ["--pass-env", $0] } + ["--workspace", workspace]
             let out = try ProcessRunner.run(Command("runuser", args, environment: env), timeout: 300)
             return CCDeckInvocation(status: out.status, stdout: out.stdout, stderr: out.stderr)
         }
@@ -213,6 +218,8 @@ struct RunEndToEndTests {
         for name in ["hello.txt", "bash-ran.txt"] {
             #expect(FileOwner.of(own + "/" + name) == FileOwner(uid: uid, gid: gid), "\(name) owned by the wrong user")
         }
+        let record = try #require(RunStore(root: base + "/state/ccdeck").list().first)
+        #expect(record.egress?.enforcement == .allowlist && (record.egress?.allowedConnections ?? 0) >= 3, "\(String(describing: record.egress))")
         let refused = try asUser(shared)
         #expect(refused.status == .exited(2), "\(refused.output)")
         #expect(refused.stderr.contains("rootless podman writes files as you (uid \(uid)), but \(shared) belongs to uid 0"))
