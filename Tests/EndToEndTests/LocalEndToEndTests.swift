@@ -76,6 +76,10 @@ struct LocalEndToEndTests {
             .filter { !$0.hasPrefix("claude-") && $0 != "cc-socks" }
         #expect(tmpSeen == (parts.first == "tmp" ? [parts[1]] : []), "\(report)")
         #expect(!report.contains("ccdeck-testenv"), "the host's /tmp shows: \(report)")
+        // And each denial is in the run's stored output (the tool's result), not only in the workspace.
+        let record = try #require(RunStore(environment: env).list().first)
+        let output = try String(contentsOfFile: RunStore(environment: env).outputPath(for: record.id), encoding: .utf8)
+        #expect(output.contains("no-read \(home.path)/.claude/.credentials.json") && output.contains("no-write /usr"), "\(output)")
     }
 
     /// `--claude PATH` alone is enough (nothing on PATH, no CCDECK_CLAUDE); a wrong one is a

@@ -30,7 +30,7 @@ Scenarios (turn = number of tool_result blocks in the request):
   kernel           0: Bash cat /proc/version > /workspace/kernel.txt  1: text
   escape           0: Bash that tries to read every home's .claude/.credentials.json, write
                    outside the workspace and list /run and /tmp, noting each in
-                   /workspace/escape.txt  1: text
+                   /workspace/escape.txt and printing it (the tool result)  1: text
   egress           0: Bash that curls an allowed host, hosts off the list (http, https,
                    an IP literal, a redirect to one) and a host address directly,
                    noting each status in /workspace/egress.txt  1: text
@@ -123,7 +123,8 @@ SCENARIOS = {
                                   "for d in /usr /etc /opt /var; do if touch \"$d/ccdeck-escape\" 2>/dev/null; "
                                   "then echo \"wrote $d\"; else echo \"no-write $d\"; fi; done >> /workspace/escape.txt; "
                                   "echo \"run: $(ls -A /run | tr '\\n' ' ')\" >> /workspace/escape.txt; "
-                                  "echo \"tmp: $(ls -A /tmp | tr '\\n' ' ')\" >> /workspace/escape.txt",
+                                  "echo \"tmp: $(ls -A /tmp | tr '\\n' ' ')\" >> /workspace/escape.txt; "
+                                  "cat /workspace/escape.txt",
                        "description": "Try to leave the sandbox"})],
         [text("Tried.")],
     ],

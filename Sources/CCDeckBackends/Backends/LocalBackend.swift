@@ -55,6 +55,11 @@ public struct LocalBackend: SandboxBackend {
     }
 
     public func probe(timeout: TimeInterval) -> BackendStatus {
+        #if !os(Linux)
+        // bubblewrap needs Linux namespaces: point to the modes that run here.
+        return BackendStatus(kind: kind, state: .notInstalled,
+                             detail: "bubblewrap is Linux only: on this system use docker or podman (mode A), sandbox or fly")
+        #endif
         guard let bwrap = Self.which("bwrap", path: environment["PATH"]) else {
             return BackendStatus(kind: kind, state: .notInstalled,
                                  detail: "bwrap not found (apt-get install bubblewrap; Linux only)")
