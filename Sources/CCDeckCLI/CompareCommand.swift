@@ -49,6 +49,8 @@ struct CompareCommand: ParsableCommand {
 
     @OptionGroup var egressOptions: EgressOptions
 
+    @OptionGroup var timeoutOption: TimeoutOption
+
     @Flag(help: "Print the comparison as JSON (docs/compare-schema.json).")
     var json = false
 
@@ -140,6 +142,7 @@ struct CompareCommand: ParsableCommand {
             request.options = variant.options
             request.group = groupID
             request.egress = egress
+            request.timeout = timeoutOption.seconds
             let driver = RunDriver(backend: variant.backend, store: store,
                                    token: variant.backend.traits.tokenDelivery == .hostProxy ? nil : runToken, environment: env) { _ in }
             let record: RunRecord?

@@ -39,6 +39,8 @@ struct DashboardCommand: ParsableCommand {
 
     @OptionGroup var egressOptions: EgressOptions
 
+    @OptionGroup var timeoutOption: TimeoutOption
+
     func validate() throws {
         for name in passEnv where name.isEmpty || name.contains("=") {
             throw ValidationError("--pass-env takes a variable name, not NAME=value")
@@ -52,6 +54,7 @@ struct DashboardCommand: ParsableCommand {
         }
         var options = LaunchOptions(image: image, runtimeArguments: runtimeArgs, passEnvironment: passEnv)
         options.backendOptions = backendOptions.byName  // given to the runs launched on a backend that takes them
+        options.timeout = timeoutOption.seconds
         options.egress = try egressOptions.policy(environment: backendOptions.environment(ProcessInfo.processInfo.environment))
         try Self.open(readonly: readonly, noColor: noColor, options: options,
                       environment: backendOptions.environment(ProcessInfo.processInfo.environment))
@@ -71,8 +74,10 @@ struct DashboardCommand: ParsableCommand {
         options.adoptLostRuns = !readonly
         let services = LiveServices(environment: env, options: options, registry: CLIContext.registry)
         let size = terminal.size
-        let dashboard = Dashboard(state: DashboardState(width: size.width, height: size.height, now: Date(), readonly: readonly,
-                                                        registry: CLIContext.registry),
+        var state = DashboardState(width: size.width, height: size.height, now: Date(), readonly: readonly,
+                                   registry: CLIContext.registry)
+        state.defaultTimeout = options.timeout
+        let dashboard = Dashboard(state: state,
                                   actions: ActionTable(readonly: readonly, overrides: overrides), output: services.output)
         let view = DashboardView(theme: Theme(glyphs: terminal.utf8 ? .unicode : .ascii, color: terminal.color))
         let status = DashboardRuntime(dashboard: dashboard, view: view, terminal: terminal, services: services).run()

@@ -46,6 +46,8 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var egressOptions: EgressOptions
 
+    @OptionGroup var timeoutOption: TimeoutOption
+
     @Flag(help: "Keep the sandbox after the run (it shows up as an orphan until removed).")
     var keep = false
 
@@ -184,6 +186,7 @@ struct RunCommand: ParsableCommand {
                                  runtimeArguments: runtimeArgs, passEnvironment: passEnv, keep: keep)
         // Backend options go by name; the backend refuses the ones it does not take.
         request.egress = try egressOptions.policy(environment: env)
+        request.timeout = timeoutOption.seconds
         request.options = backendOptions.byName
         return request
     }

@@ -107,6 +107,7 @@ struct RunsCommand: ParsableCommand {
                     rows.append(("denied", egress.deniedSummary + " (log: \(store.directory(for: record.id))/egress.jsonl)"))
                 }
             }
+            if let timeout = record.timeout { rows.append(("timeout", DurationText.format(timeout) + " from the agent's start")) }
             if let group = record.group { rows.append(("comparison", InertText.line(group))) }
             if let adopted = record.adoptedAt { rows.append(("adopted", Terminal.localTime(adopted) + " (its first ccdeck died)")) }
             var prompt = record.prompt.replacingOccurrences(of: "\n", with: " ")

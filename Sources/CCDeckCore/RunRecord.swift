@@ -88,6 +88,8 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     public var group: String?
     /// What the run could reach: its allowlist, or that the filter was off or not enforced.
     public var egress: EgressRecord?
+    /// `--timeout`: seconds the agent may run, counted from its start, before ccdeck stops it.
+    public var timeout: Double?
 
     public init(id: String, mode: BackendKind, image: String, sandbox: String, workspace: String,
                 workspaceIsTemporary: Bool, prompt: String, keep: Bool, createdAt: Date, driverPID: Int32,
@@ -111,7 +113,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     enum CodingKeys: String, CodingKey {
         case id, mode, image, sandbox, sandboxID, workspace, workspaceIsTemporary, prompt, promptBytes, keep, createdAt, endedAt
         case state, phases, reason, turns, costUSD, apiSeconds, toolErrors, exitStatus, tokenSource, credentials, isolation
-        case workspaceTransport, agentUser, driverPID, host, adoptedAt, group, egress
+        case workspaceTransport, agentUser, driverPID, host, adoptedAt, group, egress, timeout
         case container  // the name of `sandbox` before there were backends other than containers
     }
 
@@ -149,6 +151,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         adoptedAt = (try? c.decodeIfPresent(Date.self, forKey: .adoptedAt))
         group = (try? c.decodeIfPresent(String.self, forKey: .group)).map { String($0.prefix(64)) }
         egress = try? c.decodeIfPresent(EgressRecord.self, forKey: .egress)
+        timeout = (try? c.decodeIfPresent(Double.self, forKey: .timeout)).flatMap { $0.isFinite && $0 > 0 ? $0 : nil }
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -183,6 +186,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         try c.encodeIfPresent(adoptedAt, forKey: .adoptedAt)
         try c.encodeIfPresent(group, forKey: .group)
         try c.encodeIfPresent(egress, forKey: .egress)
+        try c.encodeIfPresent(timeout, forKey: .timeout)
     }
 
     /// How much of a prompt a record keeps.

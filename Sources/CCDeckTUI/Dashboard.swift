@@ -223,7 +223,7 @@ public final class Dashboard {
                                                            : "still probing the backends…", .warning)
                 return []
             }
-            state.overlay = .launch(LaunchForm(modes: modes, prompt: RunRequest.defaultPrompt))
+            state.overlay = .launch(LaunchForm(modes: modes, prompt: RunRequest.defaultPrompt, timeout: state.defaultTimeout))
         case .compare:
             if let last = state.lastComparison {
                 state.overlay = .comparison(last)
@@ -341,6 +341,14 @@ public final class Dashboard {
                 case .failure(let problem): return refuse(&form, problem.description, field: .workspace)
                 }
             }
+            var timeout: TimeInterval?
+            let typedTimeout = form.timeout.text.trimmingCharacters(in: .whitespaces)
+            if !typedTimeout.isEmpty {
+                guard let seconds = DurationText.parse(typedTimeout) else {
+                    return refuse(&form, "the timeout is a duration like 90s, 5m or 1h30m (or empty: none)", field: .timeout)
+                }
+                timeout = seconds
+            }
             if form.comparing {
                 guard workspace == nil else {
                     return refuse(&form, "a comparison runs each mode in its own fresh workspace: leave Workspace empty",
@@ -351,22 +359,23 @@ public final class Dashboard {
                 state.comparisons.append(PendingComparison(group: group, prompt: prompt, modes: form.modes))
                 state.notice = Notice("comparing \(form.modes.map(\.displayName).joined(separator: ", "))…")
                 state.pendingLaunches += form.modes.count
-                return [.compare(modes: form.modes, prompt: prompt, group: group)]
+                return [.compare(modes: form.modes, prompt: prompt, group: group, timeout: timeout)]
             }
             open = false
             state.notice = Notice("launching on \(form.mode.displayName)…")
             state.pendingLaunches += 1
-            return [.launch(mode: form.mode, prompt: prompt, workspace: workspace)]
+            return [.launch(mode: form.mode, prompt: prompt, workspace: workspace, timeout: timeout)]
         case .tab, .down:
             form.field = LaunchForm.Field(rawValue: (form.field.rawValue + 1) % LaunchForm.Field.allCases.count)!
         case .backTab, .up:
-            form.field = LaunchForm.Field(rawValue: (form.field.rawValue + 2) % LaunchForm.Field.allCases.count)!
+            let count = LaunchForm.Field.allCases.count
+            form.field = LaunchForm.Field(rawValue: (form.field.rawValue + count - 1) % count)!
         default:
             switch form.field {
             case .mode:
                 if key == .left || key == .char("h") { form.modeIndex = (form.modeIndex + form.choiceCount - 1) % form.choiceCount }
                 if key == .right || key == .char("l") || key == .char(" ") { form.modeIndex = (form.modeIndex + 1) % form.choiceCount }
-                if case .paste = key { state.notice = Notice("paste into the prompt or the workspace field", .warning) }
+                if case .paste = key { state.notice = Notice("paste into the prompt, workspace or timeout field", .warning) }
             case .prompt:
                 if form.prompt.edit(key) == .full {
                     state.notice = Notice("the prompt is full: it holds at most \(LaunchForm.maxPromptBytes >> 20) MiB, the rest was dropped",
@@ -379,6 +388,10 @@ public final class Dashboard {
                 }
                 // What was wrong with the old text may not be wrong with the new.
                 if form.workspace.byteCount != before { form.problem = nil }
+            case .timeout:
+                let before = form.timeout.text
+                if case .paste = key {} else { _ = form.timeout.edit(key) }
+                if form.timeout.text != before { form.problem = nil }
             }
         }
         return []

@@ -95,9 +95,10 @@ public final class DashboardRuntime {
         for effect in effects {
             switch effect {
             case .quit: return false
-            case .launch(let mode, let prompt, let workspace): services.launch(mode: mode, prompt: prompt, workspace: workspace, group: nil)
-            case .compare(let modes, let prompt, let group):
-                for mode in modes { services.launch(mode: mode, prompt: prompt, workspace: nil, group: group) }
+            case .launch(let mode, let prompt, let workspace, let timeout):
+                services.launch(mode: mode, prompt: prompt, workspace: workspace, group: nil, timeout: timeout)
+            case .compare(let modes, let prompt, let group, let timeout):
+                for mode in modes { services.launch(mode: mode, prompt: prompt, workspace: nil, group: group, timeout: timeout) }
             case .stop(let id): services.stop(runID: id)
             case .removeRun(let record): services.removeRun(record)
             case .removeOrphan(let orphan): services.removeOrphan(orphan)

@@ -9,7 +9,7 @@ public protocol DashboardServices: AnyObject {
     func start(post: @escaping @Sendable (DashboardMessage) -> Void)
     /// `group` marks a comparison's runs; a failure before the run exists then arrives as
     /// `compareLaunchFailed`.
-    func launch(mode: BackendKind, prompt: String, workspace: String?, group: String?)
+    func launch(mode: BackendKind, prompt: String, workspace: String?, group: String?, timeout: TimeInterval?)
     func stop(runID: String)
     func removeRun(_ record: RunRecord)
     func removeOrphan(_ orphan: Orphan)

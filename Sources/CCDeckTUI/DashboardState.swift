@@ -136,7 +136,7 @@ public struct TextField: Sendable, Equatable {
 }
 
 public struct LaunchForm: Sendable, Equatable {
-    public enum Field: Int, Sendable, CaseIterable { case mode, prompt, workspace }
+    public enum Field: Int, Sendable, CaseIterable { case mode, prompt, workspace, timeout }
 
     /// A prompt this size is far past any task's; a bigger paste is cut with a notice.
     public static let maxPromptBytes = 1 << 20
@@ -148,13 +148,16 @@ public struct LaunchForm: Sendable, Equatable {
     public var prompt: TextField
     /// Empty: a fresh workspace.
     public var workspace = TextField(maxBytes: LaunchForm.maxWorkspaceBytes)
+    /// Empty: no deadline. A duration (`90s`, `5m`, `1h30m`) stops the run past it.
+    public var timeout = TextField(maxBytes: 32)
     public var field: Field = .prompt
     /// Why the last Enter did not launch (a bad workspace, a prompt no agent can take), shown in the form.
     public var problem: String?
 
-    public init(modes: [BackendKind], prompt: String) {
+    public init(modes: [BackendKind], prompt: String, timeout: TimeInterval? = nil) {
         self.modes = modes
         self.prompt = TextField(prompt, maxBytes: Self.maxPromptBytes)
+        self.timeout = TextField(timeout.map(DurationText.format) ?? "", maxBytes: 32)
     }
 
     /// The choices the mode field cycles through: each mode, then (with two or more) all of them
@@ -201,9 +204,9 @@ public struct Notice: Sendable, Equatable {
 
 /// What the dashboard asks the outside world to do; the runtime carries it out.
 public enum Effect: Sendable, Equatable {
-    case launch(mode: BackendKind, prompt: String, workspace: String?)
+    case launch(mode: BackendKind, prompt: String, workspace: String?, timeout: TimeInterval? = nil)
     /// The same prompt on each mode, each in a fresh workspace, the runs marked with `group`.
-    case compare(modes: [BackendKind], prompt: String, group: String)
+    case compare(modes: [BackendKind], prompt: String, group: String, timeout: TimeInterval? = nil)
     case stop(runID: String)
     case removeRun(RunRecord)
     case removeOrphan(Orphan)
@@ -247,6 +250,8 @@ public struct DashboardState: Sendable {
     public var height: Int
     public var now: Date
     public var readonly: Bool
+    /// What the launch form's Timeout starts with (`dashboard --timeout`).
+    public var defaultTimeout: TimeInterval?
     public var focus: Pane = .runs
     public var runs: [RunEntry] = []
     public var selectedRunID: String?

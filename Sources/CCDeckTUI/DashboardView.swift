@@ -201,7 +201,7 @@ enum Overlays {
             screen.put("any key closes; C shows it again; ccdeck compare --markdown for every phase", x: r.x + 2, y: r.maxY - 2,
                        style: TextStyle(.muted), maxWidth: r.width - 4)
         case .launch(let form):
-            let r = centered(76, 7, in: state)
+            let r = centered(76, 8, in: state)
             screen.fill(r)
             screen.box(r, title: "Launch a run", focused: true, glyphs: g)
             let labelWidth = 12
@@ -223,8 +223,10 @@ enum Overlays {
             field(1, .prompt, "Prompt", visibleTail(form.prompt, fieldWidth, newline: newline))
             field(2, .workspace, "Workspace", form.workspace.isEmpty ? "(a fresh one)" : visibleTail(form.workspace, fieldWidth, newline: newline),
                   placeholder: form.workspace.isEmpty)
+            field(3, .timeout, "Timeout", form.timeout.isEmpty ? "(none)" : visibleTail(form.timeout, fieldWidth, newline: newline),
+                  placeholder: form.timeout.isEmpty)
             if let problem = form.problem {
-                screen.put("\(g.warn) \(problem)", x: r.x + 2, y: r.y + 4, style: TextStyle(.warn, bold: true), maxWidth: r.width - 4)
+                screen.put("\(g.warn) \(problem)", x: r.x + 2, y: r.y + 5, style: TextStyle(.warn, bold: true), maxWidth: r.width - 4)
             }
             screen.put("enter: launch   tab/arrows: field   left/right: mode   esc: cancel", x: r.x + 2, y: r.maxY - 2,
                        style: TextStyle(.muted), maxWidth: r.width - 4)

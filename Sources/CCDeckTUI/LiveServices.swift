@@ -16,6 +16,8 @@ public struct LaunchOptions: Sendable {
     public var backendOptions: [String: [String]] = [:]
     /// What the runs it launches may reach (nil: Claude Code's hosts and egress.conf's).
     public var egress: EgressPolicy?
+    /// The launch form's timeout to start with (`dashboard --timeout`).
+    public var timeout: TimeInterval?
 
     public init(image: String = RunnerImage.defaultTag, runtimeArguments: [String] = [], passEnvironment: [String] = [],
                 adoptLostRuns: Bool = true) {
@@ -260,7 +262,7 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
 
     // MARK: actions
 
-    public func launch(mode: BackendKind, prompt: String, workspace: String?, group: String?) {
+    public func launch(mode: BackendKind, prompt: String, workspace: String?, group: String?, timeout: TimeInterval?) {
         let failed: @Sendable (String) -> DashboardMessage = { why in
             group.map { .compareLaunchFailed(group: $0, mode: mode, why: why) } ?? .launchFailed(why)
         }
@@ -284,6 +286,7 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
             request.options = options.backendOptions.filter { backend.traits.optionNames.contains($0.key) }
             request.group = group
             request.egress = options.egress
+            request.timeout = timeout
             return try driver.run(request, wakeFD: stopRead)
         }
     }

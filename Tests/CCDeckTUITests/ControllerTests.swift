@@ -35,6 +35,24 @@ import _CCDeckTestSupport
 
     /// The mode field's last choice runs the prompt on every ready mode at once; each run is
     /// marked with the comparison, and the table shows when the last one finishes.
+    /// The form's Timeout: a duration goes with the launch; anything else keeps the form open on it.
+    @Test func theLaunchFormTakesATimeout() {
+        #expect(LaunchForm(modes: [.docker], prompt: "p", timeout: 300).timeout.text == "5m")  // dashboard --timeout 5m
+        let d = dashboard()
+        _ = press(d, .char("n"))
+        guard case .launch(let form)? = d.state.overlay else { Issue.record("no launch form"); return }
+        #expect(form.timeout.isEmpty)
+        _ = press(d, .tab, .tab)  // prompt → workspace → timeout
+        _ = press(d, .ctrl("u"), .char("x"))
+        #expect(press(d, .enter).isEmpty)
+        guard case .launch(let refused)? = d.state.overlay else { Issue.record("the form closed"); return }
+        #expect(refused.field == .timeout && refused.problem?.contains("a duration like 90s") == true)
+        _ = press(d, .ctrl("u"), .char("9"), .char("0"), .char("s"))
+        #expect(press(d, .enter) == [.launch(mode: .docker, prompt: RunRequest.defaultPrompt, workspace: nil, timeout: 90)])
+        _ = press(d, .char("n"), .tab, .tab, .ctrl("u"))
+        #expect(press(d, .enter) == [.launch(mode: .docker, prompt: RunRequest.defaultPrompt, workspace: nil, timeout: nil)])
+    }
+
     @Test func compareLaunchesEveryReadyModeAndShowsTheTableWhenAllFinish() {
         let d = dashboard()
         #expect(press(d, .char("C")).isEmpty)
@@ -42,7 +60,7 @@ import _CCDeckTestSupport
         _ = press(d, .char("n"), .ctrl("u"), .char("h"), .char("i"), .backTab, .left)
         guard case .launch(let form)? = d.state.overlay, form.comparing else { Issue.record("compare not chosen"); return }
         let effects = press(d, .enter)
-        guard case .compare(let modes, let prompt, let group)? = effects.first, effects.count == 1 else {
+        guard case .compare(let modes, let prompt, let group, _)? = effects.first, effects.count == 1 else {
             Issue.record("no compare effect: \(effects)"); return
         }
         #expect(modes == [.docker, .podman] && prompt == "hi" && group.hasPrefix("cmp-"))
@@ -90,7 +108,7 @@ import _CCDeckTestSupport
         guard case .launch(let form)? = d.state.overlay else { Issue.record("form closed"); return }
         #expect(form.problem?.contains("fresh workspace") == true && form.field == .workspace)
         _ = press(d, .ctrl("u"))
-        guard case .compare(_, _, let group)? = press(d, .enter).first else { Issue.record("no compare"); return }
+        guard case .compare(_, _, let group, _)? = press(d, .enter).first else { Issue.record("no compare"); return }
         var a = TUIFixtures.record("20261129-030000-0a03", .docker, .starting, startedAgo: 0, wall: nil)
         a.group = group
         d.handle(.runStarted(a))

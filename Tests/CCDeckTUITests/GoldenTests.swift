@@ -102,7 +102,7 @@ import _CCDeckTestSupport
         d.handle(.key(.backTab))
         d.handle(.key(.left))
         try check(render(d, output), "launch-compare-120x40")
-        guard case .compare(_, _, let group)? = d.handle(.key(.enter)).first else { Issue.record("no compare"); return }
+        guard case .compare(_, _, let group, _)? = d.handle(.key(.enter)).first else { Issue.record("no compare"); return }
         var a = TUIFixtures.record("20261129-030000-0a01", .docker, .succeeded, startedAgo: 0, wall: 3.5, turns: 2, cost: 0.0123)
         a.phases.firstEvent = a.createdAt.addingTimeInterval(0.8)
         var b = TUIFixtures.record("20261129-030000-0b02", .podman, .failed, startedAgo: 0, wall: 2, turns: 1, cost: 0.004)
@@ -125,7 +125,7 @@ import _CCDeckTestSupport
         _ = d.handle(.key(.char("n")))
         _ = d.handle(.key(.backTab))
         _ = d.handle(.key(.left))
-        guard case .compare(_, _, let group)? = d.handle(.key(.enter)).first else { Issue.record("no compare"); return }
+        guard case .compare(_, _, let group, _)? = d.handle(.key(.enter)).first else { Issue.record("no compare"); return }
         let reason = "api_error: API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)"
         for (id, mode) in [("20261129-030000-0a01", BackendKind.docker), ("20261129-030000-0b02", .podman)] {
             var r = TUIFixtures.record(id, mode, .failed, startedAgo: 0, wall: 1)

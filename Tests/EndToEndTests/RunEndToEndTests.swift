@@ -229,6 +229,23 @@ struct RunEndToEndTests {
         #expect((try? FileManager.default.contentsOfDirectory(atPath: shared))?.isEmpty == true)
     }
 
+    /// `--timeout`: a model that holds its answer past the deadline; the run is stopped, failed
+    /// with that reason, and its container removed.
+    @Test func aRunPastItsTimeoutIsStoppedAndFailed() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 6)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let started = Date()
+        let r = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker", extra: ["--timeout", "2s"]), environment: env)
+        #expect(r.status == .exited(1), "\(r.output)")
+        #expect(Date().timeIntervalSince(started) < 30)
+        let record = try #require(RunStore(environment: env).list().first)
+        #expect(record.state == .failed && record.timeout == 2, "\(record)")
+        #expect(record.reason?.hasPrefix("timed out: no result within its --timeout of 2s") == true, "\(record.reason ?? "-")")
+        #expect(try containers("docker", run: record.id).isEmpty)
+        let bad = try CCDeckInvocation.run(["run", "--mode", "docker", "--timeout", "soon"], environment: env)
+        #expect(bad.status == .exited(2) && bad.stderr.contains("--timeout takes a duration like 90s"), "\(bad.output)")
+    }
+
     @Test(arguments: ["docker", "podman"])
     func ctrlCStopsTheRunAndRemovesItsContainer(engine: String) throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 60)

@@ -21,6 +21,8 @@ public struct RunRequest: Sendable {
     public var group: String?
     /// The hosts the agent may reach; nil: what Claude Code needs plus `egress.conf`'s.
     public var egress: EgressPolicy?
+    /// How long the agent may run (from its start) before ccdeck stops it as timed out.
+    public var timeout: TimeInterval?
 
     public static let defaultPrompt = "Create a file hello.mjs that prints a friendly greeting, then run it with node and show its output."
 
@@ -145,6 +147,7 @@ public final class RunDriver {
         record.promptBytes = preview.cut ? request.prompt.utf8.count : nil
         record.isolation = traits.isolation
         record.group = request.group
+        record.timeout = request.timeout
         record.workspaceTransport = traits.workspace
         record.credentials = CredentialRecord(
             delivery: delivery, exposure: token.map { CredentialExposure.of($0, delivery: delivery) } ?? .nothing)
@@ -239,7 +242,8 @@ public final class RunDriver {
         emit(.started(record))
 
         let followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: SandboxRef(record),
-                              skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id), decoder: launch.decoder)
+                              skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id), decoder: launch.decoder,
+                              deadline: request.timeout.map { (Date().addingTimeInterval($0), $0) })
         if sinks.ingest.progress.firstEventAt == nil, !followed.stopped, let code = followed.status?.code,
            let why = backend.startFailure(exitCode: code, stderr: followed.stderrTail) {
             // The backend refused to start it: a setup error with the backend's own words.
@@ -343,8 +347,11 @@ public final class RunDriver {
             return finish(&record, followed: Followed(status: nil, stopped: false, stderrTail: ["\(record.mode.displayName) cannot re-read a run's output"]),
                           sinks: sinks)
         }
+        // Its --timeout still holds, counted from when its sandbox started.
+        let started = record.phases.containerStarted ?? record.phases.imageReady ?? record.createdAt
         let followed = follow(child, input: nil, sinks: sinks, ref: SandboxRef(record), skip: stored,
-                              cancel: Cancellation(fd: wakeFD), runDirectory: store.directory(for: record.id))
+                              cancel: Cancellation(fd: wakeFD), runDirectory: store.directory(for: record.id),
+                              deadline: record.timeout.map { (started.addingTimeInterval($0), $0) })
         return finish(&record, followed: followed, sinks: sinks)
     }
 
@@ -402,7 +409,8 @@ public final class RunDriver {
     /// kills the backend's client so the run ends; the sandbox's removal then takes it down.
     /// `skip` lines of stdout and stderr are already stored (an adopted run's output re-read).
     private func follow(_ process: ChildProcess, input: Data?, sinks: Sinks, ref: SandboxRef, skip: (Int, Int),
-                        cancel: Cancellation, runDirectory: String, decoder: OutputDecoder? = nil) -> Followed {
+                        cancel: Cancellation, runDirectory: String, decoder: OutputDecoder? = nil,
+                        deadline: (at: Date, seconds: TimeInterval)? = nil) -> Followed {
         var (skipOut, skipErr) = skip
         var stopReason: String?
         var stopAskedAt: Date?
@@ -470,9 +478,17 @@ public final class RunDriver {
             sinks.stderrLog.flush()
             checkOwnTrouble()
         }, timeout: {
-            if stopAskedAt == nil, !heardFromAgent, let deadline = firstLineDeadline { return max(0, deadline.timeIntervalSinceNow) }
-            return stopAskedAt == nil || forced ? nil : Self.stopRetryInterval
+            var waits: [TimeInterval] = []
+            if stopAskedAt == nil, !heardFromAgent, let first = firstLineDeadline { waits.append(max(0, first.timeIntervalSinceNow)) }
+            if stopAskedAt == nil, let deadline, sinks.ingest.progress.result == nil { waits.append(max(0, deadline.at.timeIntervalSinceNow)) }
+            if stopAskedAt != nil && !forced { waits.append(Self.stopRetryInterval) }
+            return waits.min()
         }, onTimeout: {
+            if stopAskedAt == nil, let deadline, Date() >= deadline.at, sinks.ingest.progress.result == nil {
+                stopIsFailure = true
+                beginStop("timed out: no result within its --timeout of \(DurationText.format(deadline.seconds))")
+                return
+            }
             if stopAskedAt == nil, !heardFromAgent, let deadline = firstLineDeadline, Date() >= deadline {
                 stopIsFailure = true
                 beginStop("the agent printed nothing within \(Int(firstLineTimeout ?? 0))s: "
