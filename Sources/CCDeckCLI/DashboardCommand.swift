@@ -41,7 +41,14 @@ struct DashboardCommand: ParsableCommand {
 
     @OptionGroup var timeoutOption: TimeoutOption
 
+    @Option(help: ArgumentHelp("Show a live run as stalled after this long without an event from its agent (default 5m).",
+                               valueName: "duration"))
+    var stallAfter: String?
+
     func validate() throws {
+        if let stallAfter, DurationText.parse(stallAfter) == nil {
+            throw ValidationError("--stall-after takes a duration like 90s or 5m, not \(InertText.line(stallAfter))")
+        }
         for name in passEnv where name.isEmpty || name.contains("=") {
             throw ValidationError("--pass-env takes a variable name, not NAME=value")
         }
@@ -55,6 +62,7 @@ struct DashboardCommand: ParsableCommand {
         var options = LaunchOptions(image: image, runtimeArguments: runtimeArgs, passEnvironment: passEnv)
         options.backendOptions = backendOptions.byName  // given to the runs launched on a backend that takes them
         options.timeout = timeoutOption.seconds
+        options.stallAfter = stallAfter.flatMap(DurationText.parse) ?? 300
         options.egress = try egressOptions.policy(environment: backendOptions.environment(ProcessInfo.processInfo.environment))
         try Self.open(readonly: readonly, noColor: noColor, options: options,
                       environment: backendOptions.environment(ProcessInfo.processInfo.environment))
@@ -77,6 +85,7 @@ struct DashboardCommand: ParsableCommand {
         var state = DashboardState(width: size.width, height: size.height, now: Date(), readonly: readonly,
                                    registry: CLIContext.registry)
         state.defaultTimeout = options.timeout
+        state.stallAfter = options.stallAfter
         let dashboard = Dashboard(state: state,
                                   actions: ActionTable(readonly: readonly, overrides: overrides), output: services.output)
         let view = DashboardView(theme: Theme(glyphs: terminal.utf8 ? .unicode : .ascii, color: terminal.color))

@@ -13,24 +13,85 @@ public struct RunProgress: Sendable {
     public private(set) var model: String?
     /// The last API failure the CLI reported while retrying (`api_retry`), e.g. (401, "authentication_failed").
     public private(set) var lastAPIFailure: (status: Int?, error: String?)?
+    /// When the agent last said anything (any line).
+    public private(set) var lastEventAt: Date?
+    /// What the agent is doing now, as its last events say.
+    public private(set) var activity: Activity = .starting
+    /// Tool calls made and not yet answered, oldest first (id, name, main argument).
+    public private(set) var toolsInFlight: [(id: String, name: String, argument: String)] = []
+
+    /// What a live run is doing, as far as its events tell.
+    public enum Activity: Sendable, Equatable {
+        case starting
+        /// The CLI asked the model and waits for its answer.
+        case waitingForModel
+        /// Tool calls are running (the oldest is named).
+        case runningTool(name: String, argument: String)
+        /// The CLI is retrying a failed API call.
+        case retryingAPI(attempt: Int, status: Int?)
+        case finished
+
+        /// `Bash in flight: npm install`, `API retry 3 (HTTP 529)`, `waiting for the model's answer` (inert).
+        public var label: String {
+            switch self {
+            case .starting: return "starting"
+            case .waitingForModel: return "waiting for the model's answer"
+            case .runningTool(let name, let argument):
+                return InertText.line(name) + " in flight" + (argument.isEmpty ? "" : ": " + InertText.line(String(argument.prefix(80))))
+            case .retryingAPI(let attempt, let status): return "API retry \(attempt)" + (status.map { " (HTTP \($0))" } ?? "")
+            case .finished: return "finished"
+            }
+        }
+    }
 
     public init() {}
 
     public mutating func apply(_ event: StreamEvent, at now: Date) {
         if firstEventAt == nil, case .invalid = event {} else if firstEventAt == nil { firstEventAt = now }
+        lastEventAt = now
         switch event {
-        case .systemInit(let i): model = i.model
+        case .systemInit(let i):
+            model = i.model
+            activity = .waitingForModel
         case .assistant(let blocks):
             assistantMessages += 1
-            toolCalls += blocks.filter { if case .toolUse = $0 { return true } else { return false } }.count
-        case .toolResults(let results): toolErrors += results.filter(\.isError).count
+            for case .toolUse(let id, let name, let input) in blocks {
+                toolCalls += 1
+                if toolsInFlight.count < 64 { toolsInFlight.append((id, name, EventRenderer.mainArgument(tool: name, input: input))) }
+            }
+        case .toolResults(let results):
+            toolErrors += results.filter(\.isError).count
+            let answered = Set(results.map(\.toolUseID))
+            toolsInFlight.removeAll { answered.contains($0.id) }
         case .result(let r):
             result = r
             resultAt = now
+            toolsInFlight = []
         case .invalid: invalidLines += 1
-        case .apiRetry(_, let status, let error): lastAPIFailure = (status, error)
+        case .apiRetry(let attempt, let status, let error):
+            lastAPIFailure = (status, error)
+            activity = .retryingAPI(attempt: attempt, status: status)
+            return
         case .system, .unknown: break
         }
+        if result != nil {
+            activity = .finished
+        } else if let tool = toolsInFlight.first {
+            activity = .runningTool(name: tool.name, argument: tool.argument)
+        } else if case .systemInit = event {
+            activity = .waitingForModel
+        } else if case .toolResults = event {
+            activity = .waitingForModel
+        } else if case .assistant = event {
+            activity = .waitingForModel  // text without a tool call: the CLI asks again or ends
+        }
+    }
+
+    /// Stalled: live, and silent for `after` seconds since its last event (or since `since`, its start).
+    public func stalledFor(now: Date, since start: Date, after: TimeInterval) -> TimeInterval? {
+        guard result == nil else { return nil }
+        let quiet = now.timeIntervalSince(lastEventAt ?? start)
+        return quiet >= after ? quiet : nil
     }
 
     /// Turns as the CLI counts them when it said so, else the assistant messages seen.

@@ -36,6 +36,12 @@ public struct RunEntry: Sendable {
     }
 
     public var isLive: Bool { record.state.isLive && !driverGone }
+
+    /// How long a live run streaming here has been silent, once that is `after` or more.
+    public func stalledFor(now: Date, after: TimeInterval) -> TimeInterval? {
+        guard isLive, drivenHere, record.state == .running else { return nil }
+        return progress.stalledFor(now: now, since: record.phases.imageReady ?? record.createdAt, after: after)
+    }
     public var turns: Int? { record.turns ?? (progress.result != nil || progress.assistantMessages > 0 ? progress.turns : nil) }
     public var cost: Double? { record.costUSD ?? progress.costUSD }
     public var toolErrors: Int { max(record.toolErrors ?? 0, progress.toolErrors) }
@@ -252,6 +258,8 @@ public struct DashboardState: Sendable {
     public var readonly: Bool
     /// What the launch form's Timeout starts with (`dashboard --timeout`).
     public var defaultTimeout: TimeInterval?
+    /// A live run silent this long is shown as stalled (`dashboard --stall-after`, default 5 minutes).
+    public var stallAfter: TimeInterval = 300
     public var focus: Pane = .runs
     public var runs: [RunEntry] = []
     public var selectedRunID: String?

@@ -90,6 +90,7 @@ public final class DashboardView {
             h.combine(r.record.id)
             h.combine(r.record.state.rawValue)
             h.combine(r.driverGone)
+            h.combine(r.stalledFor(now: s.now, after: s.stallAfter) != nil)
             h.combine(r.turns)
             h.combine(r.cost)
             h.combine(Panes.elapsed(r, now: s.now))
@@ -105,6 +106,7 @@ public final class DashboardView {
         if let run = s.selectedRun {
             h.combine(run.record.state.rawValue)
             h.combine(run.tail.totalAppended)
+            h.combine(Panes.banners(run, s))
             if !(run.drivenHere && run.tail.totalAppended > 0) { h.combine(source.lineCount(run: run.record.id)) }
         }
         return h.finalize()

@@ -18,6 +18,8 @@ public struct LaunchOptions: Sendable {
     public var egress: EgressPolicy?
     /// The launch form's timeout to start with (`dashboard --timeout`).
     public var timeout: TimeInterval?
+    /// When a silent live run shows as stalled.
+    public var stallAfter: TimeInterval = 300
 
     public init(image: String = RunnerImage.defaultTag, runtimeArguments: [String] = [], passEnvironment: [String] = [],
                 adoptLostRuns: Bool = true) {

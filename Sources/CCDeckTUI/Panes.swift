@@ -85,11 +85,13 @@ enum Panes {
             var stateText = entry.record.state.rawValue
             var rowStyle = style
             if entry.driverGone { stateText = RunState.lostDriverLabel; rowStyle = TextStyle(.warn) }
+            let stalled = entry.stalledFor(now: state.now, after: state.stallAfter) != nil
+            if stalled { stateText = "stalled"; rowStyle = TextStyle(.warn, bold: true) }
             let toolErrors = entry.toolErrors
             if entry.record.state == .succeeded && toolErrors > 0 { rowStyle = TextStyle(.warn) }
             let id = wide ? entry.record.id : String(entry.record.id.suffix(11))
             // A lost driver, or a "success" with failed tool calls, is marked even where ERR has no room.
-            let flagged = entry.driverGone || (entry.record.state == .succeeded && toolErrors > 0)
+            let flagged = entry.driverGone || stalled || (entry.record.state == .succeeded && toolErrors > 0)
             // gVisor is a boundary of its own: `docker+gV`.
             let mode = entry.record.mode.displayName + (entry.record.isolation == .gvisor ? "+gV" : "")
             var cells = [flagged ? g.warn : g[keyPath: glyph], id, mode, stateText,
@@ -134,9 +136,9 @@ enum Panes {
             screen.box(r, title: "Output", focused: focused, glyphs: g)
             return
         }
-        // The hosts the run was refused stand above its output, live and afterwards.
-        let denied = run.record.egress.map { $0.denied.isEmpty ? "" : "egress denied: " + $0.deniedSummary } ?? ""
-        let top = denied.isEmpty || inner.height < 3 ? 0 : 1
+        // What needs a look stands above the output: a stall, the hosts the run was refused.
+        let banner = inner.height < 4 ? [] : Array(banners(run, state).prefix(inner.height / 3))
+        let top = banner.count
         let page = max(0, inner.height - top)
         let cursor = OutputCursor(source: source, run: run.record.id, renderer: renderer, wrapWidth: inner.width, cache: cache)
         var lines: [RenderedLine]
@@ -159,7 +161,9 @@ enum Panes {
         if !details.isEmpty && r.width > 8 {
             screen.put(" \(details) ", x: r.x + 2, y: r.y + r.height - 1, style: TextStyle(.muted), maxWidth: r.width - 4)
         }
-        if top > 0 { screen.put(denied, x: inner.x, y: inner.y, style: TextStyle(.warn, bold: true), maxWidth: inner.width) }
+        for (i, line) in banner.enumerated() {
+            screen.put(line, x: inner.x, y: inner.y + i, style: TextStyle(.warn, bold: true), maxWidth: inner.width)
+        }
         if lines.isEmpty {
             let text = run.isLive ? "waiting for the agent's first event…" : "no output was recorded"
             screen.put(text, x: inner.x + 1, y: inner.y + top, style: TextStyle(.muted), maxWidth: inner.width - 1)
@@ -168,6 +172,17 @@ enum Panes {
         for (i, line) in lines.prefix(page).enumerated() {
             screen.put(line.text, x: inner.x, y: inner.y + top + i, style: style(line.kind), maxWidth: inner.width)
         }
+    }
+
+    /// The lines above a run's output: `stalled 5m12s: Bash in flight: npm install`, the hosts it
+    /// was refused (inert).
+    static func banners(_ run: RunEntry, _ state: DashboardState) -> [String] {
+        var lines: [String] = []
+        if let quiet = run.stalledFor(now: state.now, after: state.stallAfter) {
+            lines.append("stalled: nothing from the agent for \(DurationText.format(quiet)); " + run.progress.activity.label)
+        }
+        if let egress = run.record.egress, !egress.denied.isEmpty { lines.append("egress denied: " + egress.deniedSummary) }
+        return lines
     }
 
     /// What the selected run's sandbox was and held: `shared kernel · held a short-lived access token · uid 1000`.

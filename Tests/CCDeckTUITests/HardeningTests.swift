@@ -496,3 +496,26 @@ private func typeWorkspace(_ d: Dashboard, _ text: String) {
         #expect(entry?.record.egress?.denied.first?.count == 3)
     }
 }
+
+@Suite struct StallTests {
+    /// A live run silent past the stall time: `stalled` in Runs, and above its output what it was doing.
+    @Test func aSilentLiveRunShowsAsStalledWithWhatItWasDoing() {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        let live = "20261129-023900-00aa"
+        d.handle(.runEvent(id: live, StreamEventParser().parse(
+            #"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t9","name":"Bash","input":{"command":"npm install"}}]}}"#)))
+        var screen = DashboardView(theme: Theme()).render(d, source: output)
+        #expect(!screen.text.contains(" stalled ") && !screen.text.contains("stalled:"))  // ("not installed" is a backend's)
+        d.handle(.tick(TUIFixtures.now.addingTimeInterval(301)))
+        screen = DashboardView(theme: Theme()).render(d, source: output)
+        #expect(screen.text.contains("docker    stalled "), "\(screen.text)")
+        // The oldest call still unanswered is named (the recording's Write, then this Bash).
+        #expect(screen.text.contains("stalled: nothing from the agent for 5m1s; Write in flight: /workspace/"), "\(screen.text)")
+        // An event ends the stall.
+        d.handle(.runEvent(id: live, StreamEventParser().parse(
+            #"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t9","content":"added 3 packages"}]}}"#)))
+        screen = DashboardView(theme: Theme()).render(d, source: output)
+        #expect(!screen.text.contains(" stalled ") && !screen.text.contains("stalled:"), "\(screen.text)")
+    }
+}

@@ -189,6 +189,25 @@ struct DashboardEndToEndTests: DashboardHarness {
     /// A container kept after its run is a leftover: listed in Orphans, removed from there.
     /// The launch form's last mode choice: the same prompt on every ready mode at once, the runs
     /// marked as one comparison, and its table over the panes when the last one finishes.
+    /// A real run whose tool goes quiet past `--stall-after`: Runs says stalled, the output says
+    /// what is in flight; the stall ends when the agent speaks again and the run succeeds.
+    @Test func aQuietRunShowsAsStalledWithItsToolInFlight() throws {
+        let model = try ModelServer(scenario: "slow_tool", logDirectory: home.path)
+        let tmux = try start(model: model, extra: "--stall-after 2s")
+        #expect(tmux.waitFor("docker ready") { $0.contains("q quit") && $0.contains("✓ docker") } != nil)
+        try tmux.send("n")
+        try tmux.send("Enter")
+        let stalled = tmux.waitFor("the stall", timeout: 30) {
+            $0.contains(" stalled ") && $0.contains("stalled: nothing from the agent for") && $0.contains("Bash in flight: sleep 12")
+        }
+        #expect(stalled != nil)
+        let done = tmux.waitFor("succeeded", timeout: 60) { $0.contains("succeeded") && $0.contains("Slept.") }
+        #expect(done != nil)
+        #expect(!(done ?? "").contains("stalled:"))
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+    }
+
     @Test func compareEveryReadyModeFromTheLaunchForm() throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
         let tmux = try start(model: model)

@@ -36,6 +36,7 @@ Scenarios (turn = number of tool_result blocks in the request):
                    noting each status in /workspace/egress.txt  1: text
   egress_nc        the same with nc and raw HTTP through $HTTP_PROXY (images without
                    curl): an allowed host, one off the list, a host address directly
+  slow_tool        0: Bash `sleep 12; echo slept`  1: text (a run that goes quiet)
   text_only        text "Hello from the scripted model."
   ansi_text        text full of terminal escape sequences
   big_output       0: Bash printing ~2 MB  1: text
@@ -153,6 +154,10 @@ SCENARIOS = {
                                   "} > /workspace/egress.txt",
                        "description": "Reach hosts on and off the list through the proxy with nc"})],
         [text("Reached what I could.")],
+    ],
+    "slow_tool": [
+        [tool("Bash", {"command": "sleep 12; echo slept", "description": "Take a while"})],
+        [text("Slept.")],
     ],
     "text_only": [
         [text("Hello from the scripted model.")],
