@@ -45,6 +45,12 @@ struct DashboardCommand: ParsableCommand {
                                valueName: "duration"))
     var stallAfter: String?
 
+    @Flag(help: "No terminal bell when a run launched here ends or stalls.")
+    var noBell = false
+
+    @Flag(help: "Leave the terminal window's title alone (default: it counts the runs that need you).")
+    var noTitle = false
+
     func validate() throws {
         if let stallAfter, DurationText.parse(stallAfter) == nil {
             throw ValidationError("--stall-after takes a duration like 90s or 5m, not \(InertText.line(stallAfter))")
@@ -61,8 +67,12 @@ struct DashboardCommand: ParsableCommand {
         }
         var options = LaunchOptions(image: image, runtimeArguments: runtimeArgs, passEnvironment: passEnv)
         options.backendOptions = backendOptions.byName  // given to the runs launched on a backend that takes them
-        options.timeout = timeoutOption.seconds
-        options.stallAfter = stallAfter.flatMap(DurationText.parse) ?? 300
+        let env = backendOptions.environment(ProcessInfo.processInfo.environment)
+        let settings = try Self.loadSettings(env: env)
+        options.timeout = timeoutOption.seconds ?? settings.timeout
+        options.stallAfter = stallAfter.flatMap(DurationText.parse) ?? settings.stallAfter
+        options.bell = settings.bell && !noBell
+        options.title = settings.title && !noTitle
         options.egress = try egressOptions.policy(environment: backendOptions.environment(ProcessInfo.processInfo.environment))
         try Self.open(readonly: readonly, noColor: noColor, options: options,
                       environment: backendOptions.environment(ProcessInfo.processInfo.environment))
@@ -86,6 +96,8 @@ struct DashboardCommand: ParsableCommand {
                                    registry: CLIContext.registry)
         state.defaultTimeout = options.timeout
         state.stallAfter = options.stallAfter
+        state.ringBell = options.bell
+        state.setTitle = options.title
         let dashboard = Dashboard(state: state,
                                   actions: ActionTable(readonly: readonly, overrides: overrides), output: services.output)
         let view = DashboardView(theme: Theme(glyphs: terminal.utf8 ? .unicode : .ascii, color: terminal.color))
@@ -93,11 +105,24 @@ struct DashboardCommand: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 
-    /// `$XDG_CONFIG_HOME/ccdeck/keys.conf` (default `~/.config/ccdeck/keys.conf`), if present.
-    static func loadKeys(env: [String: String]) throws -> [Action: [Key]] {
+    static func configPath(_ name: String, env: [String: String]) -> String {
         let base = env["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
             ?? (env["HOME"] ?? NSHomeDirectory()) + "/.config"
-        let path = base + "/ccdeck/keys.conf"
+        return base + "/ccdeck/" + name
+    }
+
+    /// `$XDG_CONFIG_HOME/ccdeck/dashboard.conf` (default `~/.config/ccdeck/dashboard.conf`), if present.
+    static func loadSettings(env: [String: String]) throws -> DashboardSettings {
+        let path = configPath("dashboard.conf", env: env)
+        guard let data = FileManager.default.contents(atPath: path) else { return DashboardSettings() }
+        do { return try DashboardSettings.parse(String(decoding: data, as: UTF8.self)) } catch {
+            throw CLIError.setup("malformed dashboard config \(InertText.line(path)): \(error)")
+        }
+    }
+
+    /// `$XDG_CONFIG_HOME/ccdeck/keys.conf` (default `~/.config/ccdeck/keys.conf`), if present.
+    static func loadKeys(env: [String: String]) throws -> [Action: [Key]] {
+        let path = configPath("keys.conf", env: env)
         guard let data = FileManager.default.contents(atPath: path) else { return [:] }
         do { return try ActionTable.parseConfig(String(decoding: data, as: UTF8.self)) } catch {
             throw CLIError.setup("malformed key config \(path): \(error)")

@@ -31,6 +31,40 @@ public final class Dashboard {
     /// Applies one message; returns what the runtime must do.
     @discardableResult
     public func handle(_ message: DashboardMessage) -> [Effect] {
+        let comparisonsBefore = state.comparisons.count
+        var effects = apply(message)
+        effects += noticeAttention(after: message, comparisonsBefore: comparisonsBefore)
+        // What is selected has been seen.
+        if let selected = state.selectedRunID { state.attention.removeAll { $0 == selected } }
+        return effects
+    }
+
+    /// Runs launched or adopted here that end or stall call for attention: a bell, and a count
+    /// (in the Runs title and the window's title) of those not looked at yet.
+    /// A comparison's runs call once, when its table is ready, not one by one.
+    private func noticeAttention(after message: DashboardMessage, comparisonsBefore: Int) -> [Effect] {
+        var called: [String] = []
+        switch message {
+        case .runFinished(let record):
+            state.stallsSeen.remove(record.id)
+            if record.group != nil {
+                return state.comparisons.count < comparisonsBefore && state.ringBell ? [.bell] : []
+            }
+            if let entry = state.runs.first(where: { $0.record.id == record.id }), entry.drivenHere { called.append(record.id) }
+        case .tick:
+            for entry in state.runs where entry.drivenHere && entry.isLive {
+                let stalled = entry.stalledFor(now: state.now, after: state.stallAfter) != nil
+                if stalled && state.stallsSeen.insert(entry.record.id).inserted { called.append(entry.record.id) }
+                if !stalled { state.stallsSeen.remove(entry.record.id) }
+            }
+        default:
+            break
+        }
+        for id in called where id != state.selectedRunID && !state.attention.contains(id) { state.attention.append(id) }
+        return !called.isEmpty && state.ringBell ? [.bell] : []
+    }
+
+    private func apply(_ message: DashboardMessage) -> [Effect] {
         switch message {
         case .key(let key): return handleKey(key)
         case .resize(let w, let h):

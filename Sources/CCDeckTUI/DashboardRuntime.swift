@@ -88,6 +88,7 @@ public final class DashboardRuntime {
 
     private func draw(force: Bool = false) {
         terminal.draw(view.render(dashboard, source: services.output), force: force)
+        if dashboard.state.setTitle { terminal.setTitle(dashboard.state.windowTitle) }
     }
 
     /// Carries out effects; false means quit.
@@ -95,6 +96,7 @@ public final class DashboardRuntime {
         for effect in effects {
             switch effect {
             case .quit: return false
+            case .bell: terminal.bell()
             case .launch(let mode, let prompt, let workspace, let timeout):
                 services.launch(mode: mode, prompt: prompt, workspace: workspace, group: nil, timeout: timeout)
             case .compare(let modes, let prompt, let group, let timeout):

@@ -220,6 +220,8 @@ public enum Effect: Sendable, Equatable {
     case pruneOrphans([Orphan])
     case attach(RunRecord)
     case repushToken
+    /// A run here finished, failed or stalled: the terminal's bell (unless turned off).
+    case bell
     case quit
 }
 
@@ -260,6 +262,19 @@ public struct DashboardState: Sendable {
     public var defaultTimeout: TimeInterval?
     /// A live run silent this long is shown as stalled (`dashboard --stall-after`, default 5 minutes).
     public var stallAfter: TimeInterval = 300
+    /// Runs launched or adopted here that finished, failed or stalled while another was selected,
+    /// oldest first; selecting one takes it off.
+    public var attention: [String] = []
+    /// Runs driven here already counted as stalled (so a stall rings once).
+    public var stallsSeen: Set<String> = []
+    /// How the dashboard calls for attention (`dashboard.conf`, `--no-bell`, `--no-title`).
+    public var ringBell = true
+    public var setTitle = true
+
+    /// The terminal window's title: `ccdeck`, or how many runs need you.
+    public var windowTitle: String {
+        attention.isEmpty ? "ccdeck" : "ccdeck: \(attention.count) run\(attention.count == 1 ? " needs" : "s need") you"
+    }
     public var focus: Pane = .runs
     public var runs: [RunEntry] = []
     public var selectedRunID: String?

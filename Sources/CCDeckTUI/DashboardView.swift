@@ -86,6 +86,7 @@ public final class DashboardView {
         var h = Hasher()
         h.combine(s.focus == .runs)
         h.combine(s.selectedRunID)
+        h.combine(s.attention.count)
         for r in s.runs {
             h.combine(r.record.id)
             h.combine(r.record.state.rawValue)

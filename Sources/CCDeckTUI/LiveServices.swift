@@ -20,6 +20,9 @@ public struct LaunchOptions: Sendable {
     public var timeout: TimeInterval?
     /// When a silent live run shows as stalled.
     public var stallAfter: TimeInterval = 300
+    /// How the dashboard calls for attention.
+    public var bell = true
+    public var title = true
 
     public init(image: String = RunnerImage.defaultTag, runtimeArguments: [String] = [], passEnvironment: [String] = [],
                 adoptLostRuns: Bool = true) {

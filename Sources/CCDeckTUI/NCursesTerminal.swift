@@ -216,6 +216,29 @@ public final class NCursesTerminal {
         clearok(ccdeck_stdscr(), true)
     }
 
+    /// The terminal's bell.
+    public func bell() {
+        guard Self.active else { return }
+        beep()
+    }
+
+    /// Sets the window's title (saving the one it had first, given back by `restore`). Only
+    /// ccdeck's own words reach it, as printable ASCII; unchanged titles are not written again.
+    public func setTitle(_ title: String) {
+        guard Self.active, title != lastTitle else { return }
+        if lastTitle == nil { Self.emit(Self.pushTitle) }
+        lastTitle = title
+        let clean = String(title.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7F }.map(Character.init))
+        let bytes = Array("\u{1B}]0;\(clean.prefix(80))\u{07}".utf8)
+        _ = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+        Self.titleSet = true
+    }
+
+    private var lastTitle: String?
+    nonisolated(unsafe) static var titleSet = false
+    static let pushTitle: StaticString = "\u{1B}[22;0t"
+    static let popTitle: StaticString = "\u{1B}[23;0t"
+
     private static func emit(_ s: StaticString) {
         _ = Glibc.write(1, s.utf8Start, s.utf8CodeUnitCount)
     }
@@ -235,6 +258,7 @@ public final class NCursesTerminal {
         curs_set(1)
         endwin()
         Self.emit(Self.bracketedPasteOff)
+        if Self.titleSet { Self.emit(Self.popTitle) }  // the title the window had before
         if Self.hasSavedTermios { tcsetattr(0, TCSANOW, &Self.savedTermios) }
     }
 

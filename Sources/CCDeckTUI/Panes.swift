@@ -51,7 +51,9 @@ enum Panes {
     static func runs(_ screen: inout Screen, _ r: Rect, _ state: DashboardState, focused: Bool, theme: Theme) {
         let g = theme.glyphs
         screen.fill(r)
-        screen.box(r, title: "Runs (\(state.runs.count))", focused: focused, glyphs: g)
+        let calling = state.attention.count
+        screen.box(r, title: "Runs (\(state.runs.count))" + (calling > 0 ? " · \(calling) need\(calling == 1 ? "s" : "") you" : ""),
+                   focused: focused, glyphs: g)
         let inner = r.inner
         guard inner.width > 0, inner.height > 0 else { return }
         let wide = inner.width >= 72

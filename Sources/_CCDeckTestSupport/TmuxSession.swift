@@ -32,6 +32,11 @@ public final class TmuxSession: @unchecked Sendable {
         return try ProcessRunner.run(Command("tmux", ["-L", socket, "-f", "/dev/null"] + args, environment: env), timeout: 20)
     }
 
+    /// A tmux format about the pane: `#{pane_title}`, `#{window_bell_flag}`.
+    public func display(_ format: String) -> String {
+        ((try? tmux(["display-message", "-p", "-t", "main", format]).stdout) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Sends keys by tmux name (`Enter`, `Tab`, `BTab`, `C-c`, `PPage`) or, with `literal`, as text.
     public func send(_ keys: String..., literal: Bool = false) throws {
         try tmux(["send-keys", "-t", "main"] + (literal ? ["-l"] : []) + keys)

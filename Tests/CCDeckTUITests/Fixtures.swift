@@ -40,8 +40,9 @@ enum TUIFixtures {
 
     /// A dashboard with a live run, finished runs, every backend state, a token and orphans.
     static func dashboard(width: Int, height: Int, output: MemoryOutput = MemoryOutput(), readonly: Bool = false,
-                          cwd: String = "/", home: String = "/root") -> Dashboard {
-        let state = DashboardState(width: width, height: height, now: now, readonly: readonly)
+                          cwd: String = "/", home: String = "/root", ringBell: Bool = true) -> Dashboard {
+        var state = DashboardState(width: width, height: height, now: now, readonly: readonly)
+        state.ringBell = ringBell
         let d = Dashboard(state: state, actions: ActionTable(readonly: readonly), output: output,
                           checkWorkspace: { WorkspaceCheck.resolve($0, cwd: cwd, home: home) })
         let live = record("20261129-023900-00aa", .docker, .running, startedAgo: 65, wall: nil)

@@ -519,3 +519,48 @@ private func typeWorkspace(_ d: Dashboard, _ text: String) {
         #expect(!screen.text.contains(" stalled ") && !screen.text.contains("stalled:"), "\(screen.text)")
     }
 }
+
+@Suite struct AttentionTests {
+    @Test func aRunHereThatEndsWhileAnotherIsSelectedIsCountedUntilSeen() {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        let live = "20261129-023900-00aa"
+        _ = d.handle(.key(.char("j")))  // another run selected
+        #expect(d.state.selectedRunID != live)
+        var done = d.state.runs.first { $0.record.id == live }!.record
+        done.state = .succeeded
+        #expect(d.handle(.runFinished(done)) == [.bell])
+        #expect(d.state.attention == [live] && d.state.windowTitle == "ccdeck: 1 run needs you")
+        #expect(DashboardView(theme: Theme()).render(d, source: output).text.contains("Runs (3) · 1 needs you"))
+        _ = d.handle(.key(.char("k")))  // back on it: seen
+        #expect(d.state.attention.isEmpty && d.state.windowTitle == "ccdeck")
+        // A finished run not launched here calls for nothing.
+        var other = d.state.runs.first { $0.record.id != live }!.record
+        other.state = .failed
+        #expect(d.handle(.runFinished(other)).isEmpty)
+    }
+
+    @Test func aStallRingsOnceAndTheBellCanBeTurnedOff() {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        _ = d.handle(.key(.char("j")))
+        #expect(d.handle(.tick(TUIFixtures.now.addingTimeInterval(400))) == [.bell])
+        #expect(d.handle(.tick(TUIFixtures.now.addingTimeInterval(401))).isEmpty)
+        #expect(d.state.attention == ["20261129-023900-00aa"])
+        let quiet = TUIFixtures.dashboard(width: 120, height: 40, output: output, ringBell: false)
+        _ = quiet.handle(.key(.char("j")))
+        #expect(quiet.handle(.tick(TUIFixtures.now.addingTimeInterval(400))).isEmpty)
+        #expect(quiet.state.attention.count == 1)
+    }
+
+    @Test func theSettingsFileTakesItsFourNamesAndNamesABadLine() throws {
+        let s = try DashboardSettings.parse("# mine\nbell = off\ntitle=no\nstall-after = 10m # long tasks\ntimeout = 1h\n")
+        #expect(!s.bell && !s.title && s.stallAfter == 600 && s.timeout == 3600)
+        #expect(try DashboardSettings.parse("") == DashboardSettings())
+        #expect(throws: DashboardSettings.ParseError.self) { try DashboardSettings.parse("bell = loud") }
+        do { _ = try DashboardSettings.parse("\n\nbeep = on") } catch let e as DashboardSettings.ParseError {
+            #expect(e.line == 3 && e.message.contains("unknown setting"))
+        }
+        #expect(throws: DashboardSettings.ParseError.self) { try DashboardSettings.parse("stall-after = soon") }
+    }
+}

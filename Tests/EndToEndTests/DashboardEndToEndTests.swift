@@ -208,6 +208,34 @@ struct DashboardEndToEndTests: DashboardHarness {
         expectTerminalRestored(tmux, exit: "0")
     }
 
+    /// A run launched here ends while another is selected: the bell rings, the Runs title and the
+    /// window's title count it until it is looked at, and on quit the window's title is given back.
+    @Test func aRunThatEndsElsewhereCallsForAttention() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 1)
+        let tmux = try start(model: model)
+        #expect(tmux.waitFor("docker ready") { $0.contains("q quit") && $0.contains("✓ docker") } != nil)
+        #expect(tmux.display("#{pane_title}") == "ccdeck")
+        try tmux.send("n")
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("Runs (1)") != nil)
+        try tmux.send("n")
+        try tmux.send("BTab")
+        try tmux.send("Right")  // podman, slower to start: the docker run ends first
+        try tmux.send("Enter")
+        #expect(tmux.waitFor("Runs (2)") != nil)
+        let called = tmux.waitFor("attention", timeout: 60) { $0.contains("Runs (2) · 1 needs you") }
+        #expect(called != nil, "\(tmux.capture())")
+        #expect(tmux.display("#{pane_title}") == "ccdeck: 1 run needs you")
+        #expect(tmux.display("#{window_bell_flag}") == "1")
+        try tmux.send("j")  // select it: seen
+        #expect(tmux.waitFor("seen") { !$0.contains("needs you") } != nil)
+        #expect(tmux.waitFor("both done", timeout: 60) { $0.components(separatedBy: "succeeded").count >= 3 } != nil)
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+        let after = tmux.display("#{pane_title}")
+        #expect(!after.hasPrefix("ccdeck"), "the window's title was not given back: \(after)")
+    }
+
     @Test func compareEveryReadyModeFromTheLaunchForm() throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
         let tmux = try start(model: model)
