@@ -7,7 +7,7 @@ struct RunsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runs",
         abstract: "List and show the runs kept under $XDG_STATE_HOME/ccdeck.",
-        subcommands: [List.self, Show.self],
+        subcommands: [List.self, Show.self, Diff.self],
         defaultSubcommand: List.self
     )
 
@@ -54,6 +54,47 @@ struct RunsCommand: ParsableCommand {
         static func shorten(_ s: String, _ n: Int) -> String {
             let one = InertText.line(s.replacingOccurrences(of: "\n", with: " "))
             return one.count <= n ? one : String(one.prefix(n - 1)) + "…"
+        }
+    }
+
+    struct Diff: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What a run changed in its workspace: files added, modified and deleted, and the patch.",
+            discussion: "Against a snapshot taken when the run started, or, in a git repository, against its HEAD "
+                + "(neither HEAD nor the index is touched).")
+
+        @Argument(help: "Run id, an unambiguous prefix of one, or `latest`.")
+        var id: String
+
+        @Flag(help: "Only the files and their counts.")
+        var stat = false
+
+        @Flag(help: "The list of files as JSON.")
+        var json = false
+
+        func run() throws {
+            let store = RunsCommand.store
+            let record = try store.find(id)
+            let dir = store.directory(for: record.id)
+            guard let data = FileManager.default.contents(atPath: dir + "/changes.json"),
+                  let changes = try? RunStore.decoder.decode(WorkspaceChanges.self, from: data) else {
+                let why = record.state.isLive ? "it is still running: its changes are known when it ends"
+                    : record.changesBaseline == nil ? "its workspace was not compared (git was not installed, or an older ccdeck ran it)"
+                    : "its comparison did not finish (ccdeck died before the end?)"
+                throw CLIError.setup("run \(record.id) has no recorded changes: \(why)")
+            }
+            if json {
+                Terminal.out(try Terminal.json(changes))
+                return
+            }
+            changes.statLines().forEach(Terminal.out)
+            if stat { return }
+            let patch = FileManager.default.contents(atPath: dir + "/changes.diff") ?? Data()
+            if !patch.isEmpty { Terminal.out("") }
+            for line in patch.split(separator: 0x0A, omittingEmptySubsequences: false).dropLast(patch.last == 0x0A ? 1 : 0) {
+                Terminal.out(InertText.line(String(decoding: line, as: UTF8.self)))
+            }
+            if let cut = changes.patchCutAt { Terminal.out("(the patch was cut at \(cut >> 20) MiB; the list above is whole)") }
         }
     }
 
@@ -106,6 +147,9 @@ struct RunsCommand: ParsableCommand {
                 if !egress.denied.isEmpty {
                     rows.append(("denied", egress.deniedSummary + " (log: \(store.directory(for: record.id))/egress.jsonl)"))
                 }
+            }
+            if let changes = record.changes {
+                rows.append(("changes", changes.label + (changes.isEmpty ? "" : " (ccdeck runs diff \(record.id))")))
             }
             if let timeout = record.timeout { rows.append(("timeout", DurationText.format(timeout) + " from the agent's start")) }
             if let group = record.group { rows.append(("comparison", InertText.line(group))) }

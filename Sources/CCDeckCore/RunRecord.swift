@@ -90,6 +90,10 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     public var egress: EgressRecord?
     /// `--timeout`: seconds the agent may run, counted from its start, before ccdeck stops it.
     public var timeout: Double?
+    /// What the workspace was compared against (`git:<tree>`, `snapshot:<tree>`), taken at start.
+    public var changesBaseline: String?
+    /// What the run changed there (the list and patch are `changes.json` and `changes.diff`).
+    public var changes: WorkspaceChanges.Summary?
 
     public init(id: String, mode: BackendKind, image: String, sandbox: String, workspace: String,
                 workspaceIsTemporary: Bool, prompt: String, keep: Bool, createdAt: Date, driverPID: Int32,
@@ -113,7 +117,7 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     enum CodingKeys: String, CodingKey {
         case id, mode, image, sandbox, sandboxID, workspace, workspaceIsTemporary, prompt, promptBytes, keep, createdAt, endedAt
         case state, phases, reason, turns, costUSD, apiSeconds, toolErrors, exitStatus, tokenSource, credentials, isolation
-        case workspaceTransport, agentUser, driverPID, host, adoptedAt, group, egress, timeout
+        case workspaceTransport, agentUser, driverPID, host, adoptedAt, group, egress, timeout, changesBaseline, changes
         case container  // the name of `sandbox` before there were backends other than containers
     }
 
@@ -152,6 +156,8 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         group = (try? c.decodeIfPresent(String.self, forKey: .group)).map { String($0.prefix(64)) }
         egress = try? c.decodeIfPresent(EgressRecord.self, forKey: .egress)
         timeout = (try? c.decodeIfPresent(Double.self, forKey: .timeout)).flatMap { $0.isFinite && $0 > 0 ? $0 : nil }
+        changesBaseline = (try? c.decodeIfPresent(String.self, forKey: .changesBaseline)).map { String($0.prefix(80)) }
+        changes = try? c.decodeIfPresent(WorkspaceChanges.Summary.self, forKey: .changes)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -187,6 +193,8 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
         try c.encodeIfPresent(group, forKey: .group)
         try c.encodeIfPresent(egress, forKey: .egress)
         try c.encodeIfPresent(timeout, forKey: .timeout)
+        try c.encodeIfPresent(changesBaseline, forKey: .changesBaseline)
+        try c.encodeIfPresent(changes, forKey: .changes)
     }
 
     /// How much of a prompt a record keeps.

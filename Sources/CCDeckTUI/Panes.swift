@@ -89,11 +89,14 @@ enum Panes {
             if entry.driverGone { stateText = RunState.lostDriverLabel; rowStyle = TextStyle(.warn) }
             let stalled = entry.stalledFor(now: state.now, after: state.stallAfter) != nil
             if stalled { stateText = "stalled"; rowStyle = TextStyle(.warn, bold: true) }
+            // "Succeeded", and the workspace is as it was: worth a look.
+            let changedNothing = entry.record.state == .succeeded && entry.record.changes?.isEmpty == true
+            if changedNothing { stateText = "no changes"; rowStyle = TextStyle(.warn) }
             let toolErrors = entry.toolErrors
             if entry.record.state == .succeeded && toolErrors > 0 { rowStyle = TextStyle(.warn) }
             let id = wide ? entry.record.id : String(entry.record.id.suffix(11))
             // A lost driver, or a "success" with failed tool calls, is marked even where ERR has no room.
-            let flagged = entry.driverGone || stalled || (entry.record.state == .succeeded && toolErrors > 0)
+            let flagged = entry.driverGone || stalled || changedNothing || (entry.record.state == .succeeded && toolErrors > 0)
             // gVisor is a boundary of its own: `docker+gV`.
             let mode = entry.record.mode.displayName + (entry.record.isolation == .gvisor ? "+gV" : "")
             var cells = [flagged ? g.warn : g[keyPath: glyph], id, mode, stateText,
@@ -195,6 +198,7 @@ enum Panes {
         if let isolation = r.isolation { parts.append(isolation.label) }
         if let held = r.credentials?.exposure { parts.append("held \(held.label)") }
         if let user = r.agentUser { parts.append(user) }
+        if let changes = r.changes { parts.append(changes.label) }
         if let egress = r.egress { parts.append(egress.label) }
         return InertText.line(parts.joined(separator: " · "))
     }

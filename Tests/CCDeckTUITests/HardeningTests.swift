@@ -564,3 +564,19 @@ private func typeWorkspace(_ d: Dashboard, _ text: String) {
         #expect(throws: DashboardSettings.ParseError.self) { try DashboardSettings.parse("stall-after = soon") }
     }
 }
+
+@Suite struct ChangesPaneTests {
+    @Test func aSuccessThatChangedNothingIsMarkedInRuns() {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        var done = d.state.runs.first { $0.record.state == .succeeded }!.record
+        done.changes = WorkspaceChanges.Summary(added: 0, modified: 0, deleted: 0, additions: 0, deletions: 0)
+        d.handle(.runFinished(done))
+        var text = DashboardView(theme: Theme()).render(d, source: output).text
+        #expect(text.contains("! 20261129-020000-00bb podman    no changes"), "\(text)")
+        done.changes = WorkspaceChanges.Summary(added: 1, modified: 2, deleted: 0, additions: 9, deletions: 3)
+        d.handle(.runFinished(done))
+        text = DashboardView(theme: Theme()).render(d, source: output).text
+        #expect(!text.contains("no changes"))
+    }
+}

@@ -36,6 +36,8 @@ Scenarios (turn = number of tool_result blocks in the request):
                    noting each status in /workspace/egress.txt  1: text
   egress_nc        the same with nc and raw HTTP through $HTTP_PROXY (images without
                    curl): an allowed host, one off the list, a host address directly
+  changes          0: Bash adding added.txt and sub/blob.bin (binary), appending to
+                   keep.txt, deleting gone.txt  1: text
   slow_tool        0: Bash `sleep 12; echo slept`  1: text (a run that goes quiet)
   text_only        text "Hello from the scripted model."
   ansi_text        text full of terminal escape sequences
@@ -154,6 +156,12 @@ SCENARIOS = {
                                   "} > /workspace/egress.txt",
                        "description": "Reach hosts on and off the list through the proxy with nc"})],
         [text("Reached what I could.")],
+    ],
+    "changes": [
+        [tool("Bash", {"command": "cd /workspace && echo brand new > added.txt && echo changed >> keep.txt && rm gone.txt "
+                                  "&& mkdir -p sub && printf 'x\\000y' > sub/blob.bin",
+                       "description": "Add, change and delete files"})],
+        [text("Changed things.")],
     ],
     "slow_tool": [
         [tool("Bash", {"command": "sleep 12; echo slept", "description": "Take a while"})],

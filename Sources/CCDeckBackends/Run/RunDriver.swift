@@ -229,6 +229,10 @@ public final class RunDriver {
             return stoppedBeforeStart(&record)
         }
 
+        // What the workspace holds before the agent touches it, to say afterwards what it changed.
+        let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
+        record.changesBaseline = tracker?.begin()
+
         let launch: AgentLaunch
         do { launch = try backend.start(spec, preparation: preparation) } catch {
             // Whatever got as far as existing goes again.
@@ -552,6 +556,11 @@ public final class RunDriver {
                 if verdict.outcome == .succeeded { verdict = RunVerdict(outcome: .failed, reason: "the agent finished") }
                 verdict.reason += "; its changes could not be brought back: \(error)"
             }
+        }
+        if let baseline = record.changesBaseline,
+           let tracker = ChangeTracker(workspace: record.workspace, runDirectory: store.directory(for: record.id), environment: environment),
+           let changes = tracker.finish(baseline: baseline) {
+            record.changes = changes.summary
         }
         var removed = true
         if !record.keep || followed.forced {

@@ -212,14 +212,14 @@ public struct RunStore: Sendable {
         return kill(record.driverPID, 0) != 0 && errno == ESRCH
     }
 
-    static let encoder: JSONEncoder = {
+    public static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         e.dateEncodingStrategy = .iso8601WithMilliseconds
         return e
     }()
 
-    static let decoder: JSONDecoder = {
+    public static let decoder: JSONDecoder = {
         let d = JSONDecoder()
         d.dateDecodingStrategy = .iso8601WithMilliseconds
         return d

@@ -1,0 +1,122 @@
+import CCDeckCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a run changed in its workspace, with the host's git as the engine, never the user's
+/// repository state: a private bare repository in the run's folder (`changes.git`) holds the
+/// snapshot of a plain folder and the objects git makes while comparing; a workspace that is a
+/// git repository is compared against its own `HEAD` tree, read through an alternate object
+/// directory, so its `HEAD`, index and object store are left as they were.
+public struct ChangeTracker: Sendable {
+    public let git: String
+    public let workspace: String
+    public let runDirectory: String
+    public var timeout: TimeInterval = 60
+    /// The patch is kept up to this size; the list of files is always whole.
+    public static let maxPatchBytes = 8 << 20
+
+    var privateRepository: String { runDirectory + "/changes.git" }
+    var userRepository: String { workspace + "/.git" }
+
+    /// nil when git is not installed (the run then records no changes, and says nothing is known).
+    public init?(workspace: String, runDirectory: String, environment: [String: String]) {
+        guard let git = ChildProcess.resolve("git", environment: environment) else { return nil }
+        self.git = git
+        self.workspace = workspace
+        self.runDirectory = runDirectory
+    }
+
+    /// The baseline, taken before the agent starts: `git:<tree>` for a repository with a `HEAD`,
+    /// else `snapshot:<tree>` of the folder as it is (its own `.gitignore` files honoured).
+    public func begin() -> String? {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: userRepository, isDirectory: &isDir), isDir.boolValue,
+           let tree = run(["rev-parse", "--verify", "-q", "HEAD^{tree}"], env: ["GIT_DIR": userRepository])?.trimmed, !tree.isEmpty {
+            return "git:" + tree
+        }
+        guard initPrivate(), run(["add", "-A"], env: privateEnvironment(alternate: false)) != nil,
+              let tree = run(["write-tree"], env: privateEnvironment(alternate: false))?.trimmed, !tree.isEmpty else { return nil }
+        return "snapshot:" + tree
+    }
+
+    /// What changed since `baseline`; writes `changes.json` and `changes.diff` beside the record
+    /// and drops the private repository.
+    public func finish(baseline: String) -> WorkspaceChanges? {
+        defer { try? FileManager.default.removeItem(atPath: privateRepository) }
+        let parts = baseline.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, parts[1].allSatisfy(\.isHexDigit), initPrivate() else { return nil }
+        let (kind, tree) = (parts[0], parts[1])
+        let fromGit = kind == "git"
+        let env = privateEnvironment(alternate: fromGit)
+        // A repository's tracked files stay tracked even when ignored: start from HEAD's tree.
+        if fromGit { guard run(["read-tree", tree], env: env) != nil else { return nil } }
+        guard run(["add", "-A"], env: env) != nil,
+              let names = run(["diff", "--cached", "--no-renames", "-z", "--name-status", tree], env: env),
+              let numbers = run(["diff", "--cached", "--no-renames", "-z", "--numstat", tree], env: env) else { return nil }
+        var files = WorkspaceChanges.files(nameStatus: names.data, numstat: numbers.data)
+        var oldSizes: [String: Int64] = [:]
+        if files.contains(where: { $0.kind == .deleted }),
+           let listing = run(["ls-tree", "-r", "-l", "-z", tree], env: env) {
+            for entry in listing.data.split(separator: 0) {
+                // "<mode> <type> <object> <size>\t<path>"
+                let text = String(decoding: entry, as: UTF8.self)
+                guard let tab = text.firstIndex(of: "\t") else { continue }
+                let size = text[..<tab].split(separator: " ", omittingEmptySubsequences: true).last.flatMap { Int64($0) }
+                oldSizes[String(text[text.index(after: tab)...])] = size
+            }
+        }
+        for i in files.indices {
+            if files[i].kind == .deleted {
+                files[i].size = oldSizes[files[i].path]
+            } else {
+                var st = stat()
+                if lstat(workspace + "/" + files[i].path, &st) == 0 { files[i].size = Int64(st.st_size) }
+            }
+        }
+        var patch = run(["diff", "--cached", "--no-renames", "--no-color", "--no-ext-diff", tree], env: env)?.data ?? Data()
+        var changes = WorkspaceChanges(baseline: fromGit ? "git HEAD" : "the snapshot taken at its start", files: files)
+        if patch.count > Self.maxPatchBytes {
+            patch = patch.prefix(Self.maxPatchBytes)
+            changes.patchCutAt = Self.maxPatchBytes
+        }
+        FileManager.default.createFile(atPath: runDirectory + "/changes.diff", contents: patch, attributes: [.posixPermissions: 0o600])
+        if let json = try? RunStore.encoder.encode(changes) {
+            FileManager.default.createFile(atPath: runDirectory + "/changes.json", contents: json, attributes: [.posixPermissions: 0o600])
+        }
+        return changes
+    }
+
+    // MARK: git
+
+    private func initPrivate() -> Bool {
+        if FileManager.default.fileExists(atPath: privateRepository + "/HEAD") { return true }
+        return run(["init", "-q", "--bare", privateRepository], env: [:]) != nil
+    }
+
+    /// The private repository over the workspace, its own index; with `alternate`, the user's
+    /// objects readable (never written).
+    private func privateEnvironment(alternate: Bool) -> [String: String] {
+        var env = ["GIT_DIR": privateRepository, "GIT_WORK_TREE": workspace, "GIT_INDEX_FILE": privateRepository + "/ccdeck-index"]
+        if alternate { env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = userRepository + "/objects" }
+        return env
+    }
+
+    struct Out {
+        var data: Data
+        var trimmed: String { String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+
+    /// git with no user or system config (no hooks, no pagers, no surprises), a bounded wait.
+    private func run(_ args: [String], env extra: [String: String]) -> Out? {
+        var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+                   "HOME": runDirectory, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"]
+        env.merge(extra) { $1 }
+        guard let out = try? ProcessRunner.run(Command(git, ["-c", "core.quotepath=false", "-c", "core.autocrlf=false",
+                                                             "--no-optional-locks"] + args, environment: env),
+                                               timeout: timeout),
+              out.status.succeeded else { return nil }
+        return Out(data: Data(out.stdout.utf8))
+    }
+}
