@@ -78,10 +78,7 @@ struct RunsCommand: ParsableCommand {
             let dir = store.directory(for: record.id)
             guard let data = FileManager.default.contents(atPath: dir + "/changes.json"),
                   let changes = try? RunStore.decoder.decode(WorkspaceChanges.self, from: data) else {
-                let why = record.state.isLive ? "it is still running: its changes are known when it ends"
-                    : record.changesBaseline == nil ? "its workspace was not compared (git was not installed, or an older ccdeck ran it)"
-                    : "its comparison did not finish (ccdeck died before the end?)"
-                throw CLIError.setup("run \(record.id) has no recorded changes: \(why)")
+                throw CLIError.setup("run \(record.id) has no recorded changes: \(WorkspaceChanges.absentReason(record))")
             }
             if json {
                 Terminal.out(try Terminal.json(changes))
@@ -91,9 +88,7 @@ struct RunsCommand: ParsableCommand {
             if stat { return }
             let patch = FileManager.default.contents(atPath: dir + "/changes.diff") ?? Data()
             if !patch.isEmpty { Terminal.out("") }
-            for line in patch.split(separator: 0x0A, omittingEmptySubsequences: false).dropLast(patch.last == 0x0A ? 1 : 0) {
-                Terminal.out(InertText.line(String(decoding: line, as: UTF8.self)))
-            }
+            WorkspaceChanges.patchLines(patch).forEach(Terminal.out)
             if let cut = changes.patchCutAt { Terminal.out("(the patch was cut at \(cut >> 20) MiB; the list above is whole)") }
         }
     }

@@ -111,6 +111,22 @@ public struct WorkspaceChanges: Sendable, Codable, Equatable {
         return out
     }
 
+    /// The patch as inert lines (at most `limit`, then a line saying how many more).
+    public static func patchLines(_ patch: Data, limit: Int = .max) -> [String] {
+        var lines = patch.split(separator: 0x0A, omittingEmptySubsequences: false)
+        if patch.last == 0x0A { lines.removeLast() }
+        var out = lines.prefix(limit).map { InertText.line(String(decoding: $0, as: UTF8.self)) }
+        if lines.count > limit { out.append("(\(lines.count - limit) more lines: ccdeck runs diff shows them all)") }
+        return out
+    }
+
+    /// Why a run has no recorded changes, in words.
+    public static func absentReason(_ record: RunRecord) -> String {
+        record.state.isLive ? "it is still running: its changes are known when it ends"
+            : record.changesBaseline == nil ? "its workspace was not compared (git was not installed, or an older ccdeck ran it)"
+            : "its comparison did not finish (ccdeck died before the end?)"
+    }
+
     static func bytes(_ n: Int64) -> String {
         n < 1024 ? "\(n) B" : n < 1 << 20 ? String(format: "%.1f KiB", Double(n) / 1024) : String(format: "%.1f MiB", Double(n) / 1_048_576)
     }

@@ -110,6 +110,11 @@ public final class Dashboard {
         case .runStderr(let id, let line):
             guard let i = index(of: id) else { break }
             state.runs[i].tail.append(RenderedLine(kind: .toolError, text: "stderr: " + InertText.line(line)))
+        case .changesLoaded(let id, let lines):
+            if case .changes(var view)? = state.overlay, view.runID == id {
+                view.lines = lines
+                state.overlay = .changes(view)
+            }
         case .runEgress(let id, let decision):
             guard let i = index(of: id) else { break }
             var egress = state.runs[i].record.egress ?? EgressRecord(enforcement: .allowlist, hosts: [])
@@ -208,6 +213,22 @@ public final class Dashboard {
         case .help?, .comparison?:
             state.overlay = nil
             return []
+        case .changes(var view)?:
+            let page = max(1, state.height - 6)
+            let last = max(0, (view.lines?.count ?? 0) - page)
+            switch actions.action(for: key) {
+            case .down?: view.top = min(last, view.top + 1)
+            case .up?: view.top = max(0, view.top - 1)
+            case .pageDown?: view.top = min(last, view.top + page)
+            case .pageUp?: view.top = max(0, view.top - page)
+            case .top?: view.top = 0
+            case .bottom?: view.top = last
+            default:
+                state.overlay = nil
+                return []
+            }
+            state.overlay = .changes(view)
+            return []
         case .confirm(let c)?:
             switch key {
             case .char("y"), .char("Y"), .enter:
@@ -269,6 +290,17 @@ public final class Dashboard {
                 state.notice = Notice("no comparison yet: launch one with \(actions.keys(for: .launch).first?.description ?? "n") "
                                       + "and pick \"all ready modes\" as the mode", .warning)
             }
+        case .changes:
+            guard let run = state.selectedRun else {
+                state.notice = Notice("select a run to see what it changed", .warning)
+                return []
+            }
+            guard !run.isLive else {
+                state.notice = Notice("its changes are known when it ends", .warning)
+                return []
+            }
+            state.overlay = .changes(ChangesView(runID: run.record.id))
+            return [.loadChanges(runID: run.record.id)]
         case .attach:
             guard let run = state.selectedRun, run.isLive else {
                 state.notice = Notice("select a live run to attach to", .warning)

@@ -97,6 +97,7 @@ public final class DashboardRuntime {
             switch effect {
             case .quit: return false
             case .bell: terminal.bell()
+            case .loadChanges(let id): services.loadChanges(runID: id)
             case .launch(let mode, let prompt, let workspace, let timeout):
                 services.launch(mode: mode, prompt: prompt, workspace: workspace, group: nil, timeout: timeout)
             case .compare(let modes, let prompt, let group, let timeout):

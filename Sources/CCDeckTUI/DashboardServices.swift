@@ -15,6 +15,8 @@ public protocol DashboardServices: AnyObject {
     func removeOrphan(_ orphan: Orphan)
     func pruneOrphans(_ orphans: [Orphan])
     func repushToken()
+    /// Reads what a finished run changed; `changesLoaded` brings the lines.
+    func loadChanges(runID: String)
     /// The command that opens an interactive shell in a live run's sandbox.
     func attachCommand(for record: RunRecord) -> Command?
     /// Stops background work before the process exits (live runs keep running).

@@ -195,6 +195,20 @@ public enum Overlay: Sendable, Equatable {
     case launch(LaunchForm)
     case confirm(Confirmation)
     case comparison(Comparison)
+    case changes(ChangesView)
+}
+
+/// A run's changes, read from its folder: the list, then the patch; scrolled in place.
+public struct ChangesView: Sendable, Equatable {
+    public var runID: String
+    /// Inert lines; nil while they are being read.
+    public var lines: [String]?
+    public var top = 0
+
+    public init(runID: String, lines: [String]? = nil) {
+        self.runID = runID
+        self.lines = lines
+    }
 }
 
 public struct Notice: Sendable, Equatable {
@@ -222,6 +236,8 @@ public enum Effect: Sendable, Equatable {
     case repushToken
     /// A run here finished, failed or stalled: the terminal's bell (unless turned off).
     case bell
+    /// Read what the run changed (`changesLoaded` brings it).
+    case loadChanges(runID: String)
     case quit
 }
 
@@ -240,6 +256,8 @@ public enum DashboardMessage: Sendable {
     case runStderr(id: String, String)
     /// The run's egress proxy refused a connection.
     case runEgress(id: String, EgressDecision)
+    /// A run's changes as lines to show (or why there are none).
+    case changesLoaded(id: String, [String])
     case runFinished(RunRecord)
     case runRemoved(id: String)
     case backends([BackendStatus])

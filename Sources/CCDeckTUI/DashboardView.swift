@@ -173,6 +173,24 @@ enum Overlays {
                 screen.put(l, x: r.x + 2, y: r.y + 1 + i, maxWidth: r.width - 4)
             }
             screen.put("y: yes    n or esc: no", x: r.x + 2, y: r.maxY - 2, style: TextStyle(.warn, bold: true), maxWidth: r.width - 4)
+        case .changes(let view):
+            let r = Rect(x: 2, y: 1, width: max(0, state.width - 4), height: max(0, state.height - 2))
+            screen.fill(r)
+            screen.box(r, title: "Changes \(view.runID.suffix(11))", focused: true, glyphs: g)
+            let page = max(0, r.height - 4)
+            guard let lines = view.lines else {
+                screen.put("reading…", x: r.x + 2, y: r.y + 1, style: TextStyle(.muted), maxWidth: r.width - 4)
+                break
+            }
+            for (i, line) in lines.dropFirst(view.top).prefix(page).enumerated() {
+                let style: TextStyle = line.hasPrefix("+") && !line.hasPrefix("+++") ? TextStyle(.good)
+                    : line.hasPrefix("-") && !line.hasPrefix("---") ? TextStyle(.bad)
+                    : line.hasPrefix("@@") ? TextStyle(.accent) : line.hasPrefix("diff ") ? TextStyle(bold: true) : .plain
+                screen.put(line, x: r.x + 2, y: r.y + 1 + i, style: style, maxWidth: r.width - 4)
+            }
+            let shown = lines.isEmpty ? "" : "lines \(view.top + 1)–\(min(lines.count, view.top + page)) of \(lines.count)   "
+            screen.put(shown + "j/k pgup/pgdn g/G scroll   any other key closes", x: r.x + 2, y: r.maxY - 2,
+                       style: TextStyle(.muted), maxWidth: r.width - 4)
         case .comparison(let c):
             // The columns a reader compares first; `ccdeck compare` prints every phase.
             let (header, rows) = c.table

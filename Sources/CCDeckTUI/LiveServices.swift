@@ -452,6 +452,21 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         }
     }
 
+    public func loadChanges(runID: String) {
+        background { [self] in
+            let dir = store.directory(for: runID)
+            guard let data = FileManager.default.contents(atPath: dir + "/changes.json"),
+                  let changes = try? RunStore.decoder.decode(WorkspaceChanges.self, from: data) else {
+                let why = (try? store.load(runID)).map(WorkspaceChanges.absentReason) ?? "its record cannot be read"
+                post(.changesLoaded(id: runID, ["no recorded changes: " + why]))
+                return
+            }
+            let patch = FileManager.default.contents(atPath: dir + "/changes.diff") ?? Data()
+            // Bounded: a rewritten lockfile should not take the dashboard's memory with it.
+            post(.changesLoaded(id: runID, changes.statLines() + [""] + WorkspaceChanges.patchLines(patch, limit: 20_000)))
+        }
+    }
+
     public func repushToken() {
         background { [self] in
             let info = resolveToken()

@@ -580,3 +580,27 @@ private func typeWorkspace(_ d: Dashboard, _ text: String) {
         #expect(!text.contains("no changes"))
     }
 }
+
+@Suite struct ChangesOverlayTests {
+    @Test func cOpensTheSelectedRunsChangesScrollsAndCloses() {
+        let output = MemoryOutput()
+        let d = TUIFixtures.dashboard(width: 100, height: 30, output: output)
+        #expect(d.handle(.key(.char("c"))).isEmpty)  // the live run is selected
+        #expect(d.state.notice?.text == "its changes are known when it ends")
+        _ = d.handle(.key(.char("j")))
+        let id = d.state.selectedRunID!
+        #expect(d.handle(.key(.char("c"))) == [.loadChanges(runID: id)])
+        #expect(DashboardView(theme: Theme()).render(d, source: output).text.contains("reading…"))
+        let lines = ["A added.txt  +1 −0 10 B", "1 added (+1 −0) against git HEAD", ""]
+            + (0..<100).map { "+line \($0) \u{1b}]0;t\u{07}" }
+        d.handle(.changesLoaded(id: id, lines.map { InertText.line($0) }))
+        var text = DashboardView(theme: Theme()).render(d, source: output).text
+        #expect(text.contains("A added.txt  +1 −0 10 B") && text.contains("lines 1–"))
+        _ = d.handle(.key(.char("G")))
+        text = DashboardView(theme: Theme()).render(d, source: output).text
+        #expect(text.contains("+line 99") && !text.contains("A added.txt"))
+        #expect(DashboardView(theme: Theme()).render(d, source: output).cells.allSatisfy { InertText.isInert($0.text) })
+        _ = d.handle(.key(.escape))
+        #expect(d.state.overlay == nil)
+    }
+}

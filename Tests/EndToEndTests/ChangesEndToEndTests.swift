@@ -58,6 +58,21 @@ struct ChangesEndToEndTests {
         let (r, env) = try runChanges(ws)
         #expect(r.status == .exited(0), "\(r.output)")
         try expectTheChanges(env, baseline: "the snapshot taken at its start")
+
+        // The dashboard shows them too: `c` on the finished run.
+        var tenv = env
+        tenv["TERM"] = "xterm-256color"
+        tenv["LANG"] = "C.UTF-8"
+        let tmux = try TmuxSession(width: 120, height: 40, environment: tenv,
+                                   script: "\"\(TestPaths.ccdeckBinary)\" dashboard\necho \"EXIT:$?\"\nexec sleep 600")
+        #expect(tmux.waitFor("Runs (1)") != nil)
+        try tmux.send("c")
+        let shown = tmux.waitFor("the changes") { $0.contains("Changes ") && $0.contains("D gone.txt") && $0.contains("+changed") }
+        #expect(shown != nil, "\(tmux.capture())")
+        try tmux.send("Escape")
+        #expect(tmux.waitFor("closed") { !$0.contains("D gone.txt") } != nil)
+        try tmux.send("q")
+        #expect(tmux.waitFor("EXIT:0", timeout: 20, history: true) != nil)
     }
 
     @Test func aGitRepositoryAgainstItsHeadLeftUntouched() throws {
