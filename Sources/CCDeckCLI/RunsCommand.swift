@@ -27,18 +27,39 @@ struct RunsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "Every run, newest first.",
                                                         aliases: ["list"])
 
-        @Flag(help: "Print JSON for scripts.")
+        @Flag(help: "Print JSON for scripts: {\"runs\": [...], \"totals\": {...}} (totals per backend included).")
         var json = false
+
+        @Option(help: ArgumentHelp("Only runs started within this long (1d, 12h, 30m).", valueName: "duration"))
+        var since: String?
+
+        @Flag(help: "After the table, the totals per backend.")
+        var byBackend = false
+
+        func validate() throws {
+            if let since, DurationText.parse(since) == nil {
+                throw ValidationError("--since takes a duration like 1d, 12h or 30m, not \(InertText.line(since))")
+            }
+        }
+
+        struct Listing: Encodable {
+            var runs: [RunRecord]
+            var totals: RunTotals
+        }
 
         func run() throws {
             let store = RunsCommand.store
-            let records = store.list()
+            let now = Date()
+            var records = store.list()
+            if let cutoff = since.flatMap(DurationText.parse) { records = records.filter { $0.createdAt >= now.addingTimeInterval(-cutoff) } }
+            let totals = RunTotals.of(records, now: now, byBackend: json || byBackend) { $0.state.isLive && !store.driverLost($0) }
             if json {
-                Terminal.out(try Terminal.json(records))
+                Terminal.out(try Terminal.json(Listing(runs: records, totals: totals)))
                 return
             }
             if records.isEmpty {
-                Terminal.out("no runs yet in \(store.root) (start one with `ccdeck run`)")
+                Terminal.out(since == nil ? "no runs yet in \(store.root) (start one with `ccdeck run`)"
+                                          : "no runs started within \(InertText.line(since!))")
                 return
             }
             let rows = records.map { r -> [String] in
@@ -49,6 +70,9 @@ struct RunsCommand: ParsableCommand {
             }
             Terminal.table(["ID", "MODE", "ISOLATION", "STATE", "CREATED", "WALL", "TURNS", "TOOL ERRORS", "COST", "PROMPT"], rows)
                 .forEach(Terminal.out)
+            Terminal.out("")
+            Terminal.out(totals.line)
+            if byBackend { totals.backendLines.forEach { Terminal.out("  " + $0) } }
         }
 
         static func shorten(_ s: String, _ n: Int) -> String {

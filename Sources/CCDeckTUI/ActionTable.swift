@@ -3,7 +3,7 @@ import Foundation
 /// Everything a key can do. One table drives dispatch, the footer, the help overlay and
 /// `--readonly` (which drops the dangerous actions).
 public enum Action: String, Sendable, CaseIterable, Hashable {
-    case launch, attach, stop, remove, prune, compare, changes
+    case launch, attach, stop, remove, prune, compare, changes, totals
     case repushToken = "token"
     case focusNext = "focus-next"
     case focusPrevious = "focus-prev"
@@ -35,6 +35,7 @@ public struct ActionTable: Sendable {
         ActionSpec(action: .remove, keys: [.char("d")], hint: "remove", help: "remove the selected finished run or orphan (asks first)", dangerous: true),
         ActionSpec(action: .prune, keys: [.char("P")], hint: nil, help: "remove every leftover in Orphans (asks first)", dangerous: true),
         ActionSpec(action: .changes, keys: [.char("c")], hint: nil, help: "what the selected run changed in its workspace, to scroll", dangerous: false),
+        ActionSpec(action: .totals, keys: [.char("T")], hint: nil, help: "today's and this week's runs and cost, per backend", dangerous: false),
         ActionSpec(action: .compare, keys: [.char("C")], hint: nil, help: "show the last comparison (launch one with n, mode \"all ready modes\")", dangerous: false),
         ActionSpec(action: .repushToken, keys: [.char("t")], hint: "token", help: "read the token again and push it to backends that keep a copy", dangerous: true),
         ActionSpec(action: .focusNext, keys: [.tab], hint: "focus", help: "focus the next pane", dangerous: false),

@@ -210,7 +210,7 @@ public final class Dashboard {
             return actions.action(for: key) == .quit || key == .char("q") ? quit() : []
         }
         switch state.overlay {
-        case .help?, .comparison?:
+        case .help?, .comparison?, .totals?:
             state.overlay = nil
             return []
         case .changes(var view)?:
@@ -290,6 +290,8 @@ public final class Dashboard {
                 state.notice = Notice("no comparison yet: launch one with \(actions.keys(for: .launch).first?.description ?? "n") "
                                       + "and pick \"all ready modes\" as the mode", .warning)
             }
+        case .totals:
+            state.overlay = .totals
         case .changes:
             guard let run = state.selectedRun else {
                 state.notice = Notice("select a run to see what it changed", .warning)

@@ -196,6 +196,8 @@ public enum Overlay: Sendable, Equatable {
     case confirm(Confirmation)
     case comparison(Comparison)
     case changes(ChangesView)
+    /// The totals per backend.
+    case totals
 }
 
 /// A run's changes, read from its folder: the list, then the patch; scrolled in place.
@@ -288,6 +290,15 @@ public struct DashboardState: Sendable {
     /// How the dashboard calls for attention (`dashboard.conf`, `--no-bell`, `--no-title`).
     public var ringBell = true
     public var setTitle = true
+
+    /// Whose days and weeks the totals count in (the local one).
+    public var calendar: Calendar = .current
+
+    /// Live runs, today's and this week's, over the runs this dashboard knows.
+    public func totals(byBackend: Bool = false) -> RunTotals {
+        let live = Set(runs.filter(\.isLive).map(\.record.id))
+        return RunTotals.of(runs.map(\.record), now: now, calendar: calendar, byBackend: byBackend) { live.contains($0.id) }
+    }
 
     /// The terminal window's title: `ccdeck`, or how many runs need you.
     public var windowTitle: String {

@@ -58,7 +58,7 @@ public final class DashboardView {
                              state.orphans.map { "\($0.id)\($0.state)\(Panes.age($0.createdAt, now: state.now))" })) {
             Panes.orphans(&screen, layout.orphans, state, focused: focus == .orphans, theme: theme)
         }
-        pane("status", hash(state.notice?.text, state.notice.map { "\($0.level)" })) {
+        pane("status", hash(state.notice?.text, state.notice.map { "\($0.level)" }, state.notice == nil ? state.totals().line : "")) {
             Panes.status(&screen, layout.status, state, theme: theme)
         }
         pane("footer", hash(state.readonly)) {
@@ -173,6 +173,15 @@ enum Overlays {
                 screen.put(l, x: r.x + 2, y: r.y + 1 + i, maxWidth: r.width - 4)
             }
             screen.put("y: yes    n or esc: no", x: r.x + 2, y: r.maxY - 2, style: TextStyle(.warn, bold: true), maxWidth: r.width - 4)
+        case .totals:
+            let t = state.totals(byBackend: true)
+            let lines = [t.line, ""] + (t.backendLines.isEmpty ? ["no runs yet"] : t.backendLines)
+            let r = centered(min(state.width - 4, 90), lines.count + 4, in: state)
+            screen.fill(r)
+            screen.box(r, title: "Totals (today and this week, local time)", focused: true, glyphs: g)
+            for (i, l) in lines.enumerated() { screen.put(l, x: r.x + 2, y: r.y + 1 + i, maxWidth: r.width - 4) }
+            screen.put("any key closes; ccdeck runs ls --by-backend prints them", x: r.x + 2, y: r.maxY - 2,
+                       style: TextStyle(.muted), maxWidth: r.width - 4)
         case .changes(let view):
             let r = Rect(x: 2, y: 1, width: max(0, state.width - 4), height: max(0, state.height - 2))
             screen.fill(r)

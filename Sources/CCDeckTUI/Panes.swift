@@ -362,7 +362,11 @@ enum Panes {
 
     static func status(_ screen: inout Screen, _ r: Rect, _ state: DashboardState, theme: Theme) {
         screen.fill(r)
-        guard let n = state.notice else { return }
+        guard let n = state.notice else {
+            // Idle: the figures a glance is for.
+            screen.put(state.totals().line, x: r.x + 1, y: r.y, style: TextStyle(.muted), maxWidth: r.width - 1)
+            return
+        }
         let (glyph, style): (String, TextStyle) = {
             switch n.level {
             case .info: return (theme.glyphs.arrow, TextStyle(.accent))

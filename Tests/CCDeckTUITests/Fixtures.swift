@@ -43,6 +43,8 @@ enum TUIFixtures {
                           cwd: String = "/", home: String = "/root", ringBell: Bool = true) -> Dashboard {
         var state = DashboardState(width: width, height: height, now: now, readonly: readonly)
         state.ringBell = ringBell
+        state.calendar = Calendar(identifier: .iso8601)
+        state.calendar.timeZone = TimeZone(identifier: "UTC")!
         let d = Dashboard(state: state, actions: ActionTable(readonly: readonly), output: output,
                           checkWorkspace: { WorkspaceCheck.resolve($0, cwd: cwd, home: home) })
         let live = record("20261129-023900-00aa", .docker, .running, startedAgo: 65, wall: nil)

@@ -398,7 +398,9 @@ import _CCDeckTestSupport
         try expectOutput(["runs"], env: env(), stdout: """
             no runs yet in \(state)/ccdeck (start one with `ccdeck run`)
             """)
-        try expectJSON(["runs", "ls", "--json"], env: env(), "[]")
+        try expectJSON(["runs", "ls", "--json"], env: env(), """
+            {"runs": [], "totals": {"live": 0, "finishedToday": 0, "failedToday": 0, "costToday": 0, "costThisWeek": 0, "byBackend": {}}}
+            """)
     }
 
     @Test func runsList() throws {
@@ -409,7 +411,11 @@ import _CCDeckTestSupport
             20260302-080000-c3d4  podman                     -              failed     2026-03-02 08:00:00 UTC  2.25s    1      0            $0.0000  Fix the failing build
             20260301-101500-a1b2  docker                     shared kernel  succeeded  2026-03-01 10:15:00 UTC  42.5s    5      2            $0.0421  Write hello.txt and run the tests
             20250615-120000-0001  docker                     -              succeeded  2025-06-15 12:00:00 UTC  10m 30s  12     -            $1.5000  An old run with a second line and a pro…
+
+            0 live · today 0 finished, 0 failed, $0.00 · this week $0.00
             """)
+        let recent = try invoke(["runs", "ls", "--since", "1d"], env: env())
+        #expect(recent.stdout == "no runs started within 1d\n", "\(recent.stdout)")
     }
 
     @Test func runsListJSON() throws {
@@ -417,7 +423,10 @@ import _CCDeckTestSupport
         let result = try invoke(["runs", "ls", "--json"], env: env())
         #expect(result.status == .exited(0))
         #expect(result.stderr == "")
-        let records = try #require(try Self.parseJSON(result.stdout) as? [[String: Any]], "\(result.stdout)")
+        let listing = try #require(try Self.parseJSON(result.stdout) as? [String: Any], "\(result.stdout)")
+        let totals = try #require(listing["totals"] as? [String: Any])
+        #expect(totals["live"] as? Int == 0 && totals["byBackend"] is [String: Any], "\(totals)")
+        let records = try #require(listing["runs"] as? [[String: Any]], "\(result.stdout)")
         #expect(records.compactMap { $0["id"] as? String }
                 == [Self.unknownModeID, Self.failedID, Self.succeededID, Self.oldFormatID])
         let byID = Dictionary(uniqueKeysWithValues: records.compactMap { r in (r["id"] as? String).map { ($0, r) } })
