@@ -49,6 +49,7 @@ public final class DashboardRuntime {
             }
             let n = poll(&fds, nfds_t(fds.count), timeout)
             if n < 0 && errno != EINTR { break }
+            let woke = DispatchTime.now().uptimeNanoseconds
             dashboard.handle(.tick(Date()))
 
             if fds[2].revents != 0 {
@@ -70,7 +71,9 @@ public final class DashboardRuntime {
                 }
                 if !running { break }
             }
+            var keysRead = false
             if fds[0].revents != 0 {
+                keysRead = true
                 for key in terminal.readKeys() {
                     if key == .ctrl("c") { running = false; break }
                     if !perform(dashboard.handle(.key(key))) { running = false; break }
@@ -82,9 +85,29 @@ public final class DashboardRuntime {
                 if !running { break }
             }
             draw()
+            if keysRead { latencyLog?.note(since: woke) }
         }
         return exitStatus
     }
+
+    /// For benchmarks (`CCDECK_KEY_LATENCY_LOG=path`): per wake-up with keys, the milliseconds
+    /// from the wake-up to the frame drawn (messages handled meanwhile included), one a line.
+    final class LatencyLog {
+        let fd: Int32
+        init?(path: String?) {
+            guard let path, !path.isEmpty else { return nil }
+            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            if fd < 0 { return nil }
+        }
+        deinit { close(fd) }
+        func note(since start: UInt64) {
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            let line = String(format: "%.3f\n", ms)
+            _ = line.withCString { write(fd, $0, strlen($0)) }
+        }
+    }
+
+    private let latencyLog = LatencyLog(path: ProcessInfo.processInfo.environment["CCDECK_KEY_LATENCY_LOG"])
 
     private func draw(force: Bool = false) {
         terminal.draw(view.render(dashboard, source: services.output), force: force)
