@@ -133,9 +133,13 @@ public final class NCursesTerminal {
         last = screen
     }
 
+    static let asciiStandIns: [String: String] = ["·": "-", "×": "x", "−": "-", "–": "-", "—": "-", "…": "~", "⏎": "|", "▏": "|"]
+
     private static func ascii(_ s: String) -> String {
         if s.isEmpty { return "" }
         if s.unicodeScalars.allSatisfy({ $0.isASCII }) { return s }
+        // ccdeck's own punctuation has a plain stand-in; anything else shows as `?`.
+        if let plain = asciiStandIns[s] { return plain }
         return DisplayWidth.of(s) == 2 ? "??" : "?"
     }
 

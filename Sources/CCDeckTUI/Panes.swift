@@ -360,13 +360,22 @@ enum Panes {
 
     // MARK: Status and footer
 
+    /// The top line: the figures a glance is for, and how many runs need you.
+    static func header(_ screen: inout Screen, _ r: Rect, _ state: DashboardState, theme: Theme) {
+        screen.fill(r)
+        let line = "ccdeck · " + state.totals().line
+        screen.put(line, x: r.x + 1, y: r.y, style: TextStyle(.muted), maxWidth: r.width - 1)
+        let calling = state.attention.count
+        if calling > 0 {
+            let x = r.x + 1 + DisplayWidth.of(line)
+            screen.put(" · \(calling) need\(calling == 1 ? "s" : "") you", x: x, y: r.y, style: TextStyle(.warn, bold: true),
+                       maxWidth: max(0, r.maxX - x))
+        }
+    }
+
     static func status(_ screen: inout Screen, _ r: Rect, _ state: DashboardState, theme: Theme) {
         screen.fill(r)
-        guard let n = state.notice else {
-            // Idle: the figures a glance is for.
-            screen.put(state.totals().line, x: r.x + 1, y: r.y, style: TextStyle(.muted), maxWidth: r.width - 1)
-            return
-        }
+        guard let n = state.notice else { return }
         let (glyph, style): (String, TextStyle) = {
             switch n.level {
             case .info: return (theme.glyphs.arrow, TextStyle(.accent))

@@ -339,7 +339,7 @@ import _CCDeckTestSupport
         let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
         let view = DashboardView(theme: Theme())
         _ = view.render(d, source: output)
-        #expect(view.lastDrawn.count == 7)
+        #expect(view.lastDrawn.count == 8)  // seven panes and the header
         _ = view.render(d, source: output)
         #expect(view.lastDrawn.isEmpty)
         d.handle(.runEvent(id: d.state.runs[0].record.id, .assistant([.text("more")])))
