@@ -229,10 +229,6 @@ public final class RunDriver {
             return stoppedBeforeStart(&record)
         }
 
-        // What the workspace holds before the agent touches it, to say afterwards what it changed.
-        let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
-        record.changesBaseline = tracker?.begin()
-
         let launch: AgentLaunch
         do { launch = try backend.start(spec, preparation: preparation) } catch {
             // Whatever got as far as existing goes again.
@@ -240,6 +236,11 @@ public final class RunDriver {
             sinks.releaseReserve()
             throw fail("\(error)")
         }
+        // What the workspace holds before the agent touches it, to say afterwards what it changed:
+        // taken while the sandbox starts (off the run's critical path), and before the prompt is
+        // written, which the agent waits for before it does anything.
+        let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
+        record.changesBaseline = tracker?.begin()
         record.state = .running
         record.sandboxID = launch.sandboxID
         try? store.save(record)
