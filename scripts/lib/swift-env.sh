@@ -34,3 +34,15 @@ if ! command -v bwrap >/dev/null 2>&1 && [ "$(uname -s)" = Linux ]; then
     echo "ccdeck: note: bubblewrap is missing, so local mode cannot run (sudo apt-get install bubblewrap)" >&2
   fi
 fi
+
+# What each run changed in its workspace is worked out with git (a snapshot at the start, a
+# diff at the end). Best effort: without it, runs record that their changes are not known.
+if ! command -v git >/dev/null 2>&1 && [ "$(uname -s)" = Linux ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ccdeck: installing git (to show what each run changed)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git; } >&2 \
+      || echo "ccdeck: warning: could not install git; runs will not record what they changed" >&2
+  else
+    echo "ccdeck: note: git is missing, so runs cannot record what they changed (sudo apt-get install git)" >&2
+  fi
+fi
