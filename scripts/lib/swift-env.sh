@@ -23,26 +23,22 @@ if [ ! -e /usr/include/ncursesw/curses.h ]; then
   fi
 fi
 
-# Local mode (`--mode local`) sandboxes the host's claude with bubblewrap: no container engine
-# needed. Best effort: without it, local mode says it cannot run and the others still work.
-if ! command -v bwrap >/dev/null 2>&1 && [ "$(uname -s)" = Linux ]; then
+# Helpers ccdeck uses when they are there, installed where they are missing (Debian, as root).
+# Best effort: without one, the feature that needs it says so and the rest still works.
+#   optional_tool COMMAND PACKAGE "what it is for" "what happens without it"
+optional_tool() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ "$(uname -s)" = Linux ] || return 0
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "ccdeck: installing bubblewrap (local mode's sandbox)" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } >&2 \
-      || echo "ccdeck: warning: could not install bubblewrap; local mode will say it cannot run" >&2
+    echo "ccdeck: installing $2 ($3)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; } >&2 \
+      || echo "ccdeck: warning: could not install $2; $4" >&2
   else
-    echo "ccdeck: note: bubblewrap is missing, so local mode cannot run (sudo apt-get install bubblewrap)" >&2
+    echo "ccdeck: note: $2 is missing, so $4 (sudo apt-get install $2)" >&2
   fi
-fi
+}
 
-# What each run changed in its workspace is worked out with git (a snapshot at the start, a
-# diff at the end). Best effort: without it, runs record that their changes are not known.
-if ! command -v git >/dev/null 2>&1 && [ "$(uname -s)" = Linux ]; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "ccdeck: installing git (to show what each run changed)" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git; } >&2 \
-      || echo "ccdeck: warning: could not install git; runs will not record what they changed" >&2
-  else
-    echo "ccdeck: note: git is missing, so runs cannot record what they changed (sudo apt-get install git)" >&2
-  fi
-fi
+# Local mode (`--mode local`) sandboxes the host's claude with bubblewrap: no container engine needed.
+optional_tool bwrap bubblewrap "local mode's sandbox" "local mode cannot run"
+# What each run changed in its workspace is worked out with git (a snapshot at the start, a diff at the end).
+optional_tool git git "to show what each run changed" "runs cannot record what they changed"
