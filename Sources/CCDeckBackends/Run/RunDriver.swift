@@ -100,6 +100,8 @@ public final class RunDriver {
     let clock: () -> Date
     /// The run's egress proxy while it runs.
     private var egressProxy: EgressProxy?
+    /// `CCDECK_TRACE=1`: where a run's own time goes, step by step, said as a notice at its end.
+    private lazy var trace = PhaseTrace(enabled: environment["CCDECK_TRACE"] == "1")
 
     /// Hands an update to the caller, one at a time (the proxy's threads send them too).
     func emit(_ update: Update) {
@@ -151,6 +153,7 @@ public final class RunDriver {
         record.workspaceTransport = traits.workspace
         record.credentials = CredentialRecord(
             delivery: delivery, exposure: token.map { CredentialExposure.of($0, delivery: delivery) } ?? .nothing)
+        trace.start()
         let lock: DriverLock
         do { lock = try store.create(record) } catch {
             throw Failure.setup("cannot create the run under \(store.runsDirectory): \(Self.words(error))", record: nil)
@@ -184,6 +187,7 @@ public final class RunDriver {
             throw fail("you cannot write \(InertText.line(workspace)) yourself: ccdeck will not hand an agent a folder "
                        + "you cannot change (check its owner and mode)")
         }
+        trace.mark("record")
         guard let owner = FileOwner.of(workspace) else { throw fail("cannot read the workspace \(InertText.line(workspace))") }
         var spec = makeSpec(record: record, request: request, owner: owner)
 
@@ -198,11 +202,13 @@ public final class RunDriver {
             sinks.releaseReserve()
             return stoppedBeforeStart(&record)
         }
+        trace.mark("workspace, output files")
         // The way out is settled first: a backend may have to check that its runtime allows it.
         do { try holdEgress(request, &record, &spec) } catch {
             sinks.releaseReserve()
             throw fail("\(error)")
         }
+        trace.mark("egress")
         defer { releaseEgress(record.id) }
         let preparation: Preparation
         do {
@@ -214,6 +220,7 @@ public final class RunDriver {
             sinks.releaseReserve()
             throw fail("\(error)")
         }
+        trace.mark("prepare")
         if preparation.builtImage { emit(.notice("image \(request.image) built")) }
         if let name = preparation.sandboxName {
             // The backend chose the sandbox (one reused per workspace): the record names it.
@@ -239,8 +246,10 @@ public final class RunDriver {
         // What the workspace holds before the agent touches it, to say afterwards what it changed:
         // taken while the sandbox starts (off the run's critical path), and before the prompt is
         // written, which the agent waits for before it does anything.
+        trace.mark("start")
         let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
         record.changesBaseline = tracker?.begin()
+        trace.mark("baseline")
         record.state = .running
         record.sandboxID = launch.sandboxID
         try? store.save(record)
@@ -519,7 +528,9 @@ public final class RunDriver {
     private func finish(_ record: inout RunRecord, followed: Followed, sinks: Sinks) -> RunRecord {
         let progress = sinks.ingest.progress
         let ref = SandboxRef(record)
+        trace.mark("agent")
         let outcome = backend.outcome(ref)
+        trace.mark("outcome")
         record.phases.containerStarted = outcome?.startedAt ?? record.phases.containerStarted
         record.phases.firstEvent = progress.firstEventAt ?? record.phases.firstEvent
         record.phases.result = progress.resultAt ?? record.phases.result
@@ -563,11 +574,13 @@ public final class RunDriver {
            let changes = tracker.finish(baseline: baseline) {
             record.changes = changes.summary
         }
+        trace.mark("changes")
         var removed = true
         if !record.keep || followed.forced {
             removed = removeWithRetry(ref, noun: noun, release: true)
         }
         if !removed { verdict.reason += "; the \(noun) could not be removed and is listed as a leftover" }
+        trace.mark("remove")
         if let proxy = egressProxy {
             proxy.stop()
             record.egress = proxy.record
@@ -581,6 +594,8 @@ public final class RunDriver {
         do { try store.save(record) } catch {
             emit(.notice("could not save the record of run \(record.id): \(Self.words(error))"))
         }
+        trace.mark("save")
+        if let summary = trace.summary { emit(.notice("trace: " + summary)) }
         return record
     }
 
@@ -661,5 +676,29 @@ public enum Workspace {
             chown(path, uid, gid_t(RunnerImage.agentUID))
             chown(manifest, uid, gid_t(RunnerImage.agentUID))
         }
+    }
+}
+
+/// Where a run's own time goes: the steps between marks, in milliseconds (`CCDECK_TRACE=1`).
+struct PhaseTrace {
+    let enabled: Bool
+    private var last: UInt64 = 0
+    private var steps: [(String, Double)] = []
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    mutating func start() { if enabled { last = DispatchTime.now().uptimeNanoseconds } }
+
+    mutating func mark(_ name: String) {
+        guard enabled, last != 0 else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        steps.append((name, Double(now - last) / 1e6))
+        last = now
+    }
+
+    /// `record 2.1 ms · prepare 31.0 ms · …`, or nil when off.
+    var summary: String? {
+        guard enabled, !steps.isEmpty else { return nil }
+        return steps.map { $0.0 + " " + String(format: "%.1f ms", $0.1) }.joined(separator: " · ")
     }
 }
