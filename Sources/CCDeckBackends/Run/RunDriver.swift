@@ -569,18 +569,21 @@ public final class RunDriver {
                 verdict.reason += "; its changes could not be brought back: \(error)"
             }
         }
+        // What the agent changed is read from the workspace (brought back by now) while the
+        // sandbox is removed: two independent waits, taken side by side.
+        let changed = Joined<WorkspaceChanges.Summary?>()
         if let baseline = record.changesBaseline,
-           let tracker = ChangeTracker(workspace: record.workspace, runDirectory: store.directory(for: record.id), environment: environment),
-           let changes = tracker.finish(baseline: baseline) {
-            record.changes = changes.summary
+           let tracker = ChangeTracker(workspace: record.workspace, runDirectory: store.directory(for: record.id), environment: environment) {
+            changed.start { tracker.finish(baseline: baseline)?.summary }
         }
-        trace.mark("changes")
         var removed = true
         if !record.keep || followed.forced {
             removed = removeWithRetry(ref, noun: noun, release: true)
         }
         if !removed { verdict.reason += "; the \(noun) could not be removed and is listed as a leftover" }
         trace.mark("remove")
+        record.changes = changed.wait() ?? nil
+        trace.mark("changes (beside the removal)")
         if let proxy = egressProxy {
             proxy.stop()
             record.egress = proxy.record
@@ -700,5 +703,28 @@ struct PhaseTrace {
     var summary: String? {
         guard enabled, !steps.isEmpty else { return nil }
         return steps.map { $0.0 + " " + String(format: "%.1f ms", $0.1) }.joined(separator: " · ")
+    }
+}
+
+/// One value computed on another thread, waited for once.
+final class Joined<T>: @unchecked Sendable {
+    private var value: T?
+    private var thread: Thread?
+    private let done = DispatchSemaphore(value: 0)
+
+    func start(_ body: @escaping @Sendable () -> T) {
+        let t = Thread { [self] in
+            value = body()
+            done.signal()
+        }
+        thread = t
+        t.start()
+    }
+
+    /// The value; nil when nothing was started.
+    func wait() -> T? {
+        guard thread != nil else { return nil }
+        done.wait()
+        return value
     }
 }
