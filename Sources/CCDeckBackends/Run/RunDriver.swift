@@ -103,6 +103,14 @@ public final class RunDriver {
     /// `CCDECK_TRACE=1`: where a run's own time goes, step by step, said as a notice at its end.
     private lazy var trace = PhaseTrace(enabled: environment["CCDECK_TRACE"] == "1")
 
+    private func takePendingStop() -> String? {
+        updateLock.lock()
+        defer { updateLock.unlock() }
+        let reason = pendingStop
+        pendingStop = nil
+        return reason
+    }
+
     /// Hands an update to the caller, one at a time (the proxy's threads send them too).
     func emit(_ update: Update) {
         updateLock.lock()
@@ -125,6 +133,9 @@ public final class RunDriver {
     /// Stops the run in progress, for `reason`. For the thread that drives the run (its update
     /// handler), e.g. when ccdeck can no longer print what the run does.
     public func requestStop(_ reason: String) {
+        // Under the update lock: a handler may ask while an egress update arrives on a proxy thread.
+        updateLock.lock()
+        defer { updateLock.unlock() }
         if pendingStop == nil { pendingStop = reason }
     }
 
@@ -451,7 +462,7 @@ public final class RunDriver {
             askToStop()
         }
         func checkOwnTrouble() {
-            if let reason = sinks.failure ?? pendingStop { pendingStop = nil; if stopReason == nil { beginStop(reason) } }
+            if let reason = sinks.failure ?? takePendingStop() { if stopReason == nil { beginStop(reason) } }
             // A run folder deleted under a live run: stop rather than write into nowhere (checked once a second).
             let now = Date()
             if stopReason == nil, now.timeIntervalSince(lastCheck) >= 1 {
