@@ -105,15 +105,9 @@ struct DashboardCommand: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 
-    static func configPath(_ name: String, env: [String: String]) -> String {
-        let base = env["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
-            ?? (env["HOME"] ?? NSHomeDirectory()) + "/.config"
-        return base + "/ccdeck/" + name
-    }
-
     /// `$XDG_CONFIG_HOME/ccdeck/dashboard.conf` (default `~/.config/ccdeck/dashboard.conf`), if present.
     static func loadSettings(env: [String: String]) throws -> DashboardSettings {
-        let path = configPath("dashboard.conf", env: env)
+        let path = ConfigFiles.path("dashboard.conf", environment: env)
         guard let data = FileManager.default.contents(atPath: path) else { return DashboardSettings() }
         do { return try DashboardSettings.parse(String(decoding: data, as: UTF8.self)) } catch {
             throw CLIError.setup("malformed dashboard config \(InertText.line(path)): \(error)")
@@ -122,7 +116,7 @@ struct DashboardCommand: ParsableCommand {
 
     /// `$XDG_CONFIG_HOME/ccdeck/keys.conf` (default `~/.config/ccdeck/keys.conf`), if present.
     static func loadKeys(env: [String: String]) throws -> [Action: [Key]] {
-        let path = configPath("keys.conf", env: env)
+        let path = ConfigFiles.path("keys.conf", environment: env)
         guard let data = FileManager.default.contents(atPath: path) else { return [:] }
         do { return try ActionTable.parseConfig(String(decoding: data, as: UTF8.self)) } catch {
             throw CLIError.setup("malformed key config \(path): \(error)")

@@ -58,8 +58,10 @@ public final class DashboardView {
                              state.orphans.map { "\($0.id)\($0.state)\(Panes.age($0.createdAt, now: state.now))" })) {
             Panes.orphans(&screen, layout.orphans, state, focused: focus == .orphans, theme: theme)
         }
-        pane("header", hash(state.totals().line, state.attention.count)) {
-            Panes.header(&screen, layout.header, state, theme: theme)
+        // Counted once a frame (every record is looked at), drawn only when it changed.
+        let totals = state.totals().line
+        pane("header", hash(totals, state.attention.count)) {
+            Panes.header(&screen, layout.header, totals: totals, attention: state.attention.count, theme: theme)
         }
         pane("status", hash(state.notice?.text, state.notice.map { "\($0.level)" })) {
             Panes.status(&screen, layout.status, state, theme: theme)

@@ -361,11 +361,10 @@ enum Panes {
     // MARK: Status and footer
 
     /// The top line: the figures a glance is for, and how many runs need you.
-    static func header(_ screen: inout Screen, _ r: Rect, _ state: DashboardState, theme: Theme) {
+    static func header(_ screen: inout Screen, _ r: Rect, totals: String, attention calling: Int, theme: Theme) {
         screen.fill(r)
-        let line = "ccdeck · " + state.totals().line
+        let line = "ccdeck · " + totals
         screen.put(line, x: r.x + 1, y: r.y, style: TextStyle(.muted), maxWidth: r.width - 1)
-        let calling = state.attention.count
         if calling > 0 {
             let x = r.x + 1 + DisplayWidth.of(line)
             screen.put(" · \(calling) need\(calling == 1 ? "s" : "") you", x: x, y: r.y, style: TextStyle(.warn, bold: true),

@@ -1,3 +1,4 @@
+import CCDeckBackends
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -17,21 +18,7 @@ public final class TestHTTPServer: @unchecked Sendable {
     /// - Parameter any: listen on every address (a sandbox with its own network must not reach it).
     public init(any: Bool = false, redirectTo: String = "http://denied.invalid/") throws {
         self.redirectTo = redirectTo
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = any ? INADDR_ANY : inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && listen(fd, 256) == 0 && getsockname(fd, $0, &len) == 0
-            }
-        }
-        port = UInt16(bigEndian: addr.sin_port)
-        guard ok else { throw POSIXError(.EADDRINUSE) }
+        (fd, port) = try LoopbackSocket.listen(any: any, backlog: 256)
         let listener = fd
         Thread { [self] in
             while true {

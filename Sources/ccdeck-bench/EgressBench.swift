@@ -17,19 +17,9 @@ final class BenchUpstream: @unchecked Sendable {
     private let fd: Int32
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, port) = try LoopbackSocket.listen(backlog: 512)
         self.fd = fd
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && listen(fd, 512) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        port = UInt16(bigEndian: addr.sin_port)
-        guard ok else { throw POSIXError(.EADDRINUSE) }
+        self.port = port
         Thread {
             while true {
                 let c = accept(fd, nil, nil)
@@ -52,17 +42,9 @@ final class BenchUpstream: @unchecked Sendable {
 }
 
 func tcpConnect(_ port: UInt16) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = port.bigEndian
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var one: Int32 = 1
-    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-    let r = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    guard let fd = LoopbackSocket.connect(port: port) else {
+        fail("cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
     }
-    if r != 0 { fail("cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))") }
     return fd
 }
 
@@ -96,16 +78,7 @@ func egressBench(requests: Int) throws {
     let child = try ChildProcess.spawn(Command(bridge, [String(probe), dir + "/proxy.sock", "--", "sleep", "3600"], environment: [:]))
     defer { child.signal(SIGTERM) }
     for _ in 0..<100 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = probe.bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let up = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-        close(fd)
-        if up { break }
+        if let fd = LoopbackSocket.connect(port: probe) { close(fd); break }
         usleep(20_000)
     }
 
@@ -160,14 +133,7 @@ func egressBench(requests: Int) throws {
 
 /// A free loopback port (bound, read, released).
 func tcpListenerPort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    return UInt16(bigEndian: addr.sin_port)
+    guard let (fd, port) = try? LoopbackSocket.listen() else { fail("no free loopback port") }
+    close(fd)
+    return port
 }

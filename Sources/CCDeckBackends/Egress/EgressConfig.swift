@@ -5,15 +5,10 @@ import Foundation
 /// (default `~/.config/ccdeck/egress.conf`), one host a line (`*.example.com` for a domain's
 /// subdomains), `#` comments. A line that is not a host stops the run with its line number.
 public enum EgressConfig {
-    public static func path(environment: [String: String]) -> String? {
-        if let base = environment["XDG_CONFIG_HOME"], base.hasPrefix("/") { return base + "/ccdeck/egress.conf" }
-        if let home = environment["HOME"], home.hasPrefix("/") { return home + "/.config/ccdeck/egress.conf" }
-        return nil
-    }
-
     /// The file's hosts; none when there is no file.
     public static func hosts(environment: [String: String]) throws -> [String] {
-        guard let path = path(environment: environment), access(path, F_OK) == 0 else { return [] }
+        let path = ConfigFiles.path("egress.conf", environment: environment)
+        guard access(path, F_OK) == 0 else { return [] }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw EgressProxyError("cannot read \(InertText.line(path))")
         }

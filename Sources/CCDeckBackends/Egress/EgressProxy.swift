@@ -59,14 +59,8 @@ public final class EgressProxy: @unchecked Sendable {
     /// agent's uid inside a container is not ccdeck's. Whoever can reach the path is the sandbox
     /// it is bound into; the folder around it is ccdeck's own.
     public func listen(unixPath path: String) throws {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard var addr = LoopbackSocket.unixAddress(path) else {
             throw EgressProxyError("the egress socket's path is too long for a unix socket: \(InertText.line(path))")
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
         }
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -85,27 +79,9 @@ public final class EgressProxy: @unchecked Sendable {
     /// Listens on 127.0.0.1 (`port` 0: any free port); returns the port.
     @discardableResult
     public func listen(tcpPort port: UInt16 = 0) throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw EgressProxyError("cannot make a socket: \(String(cString: strerror(errno)))") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && Glibc.listen(fd, 128) == 0 && getsockname(fd, $0, &len) == 0
-            }
-        }
-        guard ok else {
-            let why = String(cString: strerror(errno))
-            close(fd)
-            throw EgressProxyError("cannot listen on 127.0.0.1:\(port): \(why)")
-        }
+        let (fd, bound) = try LoopbackSocket.listen(port: port)
         serve(fd)
-        return UInt16(bigEndian: addr.sin_port)
+        return bound
     }
 
     /// Stops listening and cuts every open connection.
