@@ -127,6 +127,13 @@ class VT:
                         continue
                     self.csi(m.group(1), m.group(2), m.group(4))
                     i = m.end()
+                elif nxt == ord("]"):
+                    # OSC (the window title): up to BEL or ESC \\, drawn nowhere.
+                    end = min([j for j in (data.find(b"\x07", i), data.find(b"\x1b\\", i)) if j >= 0], default=-1)
+                    if end < 0:
+                        self.pending = data[i:]
+                        return
+                    i = end + (1 if data[end] == 0x07 else 2)
                 elif nxt in b"()*+":
                     i += 3
                 else:
