@@ -49,9 +49,11 @@ public final class TestHTTPServer: @unchecked Sendable {
         let head = String(decoding: data, as: UTF8.self).components(separatedBy: "\r\n\r\n")[0]
         lock.withLock { heads.append(head) }
         let path = head.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+        // `/keepalive` answers as a server that would keep the connection (and then closes it).
+        let connection = path.hasSuffix("/keepalive") ? "Connection: keep-alive\r\nKeep-Alive: timeout=5" : "Connection: close"
         let response = path.hasSuffix("/redirect")
             ? "HTTP/1.1 302 Found\r\nLocation: \(redirectTo)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            : "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            : "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\(connection)\r\n\r\n\(body)"
         _ = response.withCString { send(c, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
     }
 }

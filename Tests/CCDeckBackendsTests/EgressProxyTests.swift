@@ -64,6 +64,20 @@ import Glibc
         #expect(!head.lowercased().contains("proxy-connection") && head.contains("Connection: close"))
     }
 
+    /// The proxy ends a plain request's connection after its answer, so the answer says so: a
+    /// client told "keep-alive" would send its next request into the close and see it reset.
+    @Test func plainHTTPAnswersSayTheConnectionCloses() throws {
+        let server = try TestHTTPServer()
+        let (p, port) = try proxy()
+        defer { p.stop() }
+        let reply = try Client(port: port).exchange("GET http://localhost:\(server.port)/keepalive HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(reply.hasPrefix("HTTP/1.1 200 OK\r\n") && reply.hasSuffix("\r\n\r\n" + server.body), "\(reply)")
+        #expect(reply.contains("\r\nConnection: close\r\n") && !reply.lowercased().contains("keep-alive"), "\(reply)")
+        #expect(reply.contains("Content-Length: \(server.body.utf8.count)\r\n"))
+        #expect(EgressProxy.closingHead(Array("HTTP/1.1 204 No Content\r\nconnection: Keep-Alive\r\nX-A: b\r\n\r\n".utf8))
+                == Array("HTTP/1.1 204 No Content\r\nX-A: b\r\nConnection: close\r\n\r\n".utf8))
+    }
+
     @Test func plainHTTPToAHostOffTheListNeverLeaves() throws {
         let server = try TestHTTPServer()
         let (p, port) = try proxy(["example.org"])

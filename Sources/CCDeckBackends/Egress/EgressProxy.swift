@@ -183,7 +183,9 @@ public final class EgressProxy: @unchecked Sendable {
         } else {
             guard Self.sendAll(upstream, request.forwardedHead + rest) else { return }
         }
-        Self.splice(client, upstream)
+        // A plain request's answer is told to end the connection: a client that kept it for its
+        // next request would race the upstream's close and see its request reset.
+        Self.splice(client, upstream, closeResponse: request.method != "CONNECT")
     }
 
     private func refuse(_ client: Int32, _ status: Int, _ why: String, method: String, host: String, port: Int,
@@ -242,10 +244,12 @@ public final class EgressProxy: @unchecked Sendable {
     }
 
     /// Both directions until both have ended (a half-close is passed on) or either breaks.
-    static func splice(_ a: Int32, _ b: Int32) {
+    /// With `closeResponse`, the head of what `b` answers says `Connection: close`.
+    static func splice(_ a: Int32, _ b: Int32, closeResponse: Bool = false) {
         var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
         var open = [true, true]
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        var pendingHead: [UInt8]? = closeResponse ? [] : nil
         while open[0] || open[1] {
             for i in 0..<2 { fds[i].fd = open[i] ? (i == 0 ? a : b) : -1 }
             let r = poll(&fds, 2, -1)
@@ -253,16 +257,45 @@ public final class EgressProxy: @unchecked Sendable {
             for i in 0..<2 where open[i] && fds[i].revents != 0 {
                 let from = i == 0 ? a : b, to = i == 0 ? b : a
                 let n = recv(from, &buffer, buffer.count, 0)
-                if n > 0 {
+                if n > 0, i == 1, var head = pendingHead {
+                    // The answer's head is held back until whole, then passed on rewritten.
+                    head += buffer[0..<n]
+                    if let end = headEnd(head) {
+                        pendingHead = nil
+                        guard sendAll(to, closingHead(Array(head[..<end])) + Array(head[end...])) else { return }
+                    } else if head.count > maxHead {
+                        pendingHead = nil
+                        guard sendAll(to, head) else { return }
+                    } else {
+                        pendingHead = head
+                    }
+                } else if n > 0 {
                     guard sendAll(to, Array(buffer[0..<n])) else { return }
                 } else if n == 0 {
                     open[i] = false
+                    if i == 1, let head = pendingHead, !head.isEmpty {
+                        pendingHead = nil
+                        _ = sendAll(to, head)
+                    }
                     shutdown(to, Int32(SHUT_WR))
                 } else if errno != EINTR {
                     return
                 }
             }
         }
+    }
+
+    /// A response head with its connection headers replaced by `Connection: close`.
+    static func closingHead(_ head: [UInt8]) -> [UInt8] {
+        let text = String(decoding: head, as: UTF8.self)
+        var lines = text.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        guard !lines.isEmpty else { return head }
+        let status = lines.removeFirst()
+        let kept = lines.filter { line in
+            let name = line.split(separator: ":", maxSplits: 1).first.map { $0.lowercased().trimmingCharacters(in: .whitespaces) } ?? ""
+            return !["connection", "keep-alive", "proxy-connection"].contains(name)
+        }
+        return Array(([status] + kept + ["Connection: close"]).joined(separator: "\r\n").utf8) + Array("\r\n\r\n".utf8)
     }
 
     enum Connected { case success(Int32), failure(String) }
