@@ -34,7 +34,7 @@ TITLES = ("Runs", "Output", "Backends", "Token", "Orphans")
 
 def require_ccdeck(name):
     if not os.access(CCDECK, os.X_OK):
-        sys.exit(f"{name}: {CCDECK} not found: build it first (swift build -c release --product ccdeck)")
+        sys.exit(f"{name}: {CCDECK} not found: build it first (scripts/ccdeck --version)")
 
 
 def iso(t):
