@@ -80,11 +80,10 @@ struct RunCommand: ParsableCommand {
             Terminal.warning("--pass-env \(name): not set here, so not passed")
         }
 
-        Self.mentionLeftovers(of: backend, env: env)
         let wakeFD = SignalPipe.install()
         let renderer = EventRenderer()
         // The handler runs on the driver's own thread, so it may ask that driver to stop.
-        final class DriverBox { var driver: RunDriver?; var deniedShown = Set<String>() }
+        final class DriverBox { var driver: RunDriver?; var deniedShown = Set<String>(); var leftoversAsked = false }
         let box = DriverBox()
         let driver = RunDriver(backend: backend, store: RunStore(environment: env), token: token, environment: env) { update in
             defer {
@@ -99,6 +98,11 @@ struct RunCommand: ParsableCommand {
             case .created:
                 break
             case .started(let record):
+                if !box.leftoversAsked {
+                    // Once the run's own sandbox is on its way: the listing never holds it up.
+                    box.leftoversAsked = true
+                    Self.mentionLeftovers(of: backend, env: env)
+                }
                 if !json {
                     let image = record.image.isEmpty ? "" : ", image \(InertText.line(record.image))"
                     Terminal.err("ccdeck: run \(record.id) in \(record.mode.displayName)\(image)")
@@ -195,6 +199,8 @@ struct RunCommand: ParsableCommand {
     /// this backend and how to remove them.
     static func mentionLeftovers(of backend: any SandboxBackend, env: [String: String]) {
         let thread = Thread {
+            // Beside the run, never in its way: the engine's listing yields the CPU to it.
+            Command.lowerThisThread()
             let store = RunStore(environment: env)
             guard let found = try? backend.resources(store: store.storeID), !found.isEmpty else { return }
             let live = Set(store.list().filter { $0.state.isLive && !store.driverLost($0) }.map(\.id))

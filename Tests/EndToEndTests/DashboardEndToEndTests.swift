@@ -155,6 +155,44 @@ struct DashboardEndToEndTests: DashboardHarness {
         #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
     }
 
+    /// podman removes its own container (`--rm`) as the agent ends: a run whose ccdeck was
+    /// killed, and whose container then finished and went before any ccdeck came back, is read
+    /// whole from the log conmon kept in the run's folder. Nothing of it is lost.
+    @Test func aPodmanRunThatEndedWithNoCcdeckIsReadFromItsKeptLog() throws {
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 2)
+        let canary = EngineEnvironment.canaryToken()
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: canary)
+        let killed = try CCDeckInterrupted.run(EngineEnvironment.runArguments(engine: "podman"), environment: env,
+                                               when: "session started") { kill($0.pid, SIGKILL) }
+        #expect(killed.acted)
+        let storeRoot = home.path + "/state/ccdeck"
+        let lost = try #require(RunStore(root: storeRoot).list().first)
+        // The engine finishes the run and removes its container with no ccdeck there.
+        var left = "?"
+        for _ in 0..<300 where !left.isEmpty {
+            left = (try ProcessRunner.run(Command("podman", ["ps", "-aq", "--filter", "label=ccdeck.run=" + lost.id],
+                                                  environment: EngineEnvironment.host), timeout: 30)).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            if !left.isEmpty { usleep(200_000) }
+        }
+        #expect(left.isEmpty, "the container was not removed by its engine")
+        let kept = RunStore(root: storeRoot).directory(for: lost.id) + "/" + RunSpec.keptOutputName
+        #expect(FileManager.default.fileExists(atPath: kept))
+
+        let tmux = try start(model: model)
+        #expect(tmux.waitFor("adopted and finished", timeout: 90) { $0.contains("adopted") && $0.contains("succeeded") } != nil)
+        let record = try RunStore(root: storeRoot).load(lost.id)
+        #expect(record.state == .succeeded && record.adoptedAt != nil && record.turns == 3, "\(record)")
+        let output = try String(contentsOfFile: RunStore(root: storeRoot).outputPath(for: lost.id), encoding: .utf8)
+        let lines = output.split(separator: "\n")
+        #expect(lines.filter { $0.contains("\"type\":\"system\"") && $0.contains("\"init\"") }.count == 1)
+        #expect(lines.last?.contains("\"type\":\"result\"") == true)
+        #expect(!output.contains(canary))
+        #expect(!FileManager.default.fileExists(atPath: kept), "the raw log outlived the adoption")
+        try tmux.send("q")
+        expectTerminalRestored(tmux, exit: "0")
+    }
+
     /// `s` pressed the moment a run is launched (while its container is still being created):
     /// the stop is not lost, the run ends stopped, nothing is left.
     @Test func aStopPressedRightAfterLaunchIsNotLost() throws {

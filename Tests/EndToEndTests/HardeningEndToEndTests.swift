@@ -79,7 +79,9 @@ struct HardeningEndToEndTests {
     }
 
     /// An engine whose `kill` hangs: the stop is asked again, then after the deadline ccdeck ends
-    /// the client and removes the container, and the record says exactly that.
+    /// the client and removes the container, and the record says exactly that. The daemon is
+    /// named by a docker context, which ccdeck leaves to the CLI (it asks a socket itself only
+    /// where the CLI would connect to a local one): the CLI path, hung.
     @Test func anEngineWhoseKillHangsStillGetsTheRunStopped() throws {
         let bin = TemporaryDirectory("ccdeck-hung-kill")
         let real = try #require(ChildProcess.resolve("docker", environment: EngineEnvironment.host))
@@ -90,6 +92,12 @@ struct HardeningEndToEndTests {
             """, mode: 0o755)
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, delay: 60)
         var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let daemon = try #require(env["DOCKER_HOST"])
+        let context = try ProcessRunner.run(Command(real, ["context", "create", "ccdeck-hung", "--docker", "host=" + daemon],
+                                                    environment: env), timeout: 30)
+        #expect(context.status.succeeded, "\(context.stderr)")
+        env["DOCKER_HOST"] = nil
+        env["DOCKER_CONTEXT"] = "ccdeck-hung"
         env["PATH"] = bin.path + ":" + (env["PATH"] ?? "/usr/bin:/bin")
         let r = try CCDeckInterrupted.run(EngineEnvironment.runArguments(engine: "docker"), environment: env,
                                           when: "session started") { kill($0.pid, SIGTERM) }
@@ -98,6 +106,7 @@ struct HardeningEndToEndTests {
         #expect(record.state == .stopped)
         #expect(record.reason?.contains("did not stop the container within 10s") == true, "\(record.reason ?? "")")
         #expect(try containers("docker", run: record.id).isEmpty)
+        #expect(record.phases.containerStarted != nil, "asked of the CLI beside the run")
     }
 
     /// A stop asked from a second ccdeck (a dashboard that does not drive the run) is recorded by

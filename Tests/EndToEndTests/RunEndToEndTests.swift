@@ -88,6 +88,43 @@ struct RunEndToEndTests {
         #expect(show.stdout.contains("state:        succeeded"))
     }
 
+    /// A run's fixed cost (issue 15): beside `run` itself, the engine's CLI is asked nothing on
+    /// the run's way (no image look, no inspect, no removal): docker is asked over its socket,
+    /// podman removes its own container and keeps its log beside the record (gone at the end),
+    /// and how the agent ended comes from the client. What the record promises is all there.
+    @Test(arguments: ["docker", "podman"])
+    func theEnginesCLIIsAskedNothingButTheRunItself(engine: String) throws {
+        let shims = home.path + "/shims"
+        try FileManager.default.createDirectory(atPath: shims, withIntermediateDirectories: true)
+        let real = try #require(ChildProcess.resolve(engine, environment: EngineEnvironment.host))
+        home.write("shims/\(engine)", "#!/bin/sh\necho \"$*\" >> \(home.path)/\(engine).calls\nexec \(real) \"$@\"\n")
+        chmod(shims + "/" + engine, 0o755)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        env["PATH"] = shims + ":" + (env["PATH"] ?? "/usr/bin:/bin")
+        let r = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: engine), environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        let record = try #require(RunStore(environment: env).list().first)
+        #expect(record.state == .succeeded && record.exitStatus == 0 && record.phases.containerStarted != nil, "\(record)")
+        #expect(record.changes?.added == 2, "\(String(describing: record.changes))")
+        let calls = (try? String(contentsOfFile: home.path + "/\(engine).calls", encoding: .utf8)) ?? ""
+        let verbs = calls.split(separator: "\n").map { line in
+            // podman's gVisor flags come before the verb; here there are none.
+            String(line.split(separator: " ").first ?? "")
+        }
+        #expect(verbs.filter { $0 == "run" }.count == 1, "\(calls)")
+        #expect(!verbs.contains("rm") && !verbs.contains("image"), "\(calls)")
+        if engine == "docker" {
+            #expect(verbs == ["run"], "everything else goes over dockerd's socket: \(calls)")
+        } else {
+            // Beside the run, at low priority: when the container started, and the leftover check.
+            #expect(Set(verbs).isSubset(of: ["run", "inspect", "ps"]), "\(calls)")
+            #expect(calls.contains("--rm") && calls.contains("--pull=never"))
+        }
+        #expect(try containers(engine, run: record.id).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: RunStore(environment: env).directory(for: record.id) + "/" + RunSpec.keptOutputName))
+    }
+
     @Test(arguments: [("docker", "http401"), ("podman", "http401"), ("docker", "overloaded529"),
                       ("podman", "overloaded529"), ("docker", "cut_stream"), ("podman", "cut_stream")])
     func modelFailuresEndTheRunCleanly(engine: String, scenario: String) throws {
@@ -395,6 +432,35 @@ struct ImageEndToEndTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: home.path + "/ctx").sorted() == ["Dockerfile", "note.txt"])
         let inspect = try ProcessRunner.run(Command(engine, ["image", "inspect", tag], environment: EngineEnvironment.host), timeout: 30)
         #expect(inspect.status == .exited(0))
+    }
+
+    /// podman's start is its image check (`--pull=never`, no look beforehand): a missing image
+    /// is built when the run may build it, and the run starts again and succeeds.
+    @Test func aPodmanRunBuildsItsMissingImageThenRuns() throws {
+        let tag = "ccdeck-e2e-startbuild:podman"
+        removeImage("podman", tag)
+        defer { removeImage("podman", tag) }
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        let token = try TokenResolver(environment: env).resolve()
+        var notices: [String] = []
+        let driver = RunDriver(backend: ContainerBackend(.podman, environment: env), store: RunStore(environment: env),
+                               token: token, environment: env) { update in
+            if case .notice(let text) = update { notices.append(text) }
+        }
+        let request = RunRequest(prompt: "Write hello.txt and run bash.", image: tag,
+                                 buildIfMissing: ImageBuild(dockerfile: "FROM \(EngineEnvironment.testImage)\nLABEL ccdeck.e2e=startbuild\n"),
+                                 runtimeArguments: ["--network=host"], passEnvironment: EngineEnvironment.passThrough)
+        let record = try driver.run(request)
+        #expect(record.state == .succeeded, "\(record.reason ?? "") \(notices)")
+        #expect(notices.contains { $0.contains("not found in podman: building it") })
+        #expect(try String(contentsOfFile: record.workspace + "/hello.txt", encoding: .utf8) == "hello from ccdeck\n")
+        // Without a way to build it, the refusal says what to do.
+        let bare = RunDriver(backend: ContainerBackend(.podman, environment: env), store: RunStore(environment: env),
+                             token: token, environment: env) { _ in }
+        #expect {
+            _ = try bare.run(RunRequest(prompt: "x", image: "ccdeck-e2e-none:podman", runtimeArguments: ["--network=host"]))
+        } throws: { "\($0)".contains("ccdeck image build") }
     }
 
     @Test(arguments: [BackendKind.docker, .podman])

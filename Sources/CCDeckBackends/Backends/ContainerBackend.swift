@@ -16,9 +16,30 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     /// How long any engine query may take before ccdeck calls the daemon hung.
     public var queryTimeout: TimeInterval = 15
 
+    /// dockerd's socket, when ccdeck may ask it directly instead of through the CLI.
+    let apiSocket: String?
+
     public init(_ engine: Engine, environment: [String: String]) {
         self.engine = engine
         self.environment = environment
+        apiSocket = engine == .docker ? Self.dockerSocket(environment: environment) : nil
+    }
+
+    /// Where the docker CLI itself would connect, when that is a local unix socket:
+    /// `DOCKER_HOST=unix://…`, or no `DOCKER_HOST` and no context chosen (`DOCKER_CONTEXT`, the
+    /// config's `currentContext`), which is `/var/run/docker.sock`. A tcp or ssh host or a context
+    /// stays with the CLI, which knows their TLS and transport.
+    static func dockerSocket(environment: [String: String]) -> String? {
+        if let host = environment["DOCKER_HOST"], !host.isEmpty {
+            return host.hasPrefix("unix://") ? String(host.dropFirst("unix://".count)) : nil
+        }
+        if let context = environment["DOCKER_CONTEXT"], !context.isEmpty, context != "default" { return nil }
+        let configDirectory = environment["DOCKER_CONFIG"] ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.docker")
+        if let data = FileManager.default.contents(atPath: configDirectory + "/config.json") {
+            guard let config = JSONValue.parse(data) else { return nil }  // the CLI will say what is wrong with it
+            if let context = config["currentContext"]?.stringValue, !context.isEmpty, context != "default" { return nil }
+        }
+        return "/var/run/docker.sock"
     }
 
     public var kind: BackendKind { BackendKind(engine.rawValue) }
@@ -43,14 +64,12 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     func gvisorProblem(egress: Bool = false) -> String? {
         guard runsc != nil else { return "gVisor: runsc is not installed (apt-get install runsc)" }
         guard engine == .docker else { return nil }  // podman takes the runtime's path per run
-        guard let out = try? query(["info", "--format", "{{json .Runtimes}}"], what: "docker info"), out.status.succeeded else {
-            return "gVisor: the daemon did not list its runtimes"
-        }
-        guard out.stdout.contains("\"runsc\"") else {
+        guard let runtimes = info(.Runtimes) else { return "gVisor: the daemon did not list its runtimes" }
+        guard runtimes.contains("\"runsc\"") else {
             return "gVisor: register runsc with dockerd (daemon.json \"runtimes\": {\"runsc\": {\"path\": \"\(runsc!)\", "
                 + "\"runtimeArgs\": [\"--host-uds=open\"]}}) and restart it"
         }
-        if egress && !["host-uds=open", "host-uds=all", "fsgofer-host-uds"].contains(where: out.stdout.contains) {
+        if egress && !["host-uds=open", "host-uds=all", "fsgofer-host-uds"].contains(where: runtimes.contains) {
             return "gVisor: the egress allowlist needs runsc to reach ccdeck's proxy socket: add \"--host-uds=open\" to "
                 + "runsc's runtimeArgs in daemon.json and restart dockerd (or run with --allow-all)"
         }
@@ -103,13 +122,33 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         let rootless = geteuid() != 0 && isRootless()
         var plan = try Self.userPlan(engine: engine, rootless: rootless, owner: spec.workspaceOwner,
                                      invoker: FileOwner(uid: geteuid(), gid: getegid()), workspace: spec.workspace)
-        plan.builtImage = try ensureImage(spec.image, buildIfMissing: build, cancel: cancel, progress: progress)
+        if apiSocket != nil {
+            // Asking dockerd over its socket costs well under a millisecond.
+            plan.builtImage = try ensureImage(spec.image, buildIfMissing: build, cancel: cancel, progress: progress)
+        } else {
+            // A CLI's look costs 12–30 ms on every run: `--pull=never` makes the start the check.
+            plan.imageCheckedAtStart = true
+        }
+        plan.removedByClient = keepsLog(spec)
         if isolation == "gvisor" {
             plan.isolation = .gvisor
             plan.choices["runsc"] = runsc
         }
         return plan
     }
+
+    /// podman removes the container itself (`--rm`, in the same process that ran it, where a
+    /// `podman rm` afterwards costs ~40 ms more) when conmon keeps the agent's output in the run's
+    /// folder: should ccdeck die, what the agent printed afterwards outlives the container there.
+    /// docker's log cannot be put elsewhere, so docker's container stays until ccdeck has read
+    /// how it ended (removed over dockerd's socket, at the daemon's own cost).
+    func keepsLog(_ spec: RunSpec) -> Bool {
+        engine == .podman && spec.removeAtEnd && spec.runDirectory != nil
+            && !spec.runtimeArguments.contains { $0.hasPrefix("--log-driver") || $0.hasPrefix("--log-opt") || $0 == "--rm" }
+    }
+
+    /// Where podman's log of the run's container is kept (`keepsLog`).
+    static func keptLogPath(runDirectory: String) -> String { runDirectory + "/" + RunSpec.keptOutputName }
 
     /// Who the agent runs as, so that it can write the workspace and what it writes comes back
     /// owned by the workspace's owner.
@@ -151,18 +190,36 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     /// its security options. (Asked only when ccdeck is not root: root's docker is rootful.)
     func isRootless() -> Bool {
         if engine == .podman { return true }
-        guard let out = try? query(["info", "--format", "{{json .SecurityOptions}}"], what: "docker info"),
-              out.status.succeeded else { return false }
-        return out.stdout.contains("rootless")
+        return info(.SecurityOptions)?.contains("rootless") ?? false
+    }
+
+    enum InfoField: String { case Runtimes, SecurityOptions }
+
+    /// One field of `docker info`, as JSON text: from the daemon's socket, else the CLI.
+    func info(_ field: InfoField) -> String? {
+        let name = field.rawValue
+        if let answer = try? api("GET", "/info", what: "docker info") {
+            guard answer.succeeded, let value = JSONValue.parse(answer.body)?[name],
+                  let text = try? JSONEncoder().encode(value) else { return nil }
+            return String(decoding: text, as: UTF8.self)
+        }
+        guard let out = try? query(["info", "--format", "{{json .\(name)}}"], what: "docker info"), out.status.succeeded else { return nil }
+        return out.stdout
     }
 
     /// Makes sure `image` is there, building it from `buildIfMissing` when it is not.
     /// Returns true when it had to build.
     public func ensureImage(_ image: String, buildIfMissing: ImageBuild?, cancel: Cancellation = Cancellation(fd: nil),
                             progress: (String) -> Void) throws -> Bool {
-        let inspect = try query(["image", "inspect", "--format", "{{.Id}}", image], what: "\(executable) image inspect")
-        if inspect.status.succeeded { return false }
-        let why = inspect.stderrSummary
+        let why: String
+        if let answer = try api("GET", "/images/\(UnixHTTP.escape(image))/json", what: "docker image inspect") {
+            if answer.succeeded { return false }
+            why = answer.status == 404 ? "no such image" : Self.message(answer)
+        } else {
+            let inspect = try query(["image", "inspect", "--format", "{{.Id}}", image], what: "\(executable) image inspect")
+            if inspect.status.succeeded { return false }
+            why = inspect.stderrSummary
+        }
         guard why.localizedCaseInsensitiveContains("no such") || why.localizedCaseInsensitiveContains("not known")
                 || why.localizedCaseInsensitiveContains("not found") else {
             throw BackendError.unavailable(kind, why)
@@ -234,6 +291,12 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
             }
         }
         args += ["run", "-i", "--name", spec.sandboxName]
+        if preparation.imageCheckedAtStart { args.append("--pull=never") }
+        if preparation.removedByClient, let folder = spec.runDirectory {
+            // No signal proxying: ccdeck stops containers by name, never through its client, and a
+            // client whose ccdeck died must not take the container with it.
+            args += ["--rm", "--sig-proxy=false", "--log-driver", "k8s-file", "--log-opt", "path=" + Self.keptLogPath(runDirectory: folder)]
+        }
         if gvisor && engine == .docker { args.append("--runtime=runsc") }
         for (k, v) in spec.mark.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(k)=\(v)"] }
         args += Self.bind(spec.workspace, "/workspace")
@@ -277,6 +340,9 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     /// True once the container is stopped. "No such container" is false: a stop asked while the
     /// engine is still creating it must be asked again, not taken as done.
     public func stop(_ sandbox: SandboxRef) -> Bool {
+        if let answer = try? api("POST", "/containers/\(UnixHTTP.escape(sandbox.name))/kill", what: "docker kill") {
+            return answer.succeeded || (answer.status == 409 && Self.message(answer).localizedCaseInsensitiveContains("not running"))
+        }
         guard let out = try? query(["kill", sandbox.name], what: "\(executable) kill") else { return false }
         let why = out.stderrSummary
         return out.status.succeeded || why.localizedCaseInsensitiveContains("not running")
@@ -284,9 +350,40 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     }
 
     public func outcome(_ sandbox: SandboxRef) -> SandboxOutcome? {
+        if let answer = try? api("GET", "/containers/\(UnixHTTP.escape(sandbox.name))/json", what: "docker inspect") {
+            // The API answers one object where the CLI prints a list of them.
+            guard answer.succeeded, let state = EngineOutput.parseInspectState("[" + answer.text + "]") else { return nil }
+            return SandboxOutcome(startedAt: state.startedAt, exitCode: state.running ? nil : state.exitCode, running: state.running)
+        }
         guard let out = try? query(["inspect", "--type", "container", sandbox.name], what: "inspect"),
               out.status.succeeded, let state = EngineOutput.parseInspectState(out.stdout) else { return nil }
         return SandboxOutcome(startedAt: state.startedAt, exitCode: state.running ? nil : state.exitCode, running: state.running)
+    }
+
+    /// An attached `run` exits with its container's status; 125 is the engine's own failure and a
+    /// signal is the client's death, which say nothing of the agent.
+    public func outcome(fromClient status: ExitStatus, preparation: Preparation) -> SandboxOutcome? {
+        guard case .exited(let code) = status, code != 125 else { return nil }
+        return SandboxOutcome(startedAt: nil, exitCode: code, running: false)
+    }
+
+    public func startedAt(_ sandbox: SandboxRef) -> Date? { outcome(sandbox)?.startedAt }
+
+    public func imageMissing(exitCode: Int32, stderr: [String]) -> Bool {
+        exitCode == 125 && stderr.contains { line in
+            ["no such image", "image not known", "unable to find image"].contains { line.localizedCaseInsensitiveContains($0) }
+        }
+    }
+
+    /// The log conmon keeps beside the record, from its start, followed until the container ends
+    /// (`podman wait`; at once when it is gone): `podman logs -f` ends early on a container that
+    /// removes itself, and cannot read one already gone.
+    public func keptOutput(_ sandbox: SandboxRef, runDirectory: String) -> (Command, OutputDecoder)? {
+        let path = Self.keptLogPath(runDirectory: runDirectory)
+        guard engine == .podman, access(path, R_OK) == 0 else { return nil }
+        // The shell reaps the waiter, so tail sees its pid go (a zombie child of tail's would not).
+        let script = #""$1" wait "$2" >/dev/null 2>&1 & w=$!; tail -s 0.2 -n +1 -f --pid=$w -- "$3" & t=$!; wait $w; wait $t"#
+        return (Command("sh", ["-c", script, "sh", executable, sandbox.name, path], environment: environment), PodmanLogDecoder())
     }
 
     public func remove(_ sandbox: SandboxRef) throws {
@@ -296,6 +393,12 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     /// Removes one container by id or name (the caller has checked it carries ccdeck's labels);
     /// one already gone is not an error.
     func removeContainer(id: String) throws {
+        if let answer = try api("DELETE", "/containers/\(UnixHTTP.escape(id))?force=1", what: "docker rm") {
+            guard answer.succeeded || answer.status == 404 else {
+                throw BackendError.commandFailed("docker rm \(InertText.line(String(id.prefix(40))))", Self.message(answer))
+            }
+            return
+        }
         var args = ["rm", "-f"]
         if engine == .podman { args += ["--time", "2"] }  // podman waits 10 s for SIGTERM first; docker kills at once
         let out = try query(args + [id], what: "\(executable) rm")
@@ -319,6 +422,19 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
 
     /// Containers carrying all of `labels` (ccdeck's own, never anyone else's).
     public func containers(labelled labels: [String: String]) throws -> [EngineOutput.Container] {
+        let filters = labels.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }
+        if let filterJSON = try? JSONEncoder().encode(["label": filters]),
+           let answer = try api("GET", "/containers/json?all=1&filters="
+                                + (String(decoding: filterJSON, as: UTF8.self).addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""),
+                                what: "docker ps") {
+            guard answer.succeeded else { throw BackendError.commandFailed("docker ps", Self.message(answer)) }
+            // The API names a container with a leading "/".
+            return EngineOutput.parseContainers(answer.text).map { c in
+                var c = c
+                if c.name.hasPrefix("/") { c.name.removeFirst() }
+                return c
+            }
+        }
         var args = ["ps", "-a", "--no-trunc"]
         for (k, v) in labels.sorted(by: { $0.key < $1.key }) { args += ["--filter", "label=\(k)=\(v)"] }
         args += engine == .docker ? ["--format", "{{json .}}"] : ["--format", "json"]
@@ -346,12 +462,34 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     public func startFailure(exitCode: Int32, stderr: [String]) -> String? {
         guard exitCode == 125 else { return nil }
         let line = RunJudgement.meaningfulLine(stderr) ?? "exit status 125"
+        if imageMissing(exitCode: exitCode, stderr: stderr) {
+            return "\(executable) does not have the image (\(line)): build it with `ccdeck image build` or pick another with --image"
+        }
         return "\(executable) refused to start the container: \(line)"
     }
 
     /// `logs -f`: the container's whole stdout from its start, then what follows, until it ends.
     public func outputCommand(_ sandbox: SandboxRef) -> Command? {
         Command(executable, ["logs", "-f", sandbox.name], environment: environment)
+    }
+
+    /// dockerd's answer over its socket, or nil when the CLI should be asked instead (not docker,
+    /// no local socket, or nothing answering there: the CLI then says why in its own words).
+    private func api(_ method: String, _ path: String, what: String) throws -> UnixHTTP.Response? {
+        guard let socket = apiSocket else { return nil }
+        do {
+            return try UnixHTTP(socketPath: socket, timeout: queryTimeout).request(method, path)
+        } catch UnixHTTP.Failure.timedOut {
+            throw BackendError.timedOut(what, queryTimeout)
+        } catch {
+            return nil
+        }
+    }
+
+    /// The daemon's error message from an API answer (`{"message": "…"}`), made inert.
+    static func message(_ answer: UnixHTTP.Response) -> String {
+        let text = JSONValue.parse(answer.body)?["message"]?.stringValue ?? "HTTP \(answer.status)"
+        return InertText.line(text)
     }
 
     private func query(_ args: [String], what: String) throws -> ProcessRunner.Output {

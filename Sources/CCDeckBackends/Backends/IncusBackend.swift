@@ -20,7 +20,37 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
     public let environment: [String: String]
     public var queryTimeout: TimeInterval = 60
 
-    public init(environment: [String: String]) { self.environment = environment }
+    /// incusd's socket, when ccdeck may ask it directly instead of through the CLI.
+    let apiSocket: String?
+
+    public init(environment: [String: String]) {
+        self.environment = environment
+        apiSocket = Self.incusSocket(environment: environment)
+    }
+
+    /// Where the incus CLI itself reaches the local daemon (`INCUS_SOCKET`, `INCUS_DIR`, or
+    /// `/var/lib/incus/unix.socket`), unless its default remote is another one.
+    static func incusSocket(environment: [String: String]) -> String? {
+        let config = environment["INCUS_CONF"].map { $0 + "/config.yml" }
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.config/incus/config.yml")
+        if let text = try? String(contentsOfFile: config, encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("default-remote:") }),
+           line.dropFirst("default-remote:".count).trimmingCharacters(in: .whitespaces) != "local" {
+            return nil
+        }
+        if let socket = environment["INCUS_SOCKET"], !socket.isEmpty { return socket }
+        return (environment["INCUS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/var/lib/incus") + "/unix.socket"
+    }
+
+    /// incusd's answer to a GET over its socket: the `metadata` of a success, `.null` for 404,
+    /// or nil when the CLI should be asked instead (no socket, not allowed there, not answering).
+    func api(_ path: String) -> JSONValue? {
+        guard let socket = apiSocket,
+              let answer = try? UnixHTTP(socketPath: socket, timeout: queryTimeout).get(path) else { return nil }
+        if answer.status == 404 { return .null }
+        guard answer.succeeded, let body = JSONValue.parse(answer.body) else { return nil }
+        return body["metadata"]
+    }
 
     public var traits: BackendTraits {
         var t = BackendTraits(modeLetter: "D", isolation: .systemContainer, tokenDelivery: .stdin, workspace: .mount,
@@ -207,10 +237,15 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
     func imageAlias(for image: String) throws -> String {
         let full = Self.alias(for: image)
         guard image.contains(":") else { return full }
+        let bare = Self.alias(for: String(image.prefix(while: { $0 != ":" })))
+        if let found = api("/1.0/images/aliases/" + UnixHTTP.escape(full)) {
+            if found != .null { return full }
+            if let other = api("/1.0/images/aliases/" + UnixHTTP.escape(bare)), other != .null { return bare }
+            return full
+        }
         let out = try query(["image", "alias", "list", "--format", "csv"], what: "incus image alias list")
         let have = Set(out.stdout.split(separator: "\n").compactMap { $0.split(separator: ",").first.map(String.init) })
         if have.contains(full) { return full }
-        let bare = Self.alias(for: String(image.prefix(while: { $0 != ":" })))
         return have.contains(bare) ? bare : full
     }
 
@@ -234,6 +269,7 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
 
     /// The instance as `incus list` shows it, or nil when there is none.
     func instance(_ name: String) throws -> JSONValue? {
+        if let answer = api("/1.0/instances/" + UnixHTTP.escape(name)) { return answer == .null ? nil : answer }
         let out = try query(["list", name, "--format", "json"], what: "incus list")
         guard out.status.succeeded, case .array(let items)? = JSONValue.parse(Data(out.stdout.utf8)) else { return nil }
         return items.first { $0["name"]?.stringValue == name }

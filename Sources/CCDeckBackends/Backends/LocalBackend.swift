@@ -32,6 +32,7 @@ public struct LocalBackend: SandboxBackend {
         t.optionNames = ["claude"]
         t.autoRank = 45  // after the VM on this host, before the remote and paid one
         t.enforcesEgress = true
+        t.writesHostFolderDirectly = true
         return t
     }
 
@@ -93,15 +94,23 @@ public struct LocalBackend: SandboxBackend {
     /// What a run needs, and nothing more: no version queries on the way to every run.
     public func prepare(_ spec: RunSpec, build: ImageBuild?, cancel: Cancellation,
                         progress: (String) -> Void) throws -> Preparation {
-        guard let bwrap = Self.which("bwrap", path: environment["PATH"]) else {
+        guard Self.which("bwrap", path: environment["PATH"]) != nil else {
             throw BackendError.unavailable(kind, "bwrap not found (apt-get install bubblewrap; Linux only)")
         }
         guard let claude = claude(spec), access(claude, X_OK) == 0 else {
             throw BackendError.unavailable(kind, "no claude to run: \(InertText.line(claude(spec) ?? "none on PATH")) "
                                            + "(give --claude PATH or set CCDECK_CLAUDE)")
         }
-        if let (_, why) = namespaceProblem(bwrap: bwrap, timeout: 5) { throw BackendError.unavailable(kind, why) }
+        // No trial sandbox on the way to every run (3–5 ms): bwrap's own refusal at the start says
+        // it (`startFailure`), as the probe's trial does for the overview.
         return Preparation(agentUser: "uid \(geteuid()) (your own user, in namespaces)")
+    }
+
+    /// bwrap ends at once with "bwrap: …" when it cannot make the namespaces (user namespaces
+    /// disabled, a mount refused): a setup error in its words, not a failed run.
+    public func startFailure(exitCode: Int32, stderr: [String]) -> String? {
+        guard exitCode != 0, let line = stderr.first(where: { $0.hasPrefix("bwrap: ") }) else { return nil }
+        return "bwrap cannot make the sandbox here: " + String(line.dropFirst("bwrap: ".count))
     }
 
     /// The sandbox's mounts, in order (later ones land on top of earlier ones).

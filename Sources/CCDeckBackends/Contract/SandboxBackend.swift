@@ -40,6 +40,25 @@ public protocol SandboxBackend: Sendable {
     /// When the sandbox really started and how the agent ended, if the backend can tell.
     func outcome(_ sandbox: SandboxRef) -> SandboxOutcome?
 
+    /// How the agent ended, read from the exit status of the process `start` returned when that
+    /// status is the agent's own (an attached `docker run` returns its container's): the run then
+    /// asks the backend nothing more after its end. nil: ask `outcome`.
+    func outcome(fromClient status: ExitStatus, preparation: Preparation) -> SandboxOutcome?
+
+    /// When the sandbox really started, asked while the agent works (off the run's critical
+    /// path) by a run whose end is read from its client. nil when the backend cannot tell.
+    func startedAt(_ sandbox: SandboxRef) -> Date?
+
+    /// Whether `start`'s refusal (see `startFailure`) was for an image that is not there, for a
+    /// backend that checks the image as it starts (`Preparation.imageCheckedAtStart`): the run
+    /// then builds it, when it may, and starts again.
+    func imageMissing(exitCode: Int32, stderr: [String]) -> Bool
+
+    /// How to re-read a run's output when `outputCommand` cannot (the engine removed the sandbox
+    /// itself): a command printing what the backend kept in the run's folder, and the decoder of
+    /// its format. nil: nothing kept.
+    func keptOutput(_ sandbox: SandboxRef, runDirectory: String) -> (Command, OutputDecoder)?
+
     /// Removes the run's sandbox. Only ever called on resources carrying ccdeck's mark; one
     /// already gone is not an error.
     func remove(_ sandbox: SandboxRef) throws
@@ -89,6 +108,10 @@ extension SandboxBackend {
     public func attachCommand(_ sandbox: SandboxRef) -> Command? { nil }
     public func eventsCommand(store: String) -> Command? { nil }
     public func outputCommand(_ sandbox: SandboxRef) -> Command? { nil }
+    public func outcome(fromClient status: ExitStatus, preparation: Preparation) -> SandboxOutcome? { nil }
+    public func startedAt(_ sandbox: SandboxRef) -> Date? { nil }
+    public func imageMissing(exitCode: Int32, stderr: [String]) -> Bool { false }
+    public func keptOutput(_ sandbox: SandboxRef, runDirectory: String) -> (Command, OutputDecoder)? { nil }
 }
 
 /// What a backend is, whatever the run: how it isolates, how the token and the workspace
@@ -118,6 +141,12 @@ public struct BackendTraits: Sendable, Equatable {
     /// Can hold a run to an egress allowlist: its sandbox gets no route out but ccdeck's proxy
     /// (`RunSpec.egress`). false: the network is the backend's, and the record says so.
     public var enforcesEgress = false
+    /// The agent writes the host's own workspace folder as it works (a mount, or the same
+    /// folder in namespaces), so its work is all there when it gives its result; a workspace
+    /// synced or copied back is complete only after the sandbox's end.
+    public var writesHostWorkspace: Bool { workspace == .mount || writesHostFolderDirectly }
+    /// Set by a backend whose same-path workspace is the host folder itself (local mode), not a sync.
+    public var writesHostFolderDirectly = false
 
     public init(modeLetter: String, isolation: Isolation, tokenDelivery: TokenDelivery, workspace: WorkspaceTransport,
                 workspaceInside: String?, mark: ResourceMark, resourceNoun: String, canRun: Bool,
@@ -225,6 +254,11 @@ public struct RunSpec: Sendable {
     public var options: [String: [String]] = [:]
     /// Set when the run is held to an allowlist: the sandbox must have no network but this.
     public var egress: EgressEndpoint?
+    /// The run's folder on the host (0700, the invoker's), for what a backend keeps beside the
+    /// record (podman's log of the agent's output); nil outside a run.
+    public var runDirectory: String?
+    /// The sandbox goes when the run ends (no `--keep`): a backend may let its engine remove it.
+    public var removeAtEnd = true
 
     public init(id: String, sandboxName: String, image: String, workspace: String, workspaceOwner: FileOwner,
                 prompt: String, mark: [String: String], token: Secret?, passEnvironment: [String],
@@ -246,6 +280,11 @@ public struct RunSpec: Sendable {
     /// entrypoint). No prompt: it arrives on stdin, so nothing in it is ever read as an option
     /// and no argv limit applies.
     public static let agentArguments = ["--output-format", "stream-json", "--verbose"]
+
+    /// A file a backend may keep in the run's folder (`runDirectory`) holding the agent's output
+    /// as its engine logged it. It is raw, so the run deletes it at its end: the run's own
+    /// output file is the redacted copy.
+    public static let keptOutputName = "engine.log"
 }
 
 /// The way out of a sandbox held to an allowlist: ccdeck's proxy on a unix socket on the host,
@@ -307,6 +346,11 @@ public struct Preparation: Sendable, Equatable {
     public var agentUser: String?
     /// Arguments `start` adds for that user (backend-specific).
     public var userArguments: [String]
+    /// `prepare` did not look for the image: `start` refuses a missing one (`imageMissing`).
+    public var imageCheckedAtStart = false
+    /// The engine's client removes the sandbox itself when it ends normally (`podman run --rm`):
+    /// the run removes it only when the client did not end that way.
+    public var removedByClient = false
 
     public init(builtImage: Bool = false, agentUser: String? = nil, userArguments: [String] = [],
                 sandboxName: String? = nil, persistent: Bool = false) {
@@ -346,6 +390,12 @@ public protocol OutputDecoder: AnyObject {
     var finished: Bool { get }
     /// The agent's exit status, when the stream said.
     var exitCode: Int32? { get }
+    /// The agent's stderr lines the stream carried since last asked (a log holding both).
+    func takeStderr() -> [Data]
+}
+
+extension OutputDecoder {
+    public func takeStderr() -> [Data] { [] }
 }
 
 /// A backend that keeps its own copy of the token (an app secret), pushed ahead of runs.
@@ -550,4 +600,12 @@ enum Probe {
 /// A backend that builds the runner image itself (`ccdeck image build --runtime KIND`).
 public protocol ImageBuilder: SandboxBackend {
     func build(image: String, _ build: ImageBuild, progress: (String) -> Void) throws
+    /// The same, ended at once (`BackendError.cancelled`) when a stop is asked meanwhile.
+    func build(image: String, _ build: ImageBuild, cancel: Cancellation, progress: (String) -> Void) throws
+}
+
+extension ImageBuilder {
+    public func build(image: String, _ build: ImageBuild, cancel: Cancellation, progress: (String) -> Void) throws {
+        try self.build(image: image, build, progress: progress)
+    }
 }

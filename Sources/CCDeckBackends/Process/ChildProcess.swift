@@ -23,6 +23,15 @@ public struct Command: Sendable, Equatable {
     /// The same command, made to receive SIGTERM when ccdeck dies (even by SIGKILL), where
     /// util-linux's `setpriv` is there to set the parent-death signal. For helpers that must
     /// not outlive ccdeck, such as event watchers.
+    /// Makes the calling thread, and every process it starts from now on, yield the CPU to
+    /// everything else (nice 19: Linux keeps a nice value per thread, and a child inherits its
+    /// spawning thread's). For work beside a run that must not slow it down on a busy machine.
+    public static func lowerThisThread() {
+        #if os(Linux)
+        setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)  // who 0: the calling thread, on Linux
+        #endif
+    }
+
     public func dyingWithParent() -> Command {
         #if os(Linux)
         if let setpriv = ChildProcess.resolve("setpriv", environment: environment) {

@@ -44,17 +44,38 @@ public struct ChangeTracker: Sendable {
     /// What changed since `baseline`; writes `changes.json` and `changes.diff` beside the record
     /// and drops the private repository.
     public func finish(baseline: String) -> WorkspaceChanges? {
-        defer { try? FileManager.default.removeItem(atPath: privateRepository) }
+        guard let comparison = compare(baseline: baseline) else {
+            try? FileManager.default.removeItem(atPath: privateRepository)
+            return nil
+        }
+        return settle(comparison)
+    }
+
+    /// One reading of what changed, and the instant it began (the file system's own clock).
+    public struct Comparison: Sendable {
+        public var changes: WorkspaceChanges
+        public var patch: Data
+        public var began: timespec
+    }
+
+    /// What changed since `baseline`, read now; writes nothing beside the record yet.
+    public func compare(baseline: String) -> Comparison? {
         let parts = baseline.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2, parts[1].allSatisfy(\.isHexDigit), initPrivate() else { return nil }
+        let began = Self.fileSystemNow()
         let (kind, tree) = (parts[0], parts[1])
         let fromGit = kind == "git"
         let env = privateEnvironment(alternate: fromGit)
         // A repository's tracked files stay tracked even when ignored: start from HEAD's tree.
         if fromGit { guard run(["read-tree", tree], env: env) != nil else { return nil } }
-        guard run(["add", "-A"], env: env) != nil,
-              let names = run(["diff", "--cached", "--no-renames", "-z", "--name-status", tree], env: env),
-              let numbers = run(["diff", "--cached", "--no-renames", "-z", "--numstat", tree], env: env) else { return nil }
+        guard run(["add", "-A"], env: env) != nil else { return nil }
+        // The three views of the same comparison are independent: asked side by side.
+        let common = ["diff", "--cached", "--no-renames"]
+        let nameStatus = Joined<Out?>(), numstat = Joined<Out?>()
+        nameStatus.start { run(common + ["-z", "--name-status", tree], env: env) }
+        numstat.start { run(common + ["-z", "--numstat", tree], env: env) }
+        let patchOut = run(common + ["--no-color", "--no-ext-diff", tree], env: env)
+        guard let names = nameStatus.wait() ?? nil, let numbers = numstat.wait() ?? nil else { return nil }
         var files = WorkspaceChanges.files(nameStatus: names.data, numstat: numbers.data)
         var oldSizes: [String: Int64] = [:]
         if files.contains(where: { $0.kind == .deleted }),
@@ -75,24 +96,76 @@ public struct ChangeTracker: Sendable {
                 if lstat(workspace + "/" + files[i].path, &st) == 0 { files[i].size = Int64(st.st_size) }
             }
         }
-        var patch = run(["diff", "--cached", "--no-renames", "--no-color", "--no-ext-diff", tree], env: env)?.data ?? Data()
+        var patch = patchOut?.data ?? Data()
         var changes = WorkspaceChanges(baseline: fromGit ? "git HEAD" : "the snapshot taken at its start", files: files)
         if patch.count > Self.maxPatchBytes {
             patch = patch.prefix(Self.maxPatchBytes)
             changes.patchCutAt = Self.maxPatchBytes
         }
-        FileManager.default.createFile(atPath: runDirectory + "/changes.diff", contents: patch, attributes: [.posixPermissions: 0o600])
-        if let json = try? RunStore.encoder.encode(changes) {
+        return Comparison(changes: changes, patch: patch, began: began)
+    }
+
+    /// Writes the comparison beside the record and drops the private repository.
+    public func settle(_ comparison: Comparison) -> WorkspaceChanges {
+        defer { try? FileManager.default.removeItem(atPath: privateRepository) }
+        FileManager.default.createFile(atPath: runDirectory + "/changes.diff", contents: comparison.patch,
+                                       attributes: [.posixPermissions: 0o600])
+        if let json = try? RunStore.encoder.encode(comparison.changes) {
             FileManager.default.createFile(atPath: runDirectory + "/changes.json", contents: json, attributes: [.posixPermissions: 0o600])
         }
-        return changes
+        return comparison.changes
+    }
+
+    /// The clock the kernel stamps files with (the coarse wall clock): a change made after this
+    /// instant carries a ctime at or after it.
+    static func fileSystemNow() -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME_COARSE, &now)
+        return now
+    }
+
+    /// Whether nothing in the workspace (outside `.git` folders, which the comparison does not
+    /// read) was created, changed, renamed or deleted since `instant`: every change sets the
+    /// ctime of the file or of the folder that holds it, and no one can set a ctime back. One
+    /// `lstat` a file, in this process; anything unreadable counts as changed.
+    public func unchanged(since instant: timespec) -> Bool {
+        func after(_ t: timespec) -> Bool { t.tv_sec > instant.tv_sec || (t.tv_sec == instant.tv_sec && t.tv_nsec >= instant.tv_nsec) }
+        func walk(_ path: String) -> Bool {
+            var st = stat()
+            guard lstat(path, &st) == 0 else { return false }
+            if after(st.st_ctim) || after(st.st_mtim) { return false }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else { return true }
+            guard let dir = opendir(path) else { return false }
+            defer { closedir(dir) }
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                if name == "." || name == ".." || name == ".git" { continue }
+                if !walk(path + "/" + name) { return false }
+            }
+            return true
+        }
+        return walk(workspace)
     }
 
     // MARK: git
 
+    /// The private bare repository, made by hand: what `git init --bare` writes that git needs
+    /// (HEAD, objects, refs) costs no process, and it is taken while the sandbox starts.
     private func initPrivate() -> Bool {
-        if FileManager.default.fileExists(atPath: privateRepository + "/HEAD") { return true }
-        return run(["init", "-q", "--bare", privateRepository], env: [:]) != nil
+        let fm = FileManager.default
+        if fm.fileExists(atPath: privateRepository + "/HEAD") { return true }
+        do {
+            for folder in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {
+                try fm.createDirectory(atPath: privateRepository + "/" + folder, withIntermediateDirectories: true)
+            }
+            try Data("[core]\n\trepositoryformatversion = 0\n\tbare = true\n".utf8).write(to: URL(fileURLWithPath: privateRepository + "/config"))
+            try Data("ref: refs/heads/main\n".utf8).write(to: URL(fileURLWithPath: privateRepository + "/HEAD"))
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// The private repository over the workspace, its own index; with `alternate`, the user's
@@ -103,7 +176,7 @@ public struct ChangeTracker: Sendable {
         return env
     }
 
-    struct Out {
+    struct Out: Sendable {
         var data: Data
         var trimmed: String { String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
     }

@@ -247,36 +247,77 @@ public final class RunDriver {
             return stoppedBeforeStart(&record)
         }
 
-        let launch: AgentLaunch
-        do { launch = try backend.start(spec, preparation: preparation) } catch {
-            // Whatever got as far as existing goes again.
-            if !request.keep { try? backend.release(ref) }
-            sinks.releaseReserve()
-            throw fail("\(error)")
-        }
-        // What the workspace holds before the agent touches it, to say afterwards what it changed:
-        // taken while the sandbox starts (off the run's critical path), and before the prompt is
-        // written, which the agent waits for before it does anything.
-        trace.mark("start")
-        let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
-        record.changesBaseline = tracker?.begin()
-        trace.mark("baseline")
-        record.state = .running
-        record.sandboxID = launch.sandboxID
-        try? store.save(record)
-        emit(.started(record))
-
-        let followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: SandboxRef(record),
+        var followed: Followed
+        var launch: AgentLaunch
+        let startedAt = Joined<Date?>()
+        // A workspace the sandbox mounts holds the agent's work once it gives its result: read
+        // then, while the sandbox winds down, and checked as untouched at the end.
+        let earlyChanges = Joined<ChangeTracker.Comparison?>()
+        let earlyTracker = traits.writesHostWorkspace
+            ? ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment) : nil
+        var firstAttempt = true
+        while true {
+            do { launch = try backend.start(spec, preparation: preparation) } catch {
+                // Whatever got as far as existing goes again.
+                if !request.keep { try? backend.release(ref) }
+                sinks.releaseReserve()
+                throw fail("\(error)")
+            }
+            if firstAttempt {
+                // What the workspace holds before the agent touches it, to say afterwards what it
+                // changed: taken while the sandbox starts (off the run's critical path), and before
+                // the prompt is written, which the agent waits for before it does anything.
+                trace.mark("start")
+                let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
+                record.changesBaseline = tracker?.begin()
+                trace.mark("baseline")
+                record.state = .running
+                record.sandboxID = launch.sandboxID
+                try? store.save(record)
+                emit(.started(record))
+            }
+            // When the sandbox really started, asked while the agent works: its end is then read
+            // from the client alone.
+            let startRef = SandboxRef(record)
+            followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: startRef,
                               skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id), decoder: launch.decoder,
-                              deadline: request.timeout.map { (Date().addingTimeInterval($0), $0) })
-        if sinks.ingest.progress.firstEventAt == nil, !followed.stopped, let code = followed.status?.code,
-           let why = backend.startFailure(exitCode: code, stderr: followed.stderrTail) {
+                              deadline: request.timeout.map { (Date().addingTimeInterval($0), $0) },
+                              onFirstLine: { [backend] in
+                                  startedAt.start {
+                                      Command.lowerThisThread()
+                                      return backend.startedAt(startRef)
+                                  }
+                              }, onResult: { [baseline = record.changesBaseline] in
+                                  guard let tracker = earlyTracker, let baseline else { return }
+                                  earlyChanges.start { tracker.compare(baseline: baseline) }
+                              })
+            guard sinks.ingest.progress.firstEventAt == nil, !followed.stopped, let code = followed.status?.code,
+                  let why = backend.startFailure(exitCode: code, stderr: followed.stderrTail) else { break }
+            if firstAttempt, preparation.imageCheckedAtStart, backend.imageMissing(exitCode: code, stderr: followed.stderrTail),
+               let build = request.buildIfMissing, let builder = backend as? any ImageBuilder {
+                // The start was the image check (no look beforehand): build it, then start again.
+                firstAttempt = false
+                emit(.notice("image \(request.image) not found in \(backend.kind.displayName): building it (first time only)"))
+                do {
+                    try builder.build(image: request.image, build, cancel: cancel) { emit(.notice($0)) }
+                } catch BackendError.cancelled {
+                    sinks.releaseReserve()
+                    return stoppedBeforeStart(&record)
+                } catch {
+                    sinks.releaseReserve()
+                    throw fail("\(error)")
+                }
+                emit(.notice("image \(request.image) built"))
+                continue
+            }
             // The backend refused to start it: a setup error with the backend's own words.
             if !request.keep { _ = removeWithRetry(SandboxRef(record), noun: traits.resourceNoun, release: true) }
             sinks.releaseReserve()
             throw fail(why)
         }
-        return finish(&record, followed: followed, sinks: sinks)
+        let fromClient = followed.forced ? nil : followed.status.flatMap { backend.outcome(fromClient: $0, preparation: preparation) }
+        return finish(&record, followed: followed, sinks: sinks, fromClient: fromClient, startedAt: startedAt,
+                      removedByClient: preparation.removedByClient && fromClient != nil, earlyChanges: earlyChanges)
     }
 
     /// Settles the run's egress: the proxy and its socket for a backend that can hold the run to
@@ -367,7 +408,12 @@ public final class RunDriver {
             egressProxy = try? startProxy(EgressPolicy(hosts: egress.hosts), endpoint: endpoint, runID: record.id, after: egress)
         }
         defer { releaseEgress(record.id) }
-        guard let command = backend.outputCommand(SandboxRef(record)),
+        // What the engine kept in the run's folder comes first: it outlives the sandbox.
+        var source = backend.outputCommand(SandboxRef(record)).map { ($0, nil as OutputDecoder?) }
+        if let kept = backend.keptOutput(SandboxRef(record), runDirectory: store.directory(for: record.id)) {
+            source = (kept.0, kept.1)
+        }
+        guard let (command, decoder) = source,
               let child = try? ChildProcess.spawn(command) else {
             return finish(&record, followed: Followed(status: nil, stopped: false, stderrTail: ["\(record.mode.displayName) cannot re-read a run's output"]),
                           sinks: sinks)
@@ -375,7 +421,7 @@ public final class RunDriver {
         // Its --timeout still holds, counted from when its sandbox started.
         let started = record.phases.containerStarted ?? record.phases.imageReady ?? record.createdAt
         let followed = follow(child, input: nil, sinks: sinks, ref: SandboxRef(record), skip: stored,
-                              cancel: Cancellation(fd: wakeFD), runDirectory: store.directory(for: record.id),
+                              cancel: Cancellation(fd: wakeFD), runDirectory: store.directory(for: record.id), decoder: decoder,
                               deadline: record.timeout.map { (started.addingTimeInterval($0), $0) })
         return finish(&record, followed: followed, sinks: sinks)
     }
@@ -435,7 +481,8 @@ public final class RunDriver {
     /// `skip` lines of stdout and stderr are already stored (an adopted run's output re-read).
     private func follow(_ process: ChildProcess, input: Data?, sinks: Sinks, ref: SandboxRef, skip: (Int, Int),
                         cancel: Cancellation, runDirectory: String, decoder: OutputDecoder? = nil,
-                        deadline: (at: Date, seconds: TimeInterval)? = nil) -> Followed {
+                        deadline: (at: Date, seconds: TimeInterval)? = nil, onFirstLine: (() -> Void)? = nil,
+                        onResult: (() -> Void)? = nil) -> Followed {
         var (skipOut, skipErr) = skip
         var stopReason: String?
         var stopAskedAt: Date?
@@ -472,30 +519,37 @@ public final class RunDriver {
         }
         if cancel.isRequested { beginStop("stopped by the user") }
 
-        let status = ProcessRunner.stream(process, input: input, wakeFD: cancel.isRequested ? nil : cancel.fd,
-                                          onStdoutLine: { [self] line in
-            heardFromAgent = true
-            if skipOut > 0 { skipOut -= 1; return }
-            guard let decoder else {
-                let (event, stored) = sinks.ingest.ingest(line, at: clock())
-                emit(.event(event, raw: stored))
-                return
-            }
-            if decoder.finished { return }
-            for agentLine in decoder.decode(line) {
-                let (event, stored) = sinks.ingest.ingest(agentLine, at: clock())
-                emit(.event(event, raw: stored))
-            }
-            // A log stream goes on after the agent: once it said it is done, let the stream go.
-            if decoder.finished { process.signal(SIGTERM) }
-        }, onStderrLine: { [self] line in
+        func agentStderr(_ line: Data) {
             if skipErr > 0 { skipErr -= 1; return }
             let raw = redactor.redact(line)
             sinks.stderrLog.append(line: raw)
             let text = InertText.line(String(decoding: raw, as: UTF8.self))
             sinks.stderrTail = Array((sinks.stderrTail + [text]).suffix(20))
             emit(.stderr(text))
-        }, onWake: {
+        }
+        // Lines already stored are counted as the agent's lines, after any decoding.
+        var resultSeen = false
+        func agentLine(_ line: Data) {
+            if skipOut > 0 { skipOut -= 1; return }
+            let (event, stored) = sinks.ingest.ingest(line, at: clock())
+            emit(.event(event, raw: stored))
+            if !resultSeen, sinks.ingest.progress.result != nil {
+                resultSeen = true
+                onResult?()
+            }
+        }
+
+        let status = ProcessRunner.stream(process, input: input, wakeFD: cancel.isRequested ? nil : cancel.fd,
+                                          onStdoutLine: { line in
+            if !heardFromAgent { onFirstLine?() }
+            heardFromAgent = true
+            guard let decoder else { return agentLine(line) }
+            if decoder.finished { return }
+            decoder.decode(line).forEach(agentLine)
+            decoder.takeStderr().forEach(agentStderr)
+            // A log stream goes on after the agent: once it said it is done, let the stream go.
+            if decoder.finished { process.signal(SIGTERM) }
+        }, onStderrLine: agentStderr, onWake: {
             sinks.ingest.flush()
             beginStop("stopped by the user")
         }, onBurstEnd: {
@@ -536,13 +590,19 @@ public final class RunDriver {
 
     /// Reads how the sandbox ended, judges the run by its `result` event, removes the sandbox
     /// unless kept, and saves the final record.
-    private func finish(_ record: inout RunRecord, followed: Followed, sinks: Sinks) -> RunRecord {
+    /// - Parameters:
+    ///   - fromClient: how the agent ended, as its client's own exit status told (nothing is asked then).
+    ///   - startedAt: when the sandbox started, asked while the agent worked.
+    ///   - removedByClient: the client removed the sandbox itself as it ended (`podman run --rm`).
+    private func finish(_ record: inout RunRecord, followed: Followed, sinks: Sinks, fromClient: SandboxOutcome? = nil,
+                        startedAt: Joined<Date?>? = nil, removedByClient: Bool = false,
+                        earlyChanges: Joined<ChangeTracker.Comparison?>? = nil) -> RunRecord {
         let progress = sinks.ingest.progress
         let ref = SandboxRef(record)
         trace.mark("agent")
-        let outcome = backend.outcome(ref)
-        trace.mark("outcome")
-        record.phases.containerStarted = outcome?.startedAt ?? record.phases.containerStarted
+        let outcome = fromClient ?? backend.outcome(ref)
+        trace.mark(fromClient == nil ? "outcome" : "outcome (from the client)")
+        record.phases.containerStarted = outcome?.startedAt ?? (startedAt?.wait() ?? nil) ?? record.phases.containerStarted
         record.phases.firstEvent = progress.firstEventAt ?? record.phases.firstEvent
         record.phases.result = progress.resultAt ?? record.phases.result
         record.exitStatus = outcome?.exitCode ?? followed.decodedExit ?? followed.status?.code
@@ -585,16 +645,27 @@ public final class RunDriver {
         let changed = Joined<WorkspaceChanges.Summary?>()
         if let baseline = record.changesBaseline,
            let tracker = ChangeTracker(workspace: record.workspace, runDirectory: store.directory(for: record.id), environment: environment) {
-            changed.start { tracker.finish(baseline: baseline)?.summary }
+            // The reading taken at the agent's result stands when nothing was touched since
+            // (a process the agent left running may have written on); else it is read again.
+            if let early = earlyChanges?.wait() ?? nil, !followed.stopped, tracker.unchanged(since: early.began) {
+                record.changes = tracker.settle(early).summary
+                trace.mark("changes (read at the result)")
+            } else {
+                changed.start { tracker.finish(baseline: baseline)?.summary }
+            }
         }
         var removed = true
-        if !record.keep || followed.forced {
+        if (!record.keep || followed.forced) && !removedByClient {
             removed = removeWithRetry(ref, noun: noun, release: true)
         }
+        // The engine's raw log kept beside the record is read by now: only the redacted copy stays.
+        unlink(store.directory(for: record.id) + "/" + RunSpec.keptOutputName)
         if !removed { verdict.reason += "; the \(noun) could not be removed and is listed as a leftover" }
         trace.mark("remove")
-        record.changes = changed.wait() ?? nil
-        trace.mark("changes (beside the removal)")
+        if let summary = changed.wait() {
+            record.changes = summary
+            trace.mark("changes (beside the removal)")
+        }
         if let proxy = egressProxy {
             proxy.stop()
             record.egress = proxy.record
@@ -646,6 +717,8 @@ public final class RunDriver {
         // A fresh workspace is never used again: a sandbox kept per workspace (incus's persistent
         // instance) would only be left behind, so such a backend makes one for this run alone.
         if request.workspace == nil && backend.traits.optionNames.contains("ephemeral") { spec.options["ephemeral"] = ["1"] }
+        spec.runDirectory = store.directory(for: record.id)
+        spec.removeAtEnd = !request.keep
         return spec
     }
 
@@ -723,7 +796,9 @@ final class Joined<T>: @unchecked Sendable {
     private var thread: Thread?
     private let done = DispatchSemaphore(value: 0)
 
+    /// Starts `body` on its own thread; a second start is ignored.
     func start(_ body: @escaping @Sendable () -> T) {
+        guard thread == nil else { return }
         let t = Thread { [self] in
             value = body()
             done.signal()

@@ -1,0 +1,191 @@
+@testable import CCDeckBackends
+import CCDeckCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The pieces that take engine calls off a run's critical path (issue 15): the engine's API over
+/// its socket, podman's own removal with its log kept, and the workspace read at the result.
+@Suite struct UnixHTTPTests {
+    @Test func aResponseWithALengthIsWholeOnlyOnceItAllArrived() throws {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
+        #expect(UnixHTTP.parse(Data((head + "{\"a\":").utf8), complete: false) == nil)
+        let whole = try #require(UnixHTTP.parse(Data((head + "{\"a\":12345}").utf8), complete: false))
+        #expect(whole.status == 200 && whole.text == "{\"a\":12345}")
+    }
+
+    @Test func aChunkedResponseIsJoined() throws {
+        let head = "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n"
+        #expect(UnixHTTP.parse(Data((head + "5\r\nhello\r\n").utf8), complete: false) == nil)
+        let whole = try #require(UnixHTTP.parse(Data((head + "5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n").utf8), complete: false))
+        #expect(whole.status == 404 && whole.text == "hello world")
+    }
+
+    @Test func noContentAndAnAnswerEndedByTheClose() throws {
+        #expect(UnixHTTP.parse(Data("HTTP/1.1 204 No Content\r\n\r\n".utf8), complete: false)?.status == 204)
+        let closed = try #require(UnixHTTP.parse(Data("HTTP/1.0 200 OK\r\n\r\nall of it".utf8), complete: true))
+        #expect(closed.text == "all of it")
+        #expect(UnixHTTP.parse(Data("garbage\r\n\r\n".utf8), complete: true) == nil)
+    }
+
+    @Test func namesAreEscapedIntoAPath() {
+        #expect(UnixHTTP.escape("ghcr.io/me/img:1.0") == "ghcr.io/me/img:1.0")
+        #expect(UnixHTTP.escape("a b?c#d&e") == "a%20b%3Fc%23d%26e")
+    }
+
+    @Test func aSocketWithNothingListeningIsSaidSo() {
+        #expect(throws: UnixHTTP.Failure.self) { try UnixHTTP(socketPath: "/nonexistent/x.sock", timeout: 1).get("/info") }
+    }
+}
+
+@Suite struct EngineSocketTests {
+    @Test func dockerIsAskedOverItsSocketOnlyWhereTheCLIWouldConnectLocally() throws {
+        let home = NSTemporaryDirectory() + "ccdeck-docker-config-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        #expect(ContainerBackend.dockerSocket(environment: ["DOCKER_HOST": "unix:///run/x.sock"]) == "/run/x.sock")
+        #expect(ContainerBackend.dockerSocket(environment: ["DOCKER_HOST": "tcp://10.0.0.1:2376"]) == nil)
+        #expect(ContainerBackend.dockerSocket(environment: ["DOCKER_HOST": "ssh://me@box"]) == nil)
+        #expect(ContainerBackend.dockerSocket(environment: ["HOME": home, "DOCKER_CONTEXT": "remote"]) == nil)
+        #expect(ContainerBackend.dockerSocket(environment: ["HOME": home]) == "/var/run/docker.sock")
+        try FileManager.default.createDirectory(atPath: home + "/.docker", withIntermediateDirectories: true)
+        try Data(#"{"currentContext": "colima"}"#.utf8).write(to: URL(fileURLWithPath: home + "/.docker/config.json"))
+        #expect(ContainerBackend.dockerSocket(environment: ["HOME": home]) == nil)
+        try Data(#"{"currentContext": "default"}"#.utf8).write(to: URL(fileURLWithPath: home + "/.docker/config.json"))
+        #expect(ContainerBackend.dockerSocket(environment: ["HOME": home]) == "/var/run/docker.sock")
+        #expect(ContainerBackend(.podman, environment: ["HOME": home]).apiSocket == nil)
+    }
+
+    @Test func incusIsAskedOverItsSocketUnlessTheDefaultRemoteIsAnother() throws {
+        let conf = NSTemporaryDirectory() + "ccdeck-incus-conf-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: conf) }
+        try FileManager.default.createDirectory(atPath: conf, withIntermediateDirectories: true)
+        #expect(IncusBackend.incusSocket(environment: ["INCUS_CONF": conf]) == "/var/lib/incus/unix.socket")
+        #expect(IncusBackend.incusSocket(environment: ["INCUS_CONF": conf, "INCUS_DIR": "/srv/incus"]) == "/srv/incus/unix.socket")
+        #expect(IncusBackend.incusSocket(environment: ["INCUS_CONF": conf, "INCUS_SOCKET": "/x.sock"]) == "/x.sock")
+        try "default-remote: cluster\nremotes: {}\n".write(toFile: conf + "/config.yml", atomically: true, encoding: .utf8)
+        #expect(IncusBackend.incusSocket(environment: ["INCUS_CONF": conf]) == nil)
+        try "default-remote: local\n".write(toFile: conf + "/config.yml", atomically: true, encoding: .utf8)
+        #expect(IncusBackend.incusSocket(environment: ["INCUS_CONF": conf]) == "/var/lib/incus/unix.socket")
+    }
+}
+
+@Suite struct PodmanRunShapeTests {
+    func spec(keep: Bool = false, runtime: [String] = []) -> (ContainerBackend, RunSpec) {
+        let backend = ContainerBackend(.podman, environment: [:])
+        var spec = RunSpec(id: "r1", sandboxName: "ccdeck-r1", image: "img", workspace: "/ws", workspaceOwner: FileOwner(uid: 1000, gid: 1000),
+                           prompt: "p", mark: [:], token: nil, passEnvironment: [], environment: [:], runtimeArguments: runtime)
+        spec.runDirectory = "/state/runs/r1"
+        spec.removeAtEnd = !keep
+        return (backend, spec)
+    }
+
+    @Test func podmanRemovesItsOwnContainerAndKeepsItsLogInTheRunsFolder() throws {
+        let (backend, s) = spec()
+        #expect(backend.keepsLog(s))
+        var prep = Preparation()
+        prep.removedByClient = backend.keepsLog(s)
+        prep.imageCheckedAtStart = true
+        let args = backend.runArguments(s, preparation: prep)
+        #expect(args.contains("--rm") && args.contains("--pull=never"))
+        let opt = try #require(args.firstIndex(of: "--log-opt"))
+        #expect(args[opt + 1] == "path=/state/runs/r1/" + RunSpec.keptOutputName)
+        #expect(args[try #require(args.firstIndex(of: "--log-driver")) + 1] == "k8s-file")
+    }
+
+    @Test(arguments: [["--log-driver=journald"], ["--rm"], ["--log-opt", "max-size=1m"]])
+    func aKeptRunOrTheUsersOwnLogChoiceIsLeftAlone(runtime: [String]) {
+        #expect(!spec(keep: true).0.keepsLog(spec(keep: true).1))
+        let (backend, s) = spec(runtime: runtime)
+        #expect(!backend.keepsLog(s))
+    }
+
+    @Test func theClientsStatusIsTheAgentsUnlessTheEngineFailedOrTheClientDied() {
+        let backend = ContainerBackend(.docker, environment: [:])
+        #expect(backend.outcome(fromClient: .exited(0), preparation: Preparation())?.exitCode == 0)
+        #expect(backend.outcome(fromClient: .exited(137), preparation: Preparation())?.exitCode == 137)
+        #expect(backend.outcome(fromClient: .exited(125), preparation: Preparation()) == nil)
+        #expect(backend.outcome(fromClient: .signaled(9), preparation: Preparation()) == nil)
+    }
+
+    @Test func aMissingImageIsToldFromOtherRefusals() {
+        let backend = ContainerBackend(.podman, environment: [:])
+        #expect(backend.imageMissing(exitCode: 125, stderr: ["Error: x:1: image not known"]))
+        #expect(ContainerBackend(.docker, environment: [:]).imageMissing(exitCode: 125,
+                                                                         stderr: ["docker: Error response from daemon: No such image: x:1"]))
+        #expect(!backend.imageMissing(exitCode: 125, stderr: ["Error: invalid reference format"]))
+        #expect(!backend.imageMissing(exitCode: 1, stderr: ["image not known"]))
+        #expect(backend.startFailure(exitCode: 125, stderr: ["Error: x:1: image not known"])?.contains("ccdeck image build") == true)
+    }
+}
+
+@Suite struct PodmanLogDecoderTests {
+    @Test func partsAreJoinedAndStderrIsKeptApart() {
+        let d = PodmanLogDecoder()
+        func feed(_ s: String) -> [String] { d.decode(Data(s.utf8)).map { String(decoding: $0, as: UTF8.self) } }
+        #expect(feed("2026-11-29T11:50:25.03+00:00 stdout P {\"type\":") == [])
+        #expect(feed("2026-11-29T11:50:25.03+00:00 stderr F warn: x y") == [])
+        #expect(feed("2026-11-29T11:50:25.04+00:00 stdout F \"result\", \"a b\"}") == ["{\"type\":\"result\", \"a b\"}"])
+        #expect(feed("2026-11-29T11:50:25.05+00:00 stdout F") == [""])
+        #expect(feed("not a record") == [])
+        #expect(d.takeStderr().map { String(decoding: $0, as: UTF8.self) } == ["warn: x y"])
+        #expect(d.takeStderr().isEmpty)
+    }
+}
+
+@Suite struct EarlyChangesTests {
+    let dir = NSTemporaryDirectory() + "ccdeck-early-\(UUID().uuidString.prefix(8))"
+
+    func tracker() throws -> ChangeTracker {
+        try FileManager.default.createDirectory(atPath: dir + "/ws/sub", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+        try "a\n".write(toFile: dir + "/ws/sub/a.txt", atomically: false, encoding: .utf8)
+        return try #require(ChangeTracker(workspace: dir + "/ws", runDirectory: dir + "/run", environment: ProcessInfo.processInfo.environment))
+    }
+
+    func later() -> timespec {
+        usleep(30_000)  // past the coarse clock's tick
+        let now = ChangeTracker.fileSystemNow()
+        usleep(30_000)
+        return now
+    }
+
+    @Test(arguments: ["write", "create", "delete", "rename"])
+    func anyChangeAfterTheReadingIsSeen(change: String) throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t = try tracker()
+        let since = later()
+        #expect(t.unchanged(since: since))
+        switch change {
+        case "write": try "b\n".write(toFile: dir + "/ws/sub/a.txt", atomically: false, encoding: .utf8)
+        case "create": try "n\n".write(toFile: dir + "/ws/sub/new.txt", atomically: false, encoding: .utf8)
+        case "delete": try FileManager.default.removeItem(atPath: dir + "/ws/sub/a.txt")
+        default: rename(dir + "/ws/sub/a.txt", dir + "/ws/sub/b.txt")
+        }
+        #expect(!t.unchanged(since: since))
+    }
+
+    @Test func whatHappensInsideAGitFolderIsNotTheWorkspacesContent() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t = try tracker()
+        try FileManager.default.createDirectory(atPath: dir + "/ws/.git", withIntermediateDirectories: true)
+        let since = later()
+        try "x".write(toFile: dir + "/ws/.git/index", atomically: false, encoding: .utf8)  // a commit, say
+        #expect(t.unchanged(since: since))
+    }
+
+    @Test func theReadingTakenAtTheResultIsTheOneSettled() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t = try tracker()
+        let baseline = try #require(t.begin())
+        try "b\n".write(toFile: dir + "/ws/sub/a.txt", atomically: false, encoding: .utf8)
+        usleep(30_000)  // the agent's last write, a tick before its result
+        let comparison = try #require(t.compare(baseline: baseline))
+        #expect(t.unchanged(since: comparison.began))
+        let settled = t.settle(comparison)
+        #expect(settled.files.map(\.path) == ["sub/a.txt"])
+        #expect(FileManager.default.fileExists(atPath: dir + "/run/changes.json"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/changes.git"))
+    }
+}
