@@ -30,7 +30,9 @@ let package = Package(
         // Domain and pure logic: no terminal, no processes.
         .target(name: "CCDeckCore"),
         // One file per backend behind one protocol, the process runner, the run store.
-        .target(name: "CCDeckBackends", dependencies: ["CCDeckCore"]),
+        .target(name: "CCDeckBackends", dependencies: ["CCDeckCore", "CSQLite"]),
+        // The run index: Debian's libsqlite3 (WAL, shared by every ccdeck process on the store).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // The dashboard: state and controller, panes drawing into an in-memory screen, the ncurses adapter.
         .target(name: "CCDeckTUI", dependencies: ["CCDeckCore", "CCDeckBackends", "CNCurses"]),
         .systemLibrary(name: "CNCurses", pkgConfig: "ncursesw", providers: [.apt(["libncurses-dev"])]),

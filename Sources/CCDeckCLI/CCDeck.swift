@@ -52,6 +52,11 @@ public enum CCDeckCLI {
         CLIContext.registry = registry
         // A closed pipe (`ccdeck run | head`) is an error to report, not a signal to die of.
         signal(SIGPIPE, SIG_IGN)
+        // A store from an older ccdeck is indexed on its first use here: say how far it got.
+        RunStore.onIndexProgress = { done, total in
+            let line = "ccdeck: indexing the run history (first use): \(done)/\(total) runs"
+            FileHandle.standardError.write(Data((isatty(2) == 1 ? "\r" + line + (done == total ? "\n" : "") : line + "\n").utf8))
+        }
         do {
             var command = try CCDeck.parseAsRoot()
             try command.run()

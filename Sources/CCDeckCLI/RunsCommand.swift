@@ -7,7 +7,7 @@ struct RunsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runs",
         abstract: "List and show the runs kept under $XDG_STATE_HOME/ccdeck.",
-        subcommands: [List.self, Show.self, Diff.self],
+        subcommands: [List.self, Show.self, Diff.self, Prune.self, Reindex.self],
         defaultSubcommand: List.self
     )
 
@@ -19,8 +19,10 @@ struct RunsCommand: ParsableCommand {
     }
 
     /// The mode, marked when this ccdeck has no backend of that name (a newer ccdeck wrote it).
-    static func modeLabel(_ record: RunRecord) -> String {
-        CLIContext.registry.kinds.contains(record.mode) ? record.mode.displayName : "\(record.mode.displayName) (unknown mode)"
+    static func modeLabel(_ record: RunRecord) -> String { modeLabel(record.mode) }
+
+    static func modeLabel(_ mode: BackendKind) -> String {
+        CLIContext.registry.kinds.contains(mode) ? mode.displayName : "\(mode.displayName) (unknown mode)"
     }
 
     struct List: ParsableCommand {
@@ -30,46 +32,93 @@ struct RunsCommand: ParsableCommand {
         @Flag(help: "Print JSON for scripts: {\"runs\": [...], \"totals\": {...}} (totals per backend included).")
         var json = false
 
+        @Option(help: ArgumentHelp("At most this many runs, newest first (default: 50 on a terminal; all with --json or "
+                                   + "when piped).", valueName: "n"))
+        var limit: Int?
+
         @Option(help: ArgumentHelp("Only runs started within this long (1d, 12h, 30m).", valueName: "duration"))
         var since: String?
 
+        @Option(help: ArgumentHelp("Only runs in this state (repeatable): starting, running, succeeded, failed, stopped, "
+                                   + "lost-driver.", valueName: "state"))
+        var state: [String] = []
+
+        @Option(help: ArgumentHelp("Only runs of this mode (repeatable): docker, podman, incus, local, …", valueName: "mode"))
+        var mode: [String] = []
+
+        @Option(help: ArgumentHelp("Only runs whose prompt contains this text (any case).", valueName: "text"))
+        var grep: String?
+
         @Flag(help: "After the table, the totals per backend.")
         var byBackend = false
+
+        static let states = ["starting", "running", "succeeded", "failed", "stopped", "unknown", RunState.lostDriverLabel]
 
         func validate() throws {
             if let since, DurationText.parse(since) == nil {
                 throw ValidationError("--since takes a duration like 1d, 12h or 30m, not \(InertText.line(since))")
             }
+            if let limit, limit < 1 { throw ValidationError("--limit takes a number of runs, 1 or more") }
+            if let bad = state.first(where: { !Self.states.contains($0) }) {
+                throw ValidationError("--state takes one of \(Self.states.joined(separator: ", ")), not \(InertText.line(bad))")
+            }
         }
 
         struct Listing: Encodable {
-            var runs: [RunRecord]
+            var runs: [RawJSON]
             var totals: RunTotals
+        }
+
+        /// The run's stored record, passed on as it is (written by ccdeck, so already valid JSON).
+        struct RawJSON: Encodable {
+            var record: RunRecord?
+            var data: Data
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.singleValueContainer()
+                try c.encode(record ?? (try RunStore.decoder.decode(RunRecord.self, from: data)))
+            }
         }
 
         func run() throws {
             let store = RunsCommand.store
             let now = Date()
-            var records = store.list()
-            if let cutoff = since.flatMap(DurationText.parse) { records = records.filter { $0.createdAt >= now.addingTimeInterval(-cutoff) } }
-            let totals = RunTotals.of(records, now: now, byBackend: json || byBackend) { $0.state.isLive && !store.driverLost($0) }
+            var query = RunIndex.Query(since: since.flatMap(DurationText.parse).map { now.addingTimeInterval(-$0) })
+            // A lost driver's run is a live record whose ccdeck is gone: asked as live, told apart below.
+            query.states = Array(Set(state.map { $0 == RunState.lostDriverLabel ? [RunState.starting, .running] : [RunState(rawValue: $0) ?? .unknown] }
+                .joined()))
+            query.modes = mode
+            query.promptContains = grep
+            let wanted = limit ?? (json || isatty(1) != 1 ? nil : 50)
+            let filterLost = !state.isEmpty && (state.contains(RunState.lostDriverLabel) != state.contains { ["starting", "running"].contains($0) })
+            query.limit = filterLost ? nil : wanted.map { $0 + 1 }  // one more: to say there are more
+            var rows = store.rows(query)
+            if filterLost {
+                let wantLost = state.contains(RunState.lostDriverLabel)
+                rows = rows.filter { !$0.state.isLive || (store.driverLost(row: $0) == wantLost) }
+                if let wanted { rows = Array(rows.prefix(wanted + 1)) }
+            }
+            let more = wanted.map { rows.count > $0 } ?? false
+            if let wanted { rows = Array(rows.prefix(wanted)) }
+            let totals = store.totals(now: now, byBackend: json || byBackend)
             if json {
-                Terminal.out(try Terminal.json(Listing(runs: records, totals: totals)))
+                Terminal.out(try Terminal.json(Listing(runs: rows.map { RawJSON(data: $0.recordJSON) }, totals: totals)))
                 return
             }
-            if records.isEmpty {
-                Terminal.out(since == nil ? "no runs yet in \(store.root) (start one with `ccdeck run`)"
-                                          : "no runs started within \(InertText.line(since!))")
+            if rows.isEmpty {
+                let filtered = since != nil || !state.isEmpty || !mode.isEmpty || grep != nil
+                Terminal.out(filtered ? "no runs match" : "no runs yet in \(store.root) (start one with `ccdeck run`)")
                 return
             }
-            let rows = records.map { r -> [String] in
-                [InertText.line(r.id), RunsCommand.modeLabel(r), r.isolation?.label ?? "-", RunsCommand.stateLabel(r, store: store),
+            let rowsText = rows.map { r -> [String] in
+                [InertText.line(r.id), RunsCommand.modeLabel(r.mode), r.isolation?.label ?? "-",
+                 r.state.isLive && store.driverLost(row: r) ? RunState.lostDriverLabel : r.state.rawValue,
                  Terminal.localTime(r.createdAt), r.wallTime.map(RunSummary.formatSeconds) ?? "-",
                  r.turns.map(String.init) ?? "-", r.toolErrors.map(String.init) ?? "-",
                  r.costUSD.map(RunSummary.formatCost) ?? "-", Self.shorten(r.prompt, 40)]
             }
-            Terminal.table(["ID", "MODE", "ISOLATION", "STATE", "CREATED", "WALL", "TURNS", "TOOL ERRORS", "COST", "PROMPT"], rows)
+            Terminal.table(["ID", "MODE", "ISOLATION", "STATE", "CREATED", "WALL", "TURNS", "TOOL ERRORS", "COST", "PROMPT"], rowsText)
                 .forEach(Terminal.out)
+            if more { Terminal.out("… older runs not shown: --limit N for more, --json for all") }
             Terminal.out("")
             Terminal.out(totals.line)
             if byBackend { totals.backendLines.forEach { Terminal.out("  " + $0) } }
@@ -186,5 +235,106 @@ struct RunsCommand: ParsableCommand {
             Terminal.out("")
             RunSummary.lines(for: record).forEach(Terminal.out)
         }
+    }
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete old runs: their records, outputs and the workspaces ccdeck made for them.",
+            discussion: "A live run is never touched. A workspace you named (--workspace) is never deleted.")
+
+        @Option(help: ArgumentHelp("Runs that ended (or started, if they never ended) longer ago than this (30d, 12h).",
+                                   valueName: "duration"))
+        var olderThan: String
+
+        @Flag(help: "Keep failed runs, whatever their age.")
+        var keepFailed = false
+
+        @Flag(help: "Only say what would be deleted.")
+        var dryRun = false
+
+        @Flag(help: "Delete without asking.")
+        var yes = false
+
+        func validate() throws {
+            if DurationText.parse(olderThan) == nil {
+                throw ValidationError("--older-than takes a duration like 30d, 12h or 30m, not \(InertText.line(olderThan))")
+            }
+        }
+
+        func run() throws {
+            let store = RunsCommand.store
+            var query = RunIndex.Query()
+            query.endedBefore = Date().addingTimeInterval(-DurationText.parse(olderThan)!)
+            query.states = [.succeeded, .failed, .stopped, .unknown] .filter { !(keepFailed && $0 == .failed) }
+            let candidates = store.rows(query)
+            if candidates.isEmpty {
+                Terminal.out("no runs ended more than \(InertText.line(olderThan)) ago" + (keepFailed ? " (failed ones kept)" : ""))
+                return
+            }
+            let bytes = candidates.reduce(Int64(0)) { $0 + RunsCommand.diskUsage(store.directory(for: $1.id)) }
+            let what = "\(candidates.count) run\(candidates.count == 1 ? "" : "s") (\(RunsCommand.size(bytes)) on disk), "
+                + "the oldest from \(Terminal.localTime(candidates.last!.createdAt)), the newest from \(Terminal.localTime(candidates.first!.createdAt))"
+            if dryRun {
+                for r in candidates.prefix(20) { Terminal.out("would delete \(r.id) \(r.state.rawValue) \(Terminal.localTime(r.createdAt))") }
+                if candidates.count > 20 { Terminal.out("… and \(candidates.count - 20) more") }
+                Terminal.out("would delete " + what)
+                return
+            }
+            if !yes {
+                guard isatty(0) == 1 else { throw CLIError.usage("\(what) to delete: add --yes to delete them without a question") }
+                FileHandle.standardError.write(Data("delete \(what)? [y/N] ".utf8))
+                guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                    Terminal.out("nothing deleted")
+                    return
+                }
+            }
+            var deleted = 0
+            var failed = 0
+            for r in candidates {
+                // Asked again from its file: a run adopted (live again) since the listing is kept.
+                guard let record = try? store.load(r.id), !record.state.isLive else { continue }
+                do {
+                    try store.remove(r.id)
+                    deleted += 1
+                } catch {
+                    Terminal.error("could not delete run \(r.id): \(error)")
+                    failed += 1
+                }
+            }
+            Terminal.out("deleted \(deleted) run\(deleted == 1 ? "" : "s")")
+            if failed > 0 { throw ExitCode(1) }
+        }
+    }
+
+    struct Reindex: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build the run index again from the record files (they are the truth; the index is only for listing).")
+
+        func run() throws {
+            let store = RunsCommand.store
+            let started = Date()
+            let count = try store.reindex { done, total in
+                if isatty(2) == 1 { FileHandle.standardError.write(Data("\rccdeck: indexing runs: \(done)/\(total)".utf8)) }
+            }
+            if isatty(2) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
+            Terminal.out("indexed \(count) run\(count == 1 ? "" : "s") in \(String(format: "%.1f", Date().timeIntervalSince(started)))s")
+        }
+    }
+
+    /// Bytes used by the files under `path`.
+    static func diskUsage(_ path: String) -> Int64 {
+        var total: Int64 = 0
+        guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
+        while let name = walker.nextObject() as? String {
+            var st = stat()
+            if lstat(path + "/" + name, &st) == 0 { total += Int64(st.st_blocks) * 512 }
+        }
+        return total
+    }
+
+    static func size(_ bytes: Int64) -> String {
+        bytes >= 1 << 30 ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30))
+            : bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(bytes) / Double(1 << 20))
+            : "\(bytes >> 10) KiB"
     }
 }

@@ -28,7 +28,14 @@ struct SandboxesCommand: ParsableCommand {
     /// Every backend's resources for this store, with the run each belongs to and why it is there.
     static func entries(env: [String: String], all: Bool = false) -> (entries: [Entry], unanswered: [String]) {
         let store = RunStore(environment: env)
-        let records = Dictionary(store.list().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        // Each resource's run, asked of the index by id (not every record of the history).
+        var cache: [String: RunRecord?] = [:]
+        func runRecord(_ id: String) -> RunRecord? {
+            if let known = cache[id] { return known }
+            let found = try? store.load(id)
+            cache[id] = found
+            return found
+        }
         var entries: [Entry] = []
         var unanswered: [String] = []
         let backends = CLIContext.registry.all(environment: env)
@@ -39,7 +46,7 @@ struct SandboxesCommand: ParsableCommand {
                 continue
             }
             for r in found {
-                let record = r.runID.flatMap { records[$0] }
+                let record = r.runID.flatMap(runRecord)
                 let why: String
                 if r.persistent { why = "persistent" }
                 else if let record, record.state.isLive { why = store.driverLost(record) ? "driver gone" : "live run" }

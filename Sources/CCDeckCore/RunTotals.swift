@@ -14,27 +14,52 @@ public struct RunTotals: Sendable, Codable, Equatable {
 
     public init() {}
 
+    /// What the totals read of one run.
+    public struct Item: Sendable {
+        public var mode: String
+        public var state: RunState
+        /// When it ended, or started if it has not.
+        public var day: Date
+        public var cost: Double?
+        /// Really live (a lost driver's run is not).
+        public var live: Bool
+
+        public init(mode: String, state: RunState, day: Date, cost: Double?, live: Bool) {
+            self.mode = mode
+            self.state = state
+            self.day = day
+            self.cost = cost
+            self.live = live
+        }
+    }
+
     /// - Parameter isLive: whether a record is really live (a lost driver's is not).
     public static func of(_ records: [RunRecord], now: Date, calendar: Calendar = .current, byBackend: Bool = false,
                           isLive: (RunRecord) -> Bool = { $0.state.isLive }) -> RunTotals {
+        of(items: records.map { Item(mode: $0.mode.rawValue, state: $0.state, day: $0.endedAt ?? $0.createdAt, cost: $0.costUSD,
+                                     live: isLive($0)) },
+           now: now, calendar: calendar, byBackend: byBackend)
+    }
+
+    public static func of(items: [Item], now: Date, calendar: Calendar = .current, byBackend: Bool = false) -> RunTotals {
         let today = calendar.startOfDay(for: now)
         let week = calendar.dateInterval(of: .weekOfYear, for: now)?.start ?? today
         var all = RunTotals()
         var per: [String: RunTotals] = [:]
-        for r in records {
+        for r in items {
             var t = RunTotals()
-            let day = r.endedAt ?? r.createdAt
-            if isLive(r) {
+            let day = r.day
+            if r.live {
                 t.live = 1
             } else if day >= today && day <= now.addingTimeInterval(60) {
                 t.finishedToday = 1
                 if r.state == .failed { t.failedToday = 1 }
             }
-            let cost = r.costUSD ?? 0
+            let cost = r.cost ?? 0
             if day >= today { t.costToday = cost }
             if day >= week { t.costThisWeek = cost }
             all.add(t)
-            if byBackend { per[r.mode.rawValue, default: RunTotals()].add(t) }
+            if byBackend { per[r.mode, default: RunTotals()].add(t) }
         }
         if byBackend { all.byBackend = per }
         return all

@@ -11,17 +11,21 @@ if ! command -v swift >/dev/null 2>&1; then
   exit 2
 fi
 
-# The dashboard links libncursesw: its headers come from Debian's libncurses-dev.
-if [ ! -e /usr/include/ncursesw/curses.h ]; then
+# C libraries ccdeck links, from Debian: the dashboard's libncursesw, the run index's libsqlite3.
+#   required_lib HEADER PACKAGE "what it is for"
+required_lib() {
+  [ -e "$1" ] && return 0
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "ccdeck: installing libncurses-dev (the dashboard's terminal library)" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libncurses-dev pkg-config; } >&2 \
-      || { echo "ccdeck: error: could not install libncurses-dev" >&2; exit 2; }
+    echo "ccdeck: installing $2 ($3)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" pkg-config; } >&2 \
+      || { echo "ccdeck: error: could not install $2" >&2; exit 2; }
   else
-    echo "ccdeck: error: libncurses-dev is missing (sudo apt-get install libncurses-dev)" >&2
+    echo "ccdeck: error: $2 is missing (sudo apt-get install $2)" >&2
     exit 2
   fi
-fi
+}
+required_lib /usr/include/ncursesw/curses.h libncurses-dev "the dashboard's terminal library"
+required_lib /usr/include/sqlite3.h libsqlite3-dev "the run index's database"
 
 # Helpers ccdeck uses when they are there, installed where they are missing (Debian, as root).
 # Best effort: without one, the feature that needs it says so and the rest still works.

@@ -128,10 +128,70 @@ public struct RunStore: Sendable {
         return DriverLock(path: driverLockPath(for: id))
     }
 
-    /// Writes the record atomically: a reader never sees half a file.
+    /// Writes the record atomically (a reader never sees half a file) and its row in the index:
+    /// the row marked as being written first, then the file, then the row clean (see `RunIndex`).
     public func save(_ record: RunRecord) throws {
         let data = try Self.encoder.encode(record)
+        let index = self.index
+        let token = String(UInt64.random(in: 1...UInt64.max), radix: 36)
+        try? index?.put(record, json: data, dirty: token)
         try data.write(to: URL(fileURLWithPath: recordPath(for: record.id)), options: .atomic)
+        Self.faultPoint("after-record-write")
+        try? index?.put(record, json: data, dirty: nil)
+    }
+
+    /// `CCDECK_FAULT=NAME`: ccdeck kills itself (SIGKILL) at that point, for the tests of what a
+    /// crash there leaves behind. Nothing else reads it.
+    static func faultPoint(_ name: String) {
+        if ProcessInfo.processInfo.environment["CCDECK_FAULT"] == name { kill(getpid(), SIGKILL) }
+    }
+
+    /// The store's index (`runs.db`), opened once per process; nil when it cannot be (the
+    /// listings then read the record files, as before the index).
+    public var index: RunIndex? { RunIndexes.shared.index(for: self) }
+
+    /// Told how a first indexing of an older store goes (runs done, runs in all), from 500 runs on.
+    public static var onIndexProgress: ((Int, Int) -> Void)? {
+        get { RunIndexes.progress }
+        set { RunIndexes.progress = newValue }
+    }
+
+    /// The path of the index file.
+    public var indexPath: String { root + "/runs.db" }
+
+    /// A record and the bytes it was read from, or nil.
+    func loadWithData(_ id: String) -> (RunRecord, Data)? {
+        guard let data = FileManager.default.contents(atPath: recordPath(for: id)),
+              var record = try? Self.decoder.decode(RunRecord.self, from: data) else { return nil }
+        record.id = id
+        return (record, data)
+    }
+
+    /// Every run folder's name (not every one need hold a readable record).
+    func runIDs() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? []).filter(Self.isSafeID)
+    }
+
+    /// Builds the index again from every record file (`ccdeck runs reindex`).
+    public func reindex(progress: @escaping (Int, Int) -> Void) throws -> Int {
+        guard let index else { throw RunStoreError.unreadable(indexPath, "the index cannot be opened") }
+        let ids = runIDs()
+        try index.build(ids: ids, load: loadWithData, progress: progress)
+        return try index.count()
+    }
+
+    /// Rows of the index matching `query`, newest first; without an index, the same from the
+    /// record files (slow on a large store, but never wrong).
+    public func rows(_ query: RunIndex.Query) -> [RunIndex.Row] {
+        if let index, let rows = try? index.rows(query) { return rows }
+        return list().compactMap { record -> RunIndex.Row? in
+            guard let json = try? Self.encoder.encode(record) else { return nil }
+            return RunIndex.Row(id: record.id, createdAt: record.createdAt, endedAt: record.endedAt, state: record.state,
+                                mode: record.mode, isolation: record.isolation, turns: record.turns, toolErrors: record.toolErrors,
+                                costUSD: record.costUSD, prompt: record.prompt, driverPID: record.driverPID, host: record.host,
+                                recordJSON: json)
+        }.filter { query.matches($0) }.sorted { query.newerThan == nil ? false : $0.createdAt < $1.createdAt }
+            .prefix(query.limit ?? .max).sorted { $0.createdAt > $1.createdAt }
     }
 
     public func load(_ id: String) throws -> RunRecord {
@@ -148,10 +208,31 @@ public struct RunStore: Sendable {
         }
     }
 
-    /// Every readable record, newest first.
+    /// Every readable record, newest first, read from the record files themselves (the index's
+    /// rows are for listings: `rows`).
     public func list() -> [RunRecord] {
-        let ids = (try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? []
-        return ids.compactMap { try? load($0) }.sorted { $0.createdAt > $1.createdAt }
+        runIDs().compactMap { try? load($0) }.sorted { $0.createdAt > $1.createdAt }
+    }
+
+    /// Today's and this week's figures, read from the index's columns (no record is decoded).
+    public func totals(now: Date, calendar: Calendar = .current, byBackend: Bool = false) -> RunTotals {
+        let week = calendar.dateInterval(of: .weekOfYear, for: now)?.start ?? calendar.startOfDay(for: now)
+        let rows: [RunIndex.Row]
+        if let index, let found = try? index.totalsRows(since: week) {
+            rows = found
+        } else {
+            rows = self.rows(RunIndex.Query()).filter { ($0.endedAt ?? $0.createdAt) >= week || $0.state.isLive }
+        }
+        let items = rows.map { r in
+            RunTotals.Item(mode: r.mode.rawValue, state: r.state, day: r.endedAt ?? r.createdAt, cost: r.costUSD,
+                           live: r.state.isLive && !driverLost(row: r))
+        }
+        return RunTotals.of(items: items, now: now, calendar: calendar, byBackend: byBackend)
+    }
+
+    /// The live runs (starting or running, whether or not their driver is alive).
+    public func liveRecords() -> [RunRecord] {
+        rows(RunIndex.Query(states: [.starting, .running])).compactMap { try? $0.record() }
     }
 
     /// The number of whole lines in an output file, after cutting a last line a dead driver left
@@ -169,13 +250,12 @@ public struct RunStore: Sendable {
     /// A run by its full id, an unambiguous prefix of it, or `latest` for the newest.
     public func find(_ idOrPrefix: String) throws -> RunRecord {
         if idOrPrefix == "latest" {
-            guard let newest = list().first else { throw RunStoreError.notFound(idOrPrefix) }
-            return newest
+            guard let newest = rows(RunIndex.Query(limit: 1)).first else { throw RunStoreError.notFound(idOrPrefix) }
+            return try load(newest.id)
         }
         guard Self.isSafeID(idOrPrefix) else { throw RunStoreError.notFound(idOrPrefix) }
         if FileManager.default.fileExists(atPath: recordPath(for: idOrPrefix)) { return try load(idOrPrefix) }
-        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? [])
-            .filter { $0.hasPrefix(idOrPrefix) }
+        let ids = (try? index?.ids(prefix: idOrPrefix, limit: 6)) ?? runIDs().filter { $0.hasPrefix(idOrPrefix) }
         switch ids.count {
         case 0: throw RunStoreError.notFound(idOrPrefix)
         case 1: return try load(ids[0])
@@ -192,7 +272,14 @@ public struct RunStore: Sendable {
     public func remove(_ id: String) throws {
         guard Self.isSafeID(id) else { throw RunStoreError.notFound(id) }
         guard FileManager.default.fileExists(atPath: recordPath(for: id)) else { throw RunStoreError.notFound(id) }
+        // The row is marked first: a ccdeck killed mid-way leaves it dirty, and the next repair
+        // drops it once the folder is gone (or keeps it, read again, if the folder stayed).
+        let index = self.index
+        try? index?.markDirty(id, token: "removing")
+        // The record goes first, so a half-deleted folder is no longer a run.
+        unlink(recordPath(for: id))
         try FileManager.default.removeItem(atPath: directory(for: id))
+        try? index?.delete(id)
     }
 
     /// A run whose record says live but whose driving ccdeck is gone was left by a ccdeck that
@@ -201,15 +288,23 @@ public struct RunStore: Sendable {
     /// true at once and never fooled by a recycled pid. Records from before the lock fall back
     /// to the pid. Runs from another host are never called lost from here.
     public func driverLost(_ record: RunRecord) -> Bool {
-        guard record.state.isLive, record.host == ProcessInfo.processInfo.hostName else { return false }
-        let fd = open(driverLockPath(for: record.id), O_RDONLY | O_CLOEXEC)
+        driverLost(id: record.id, state: record.state, host: record.host, pid: record.driverPID)
+    }
+
+    public func driverLost(row: RunIndex.Row) -> Bool {
+        driverLost(id: row.id, state: row.state, host: row.host, pid: row.driverPID)
+    }
+
+    func driverLost(id: String, state: RunState, host: String, pid driverPID: Int32) -> Bool {
+        guard state.isLive, host == ProcessInfo.processInfo.hostName else { return false }
+        let fd = open(driverLockPath(for: id), O_RDONLY | O_CLOEXEC)
         if fd >= 0 {
             defer { close(fd) }
             return flock(fd, LOCK_SH | LOCK_NB) == 0  // nobody holds it (closing releases ours)
         }
         // A pid from a file: 0 or negative would signal a whole process group, and always "live".
-        guard record.driverPID > 0 else { return true }
-        return kill(record.driverPID, 0) != 0 && errno == ESRCH
+        guard driverPID > 0 else { return true }
+        return kill(driverPID, 0) != 0 && errno == ESRCH
     }
 
     public static let encoder: JSONEncoder = {
