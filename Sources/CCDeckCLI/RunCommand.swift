@@ -141,6 +141,9 @@ struct RunCommand: ParsableCommand {
         } catch let failure as RunDriver.Failure {
             throw CLIError.setup(failure.description)
         }
+        if record.keep || record.reason?.contains("listed as a leftover") == true {
+            unlink(Self.leftoverStamp(backend.kind, env: env))
+        }
         if let failure = Terminal.outputFailure {
             throw CLIError.setup("cannot write to standard output: \(failure); run \(record.id) \(record.state.rawValue), "
                                  + "see `ccdeck runs show \(record.id)`")
@@ -195,15 +198,32 @@ struct RunCommand: ParsableCommand {
         return request
     }
 
+    /// How often a run looks for leftovers: an engine's listing takes its locks and CPU beside
+    /// the run (a `podman ps` is 30 ms of CPU and the storage lock as the container is made), so
+    /// an autonomous runner's hundreds of runs an hour ask once.
+    static let leftoverCheckInterval: TimeInterval = 3600
+
+    /// When a backend's leftovers were last looked for; gone once a run leaves one (kept, or
+    /// not removed), so the next run looks again.
+    static func leftoverStamp(_ kind: BackendKind, env: [String: String]) -> String {
+        RunStore(environment: env).root + "/leftovers-checked-" + kind.rawValue
+    }
+
     /// Says, beside the run and without holding it up, how many leftovers earlier runs left on
-    /// this backend and how to remove them.
+    /// this backend and how to remove them (at most once per `leftoverCheckInterval` a backend).
     static func mentionLeftovers(of backend: any SandboxBackend, env: [String: String]) {
+        let stamp = leftoverStamp(backend.kind, env: env)
+        if let checked = (try? FileManager.default.attributesOfItem(atPath: stamp))?[.modificationDate] as? Date,
+           Date().timeIntervalSince(checked) < leftoverCheckInterval, Date() >= checked {
+            return
+        }
+        FileManager.default.createFile(atPath: stamp, contents: nil)
         let thread = Thread {
             // Beside the run, never in its way: the engine's listing yields the CPU to it.
             Command.lowerThisThread()
             let store = RunStore(environment: env)
             guard let found = try? backend.resources(store: store.storeID), !found.isEmpty else { return }
-            let live = Set(store.list().filter { $0.state.isLive && !store.driverLost($0) }.map(\.id))
+            let live = Set(store.liveRecords().filter { !store.driverLost($0) }.map(\.id))
             let leftovers = found.filter { !$0.persistent && !($0.runID.map(live.contains) ?? false) }
             guard !leftovers.isEmpty else { return }
             Terminal.warning("\(leftovers.count) leftover \(backend.traits.resourceNoun)\(leftovers.count == 1 ? "" : "s") of earlier runs on "

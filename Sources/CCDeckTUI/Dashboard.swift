@@ -74,14 +74,45 @@ public final class Dashboard {
             state.now = now
         case .runsLoaded(let entries):
             let live = Dictionary(uniqueKeysWithValues: state.runs.filter(\.drivenHere).map { ($0.record.id, $0) })
-            var merged = entries.filter { live[$0.record.id] == nil }.map { e -> RunEntry in
+            var fresh = entries.filter { live[$0.record.id] == nil }.map { e -> RunEntry in
                 var e = e
                 e.tail = RunTail(capacity: state.tailCapacity)
                 return e
             }
-            merged += live.values
-            state.runs = merged.sorted { $0.record.createdAt > $1.record.createdAt }
+            if state.history.trimmedAbove {
+                // Scrolled deep into the history: the newest page is not joined to the window
+                // (it would leave a gap); what the window holds is refreshed, the live runs added.
+                let held = Set(state.runs.map(\.record.id))
+                fresh = fresh.filter { held.contains($0.record.id) || $0.record.state.isLive }
+            }
+            var merged = fresh + Array(live.values)
+            // History paged in before, older than what was read again, stays.
+            if let oldest = entries.map(\.record.createdAt).min() {
+                let have = Set(merged.map(\.record.id))
+                merged += state.runs.filter { !$0.drivenHere && $0.record.createdAt < oldest && !have.contains($0.record.id) }
+            } else if state.history.trimmedAbove {
+                merged += state.runs.filter { !$0.drivenHere }
+            }
+            state.runs = merged.sorted(by: Self.newestFirst)
             if state.selectedRunID == nil || state.selectedRunIndex == nil { state.selectedRunID = state.runs.first?.record.id }
+        case .runsHistory(let complete, let total, let totals):
+            if state.history.total == nil { state.history.complete = complete }  // later reloads read only the top
+            state.history.total = total
+            state.history.totals = totals
+        case .olderRunsLoaded(let entries, let complete):
+            state.history.loading = false
+            state.history.complete = complete
+            let have = Set(state.runs.map(\.record.id))
+            state.runs += entries.filter { !have.contains($0.record.id) }.sorted(by: Self.newestFirst)
+            trimHistory(keepingBelow: true)
+            return pageIfNeeded()
+        case .newerRunsLoaded(let entries, let reachedTop):
+            state.history.loading = false
+            state.history.trimmedAbove = !reachedTop
+            let have = Set(state.runs.map(\.record.id))
+            state.runs = (state.runs + entries.filter { !have.contains($0.record.id) }).sorted(by: Self.newestFirst)
+            trimHistory(keepingBelow: false)
+            return pageIfNeeded()
         case .runStarted(let record):
             if let i = index(of: record.id) {
                 state.runs[i].record = record
@@ -265,12 +296,20 @@ public final class Dashboard {
         case .focusNext: state.focus = Pane(rawValue: (state.focus.rawValue + 1) % Pane.allCases.count)!
         case .focusPrevious:
             state.focus = Pane(rawValue: (state.focus.rawValue + Pane.allCases.count - 1) % Pane.allCases.count)!
-        case .up: move(-1)
-        case .down: move(1)
+        case .up:
+            move(-1)
+            return pageIfNeeded()
+        case .down:
+            move(1)
+            return pageIfNeeded()
         case .pageUp: scrollOutput(by: -layout.outputPage)
         case .pageDown: scrollOutput(by: layout.outputPage)
-        case .top: jump(toTop: true)
-        case .bottom: jump(toTop: false)
+        case .top:
+            jump(toTop: true)
+            return pageIfNeeded()
+        case .bottom:
+            jump(toTop: false)
+            return pageIfNeeded()
         case .launch:
             let modes = state.readyModes
             guard !modes.isEmpty else {
@@ -475,6 +514,44 @@ public final class Dashboard {
     }
 
     // MARK: movement
+
+    static func newestFirst(_ a: RunEntry, _ b: RunEntry) -> Bool {
+        (a.record.createdAt, a.record.id) > (b.record.createdAt, b.record.id)
+    }
+
+    /// Near an end of the history held, the next page past it (one page at a time).
+    private func pageIfNeeded() -> [Effect] {
+        guard state.focus == .runs, !state.history.loading, let i = state.selectedRunIndex else { return [] }
+        let ahead = RunHistoryWindow.loadAhead
+        if !state.history.complete, i >= state.runs.count - ahead, let last = state.runs.last(where: { !$0.drivenHere }) {
+            state.history.loading = true
+            return [.loadOlderRuns(before: RunCursor(last.record))]
+        }
+        if state.history.trimmedAbove,
+           let first = state.runs.firstIndex(where: { !$0.drivenHere && !$0.record.state.isLive }), i <= first + ahead {
+            state.history.loading = true
+            return [.loadNewerRuns(after: RunCursor(state.runs[first].record))]
+        }
+        return []
+    }
+
+    /// Lets go of the finished runs farthest from the selection once more are held than
+    /// `RunHistoryWindow.maxHeld` (live runs and runs driven here always stay): above it when
+    /// paging down (`keepingBelow`), below it when paging up.
+    private func trimHistory(keepingBelow: Bool) {
+        let finished = state.runs.indices.filter { !state.runs[$0].drivenHere && !state.runs[$0].record.state.isLive }
+        let excess = finished.count - RunHistoryWindow.maxHeld
+        guard excess > 0 else { return }
+        let selected = state.selectedRunIndex ?? 0
+        let half = RunHistoryWindow.maxHeld / 2
+        let drop: [Int] = keepingBelow
+            ? Array(finished.filter { $0 < selected - half }.prefix(excess))
+            : Array(finished.filter { $0 > selected + half }.suffix(excess))
+        guard !drop.isEmpty else { return }
+        let gone = Set(drop)
+        state.runs = state.runs.enumerated().filter { !gone.contains($0.offset) }.map(\.element)
+        if keepingBelow { state.history.trimmedAbove = true } else { state.history.complete = false }
+    }
 
     private func move(_ delta: Int) {
         switch state.focus {

@@ -121,6 +121,8 @@ public final class DashboardRuntime {
             case .quit: return false
             case .bell: terminal.bell()
             case .loadChanges(let id): services.loadChanges(runID: id)
+            case .loadOlderRuns(let cursor): services.loadRuns(olderThan: cursor)
+            case .loadNewerRuns(let cursor): services.loadRuns(newerThan: cursor)
             case .launch(let mode, let prompt, let workspace, let timeout):
                 services.launch(mode: mode, prompt: prompt, workspace: workspace, group: nil, timeout: timeout)
             case .compare(let modes, let prompt, let group, let timeout):

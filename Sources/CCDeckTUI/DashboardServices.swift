@@ -17,9 +17,19 @@ public protocol DashboardServices: AnyObject {
     func repushToken()
     /// Reads what a finished run changed; `changesLoaded` brings the lines.
     func loadChanges(runID: String)
+    /// A page of the run history older (or newer) than `cursor`: `olderRunsLoaded` or
+    /// `newerRunsLoaded` brings it.
+    func loadRuns(olderThan cursor: RunCursor)
+    func loadRuns(newerThan cursor: RunCursor)
     /// The command that opens an interactive shell in a live run's sandbox.
     func attachCommand(for record: RunRecord) -> Command?
     /// Stops background work before the process exits (live runs keep running).
     func shutdown()
     var output: OutputSource { get }
+}
+
+extension DashboardServices {
+    /// A service with its whole history in its first load has no pages.
+    public func loadRuns(olderThan cursor: RunCursor) {}
+    public func loadRuns(newerThan cursor: RunCursor) {}
 }

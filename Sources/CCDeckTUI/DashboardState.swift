@@ -240,7 +240,22 @@ public enum Effect: Sendable, Equatable {
     case bell
     /// Read what the run changed (`changesLoaded` brings it).
     case loadChanges(runID: String)
+    /// The next page of the run history, older than `before` (`olderRunsLoaded` brings it).
+    case loadOlderRuns(before: RunCursor)
+    /// The page of history just newer than `after`, dropped earlier to bound memory.
+    case loadNewerRuns(after: RunCursor)
     case quit
+}
+
+/// A place in the run history: newest first by start time, then id.
+public struct RunCursor: Sendable, Equatable {
+    public var createdAt: Date
+    public var id: String
+
+    public init(_ record: RunRecord) {
+        createdAt = record.createdAt
+        id = record.id
+    }
 }
 
 /// Everything that can happen to the dashboard: keys and background news alike.
@@ -249,6 +264,12 @@ public enum DashboardMessage: Sendable {
     case resize(width: Int, height: Int)
     case tick(Date)
     case runsLoaded([RunEntry])
+    /// After `runsLoaded`: whether the history goes on past the newest page, and its size.
+    case runsHistory(complete: Bool, total: Int, totals: RunTotals?)
+    /// A page older than the oldest run held; `complete`: nothing older is left.
+    case olderRunsLoaded([RunEntry], complete: Bool)
+    /// A page newer than the newest history run held; `reachedTop`: it joins the newest.
+    case newerRunsLoaded([RunEntry], reachedTop: Bool)
     case runStarted(RunRecord)
     /// A launch ended before its run existed (no token, a setup error before the record).
     case launchFailed(String)
@@ -294,8 +315,14 @@ public struct DashboardState: Sendable {
     /// Whose days and weeks the totals count in (the local one).
     public var calendar: Calendar = .current
 
-    /// Live runs, today's and this week's, over the runs this dashboard knows.
+    /// Live runs, today's and this week's: over the runs this dashboard holds when that is the
+    /// whole history, else as the store's index counts them (read again as runs end).
     public func totals(byBackend: Bool = false) -> RunTotals {
+        if !history.complete || history.trimmedAbove, let stored = history.totals {
+            var t = stored
+            t.live = runs.filter(\.isLive).count
+            return t
+        }
         let live = Set(runs.filter(\.isLive).map(\.record.id))
         return RunTotals.of(runs.map(\.record), now: now, calendar: calendar, byBackend: byBackend) { live.contains($0.id) }
     }
@@ -305,7 +332,10 @@ public struct DashboardState: Sendable {
         attention.isEmpty ? "ccdeck" : "ccdeck: \(attention.count) run\(attention.count == 1 ? " needs" : "s need") you"
     }
     public var focus: Pane = .runs
+    /// The live runs and a window of the history, newest first: the rest of the history stays
+    /// in the store's index and is paged in as the list is scrolled (see `RunHistoryWindow`).
     public var runs: [RunEntry] = []
+    public var history = RunHistoryWindow()
     public var selectedRunID: String?
     public var outputPosition: OutputPosition = .follow
     public var backends: [BackendStatus]
@@ -362,4 +392,26 @@ public struct DashboardState: Sendable {
         }
         return candidates.min()
     }
+}
+
+/// How much of the run history the dashboard holds, and what is past either end of it.
+public struct RunHistoryWindow: Sendable, Equatable {
+    /// Nothing older than the oldest run held is left to load.
+    public var complete = true
+    /// Newer history runs were dropped from the window (to bound memory) and are paged in again
+    /// as the list is scrolled back up.
+    public var trimmedAbove = false
+    /// A page is on its way: one at a time.
+    public var loading = false
+    /// Runs in the store, when known.
+    public var total: Int?
+    /// The totals over the whole store, from its index (with the per-backend figures).
+    public var totals: RunTotals?
+
+    /// Rows from an end of the window at which the next page is asked for.
+    public static let loadAhead = 60
+    /// Finished runs held at most; past it, those farthest from the selection are let go.
+    public static let maxHeld = 3_000
+
+    public init() {}
 }

@@ -76,8 +76,9 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     public func start(post: @escaping @Sendable (DashboardMessage) -> Void) {
         self.post = post
         background { [self] in
-            let entries = loadRuns()
+            let (entries, complete) = loadRuns()
             post(.runsLoaded(entries))
+            postHistory(complete: complete, loaded: entries.count)
             adoptLostRuns(entries)
         }
         background { [self] in
@@ -97,7 +98,42 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
         Thread { [self] in poll(probedSlowly) }.start()
     }
 
-    func loadRuns() -> [RunEntry] { entries(store.list()) }
+    /// How many runs of the history a page holds.
+    static let pageSize = 200
+
+    /// The live runs and the newest page of the history (from the store's index: opening the
+    /// dashboard does not depend on the size of the history); whether that is all of it.
+    func loadRuns() -> (entries: [RunEntry], complete: Bool) {
+        let newest = store.rows(RunIndex.Query(limit: Self.pageSize))
+        let live = store.rows(RunIndex.Query(states: [.starting, .running]))
+        var seen = Set<String>()
+        let records = (live + newest).filter { seen.insert($0.id).inserted }.compactMap { try? $0.record() }
+        return (entries(records), newest.count < Self.pageSize)
+    }
+
+    /// The history's size and totals, from the index (no record decoded).
+    private func postHistory(complete: Bool, loaded: Int) {
+        post(.runsHistory(complete: complete, total: store.index.flatMap { try? $0.count() } ?? loaded,
+                          totals: store.totals(now: Date(), byBackend: true)))
+    }
+
+    public func loadRuns(olderThan cursor: RunCursor) {
+        background { [self] in
+            var query = RunIndex.Query(limit: Self.pageSize)
+            query.olderThan = (cursor.createdAt, cursor.id)
+            let rows = store.rows(query)
+            post(.olderRunsLoaded(entries(rows.compactMap { try? $0.record() }), complete: rows.count < Self.pageSize))
+        }
+    }
+
+    public func loadRuns(newerThan cursor: RunCursor) {
+        background { [self] in
+            var query = RunIndex.Query(limit: Self.pageSize)
+            query.newerThan = (cursor.createdAt, cursor.id)
+            let rows = store.rows(query)
+            post(.newerRunsLoaded(entries(rows.compactMap { try? $0.record() }), reachedTop: rows.count < Self.pageSize))
+        }
+    }
 
     private func entries(_ records: [RunRecord]) -> [RunEntry] {
         let list = records.map { RunEntry(record: $0, driverGone: store.driverLost($0)) }
@@ -219,18 +255,19 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
             orphanRefreshPending = true
             orphanQueue.asyncAfter(deadline: .now() + 0.2) { [self] in
                 orphanRefreshPending = false
-                let records = store.list()  // read once for both answers
                 if reloadPending {
-                    let loaded = entries(records)
+                    let (loaded, complete) = loadRuns()
                     post(.runsLoaded(loaded))
+                    postHistory(complete: complete, loaded: loaded.count)
                     adoptLostRuns(loaded)
                 }
                 reloadPending = false
-                post(.orphans(listOrphans(records)))
+                post(.orphans(listOrphans(store.liveRecords())))
             }
         }
     }
 
+    /// - Parameter records: the live runs (those whose sandboxes are not leftovers).
     func listOrphans(_ records: [RunRecord]) -> [Orphan] {
         let live = Set(records.filter { $0.state.isLive && !store.driverLost($0) }.map(\.id))
         var result: [Orphan] = []

@@ -52,7 +52,9 @@ enum Panes {
         let g = theme.glyphs
         screen.fill(r)
         let calling = state.attention.count
-        screen.box(r, title: "Runs (\(state.runs.count))" + (calling > 0 ? " · \(calling) need\(calling == 1 ? "s" : "") you" : ""),
+        let held = state.history.complete && !state.history.trimmedAbove
+            ? "\(state.runs.count)" : "\(state.runs.count) of \(state.history.total ?? state.runs.count)"
+        screen.box(r, title: "Runs (\(held))" + (calling > 0 ? " · \(calling) need\(calling == 1 ? "s" : "") you" : ""),
                    focused: focused, glyphs: g)
         let inner = r.inner
         guard inner.width > 0, inner.height > 0 else { return }

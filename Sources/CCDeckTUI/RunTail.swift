@@ -9,15 +9,17 @@ public struct RunTail: Sendable {
     /// Every line ever appended, including those dropped from memory.
     public private(set) var totalAppended = 0
 
+    /// Nothing is reserved until a line arrives: a dashboard holds thousands of finished runs
+    /// whose tails stay empty (their output is read from disk when shown).
     public init(capacity: Int = 1_000) {
         self.capacity = max(1, capacity)
-        storage.reserveCapacity(min(self.capacity, 256))
     }
 
     public var count: Int { storage.count }
 
     public mutating func append(_ line: RenderedLine) {
         totalAppended += 1
+        if storage.isEmpty { storage.reserveCapacity(min(capacity, 256)) }
         if storage.count < capacity {
             storage.append(line)
         } else {

@@ -420,3 +420,63 @@ import _CCDeckTestSupport
         #expect(file == ActionTable.keybindingsMarkdown + "\n", "docs/keybindings.md is stale: regenerate it")
     }
 }
+
+/// The run history paged in as the list is scrolled (issue 16): the dashboard holds the newest
+/// page, asks for the next one near the end, one at a time, and lets go of what is far above
+/// the selection past a bound, asking for it again on the way back up.
+@Suite struct HistoryPagingTests {
+    let output = MemoryOutput()
+
+    func page(_ from: Int, _ count: Int) -> [RunEntry] {
+        (from..<(from + count)).map {
+            RunEntry(record: TUIFixtures.record(String(format: "20261129-%06d-0000", 999_999 - $0), .docker, .succeeded,
+                                                startedAgo: Double($0) * 60, wall: 10))
+        }
+    }
+
+    @Test func theNextPageIsAskedNearTheEndOnceAtATime() throws {
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        d.handle(.runsLoaded(page(0, 200)))
+        d.handle(.runsHistory(complete: false, total: 100_000, totals: nil))
+        #expect(d.handle(.key(.home)).isEmpty)  // the newest run (and the fixtures' live one among them)
+        #expect(d.state.selectedRunID == page(0, 1)[0].record.id)
+        #expect(d.handle(.key(.down)).isEmpty)
+        let effects = d.handle(.key(.end))
+        #expect(effects == [.loadOlderRuns(before: RunCursor(page(199, 1)[0].record))])
+        #expect(d.handle(.key(.up)).isEmpty, "one page at a time")
+        _ = d.handle(.olderRunsLoaded(page(200, 200), complete: false))
+        #expect(d.state.runs.count == 401 && !d.state.history.loading)  // and the live one
+        let screen = DashboardView(theme: Theme()).render(d, source: output)
+        #expect(screen.text.contains("Runs (401 of 100000)"))
+    }
+
+    @Test func farAboveTheSelectionIsLetGoAndPagedBackIn() throws {
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        d.handle(.runsLoaded(page(0, 200)))
+        d.handle(.runsHistory(complete: false, total: 100_000, totals: nil))
+        var next = 200
+        // Scroll to the end again and again: the window stays bounded.
+        for _ in 0..<20 {
+            let effects = d.handle(.key(.end))
+            guard effects.first != nil else { break }
+            _ = d.handle(.olderRunsLoaded(page(next, 200), complete: false))
+            next += 200
+        }
+        #expect(d.state.runs.count <= RunHistoryWindow.maxHeld + 200)
+        #expect(d.state.history.trimmedAbove)
+        // Back to the top of what is held: the page above is asked for.
+        let effects = d.handle(.key(.home))
+        let first = try #require(d.state.runs.first { !$0.drivenHere && !$0.record.state.isLive })
+        #expect(effects == [.loadNewerRuns(after: RunCursor(first.record))])
+        #expect(first.record.id != page(0, 1)[0].record.id, "the newest were let go")
+    }
+
+    @Test func aWholeHistoryAsksForNothing() {
+        let d = TUIFixtures.dashboard(width: 120, height: 40, output: output)
+        d.handle(.runsLoaded(page(0, 20)))
+        d.handle(.runsHistory(complete: true, total: 20, totals: nil))
+        #expect(d.handle(.key(.end)).isEmpty)
+        let screen = DashboardView(theme: Theme()).render(d, source: output)
+        #expect(screen.text.contains("Runs (23)"))  // and the fixtures' three
+    }
+}

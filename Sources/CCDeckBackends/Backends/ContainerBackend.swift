@@ -115,7 +115,13 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         guard ["runc", "gvisor"].contains(isolation) else {
             throw BackendError.refused("--isolation takes runc or gvisor, not \(InertText.line(isolation))")
         }
-        if isolation == "gvisor", let problem = gvisorProblem(egress: spec.egress != nil) { throw BackendError.refused(problem) }
+        if isolation == "gvisor" {
+            // dockerd's runtimes are asked (`GET /info`, 20–40 ms of the daemon's time) only when
+            // the run needs runsc to reach the proxy's socket; else dockerd's own refusal of an
+            // unknown runtime is the check (`startFailure` then says what to do).
+            guard runsc != nil else { throw BackendError.refused("gVisor: runsc is not installed (apt-get install runsc)") }
+            if spec.egress != nil, let problem = gvisorProblem(egress: true) { throw BackendError.refused(problem) }
+        }
         if spec.workspace.contains(",") && spec.workspace.contains(":") {
             throw BackendError.refused("\(InertText.line(spec.workspace)): \(executable) cannot mount a path holding both ',' and ':'")
         }
@@ -462,6 +468,10 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     public func startFailure(exitCode: Int32, stderr: [String]) -> String? {
         guard exitCode == 125 else { return nil }
         let line = RunJudgement.meaningfulLine(stderr) ?? "exit status 125"
+        if stderr.contains(where: { $0.localizedCaseInsensitiveContains("runtime") && $0.contains("runsc") }),
+           let problem = gvisorProblem() {
+            return problem
+        }
         if imageMissing(exitCode: exitCode, stderr: stderr) {
             return "\(executable) does not have the image (\(line)): build it with `ccdeck image build` or pick another with --image"
         }

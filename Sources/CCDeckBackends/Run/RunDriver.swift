@@ -289,7 +289,11 @@ public final class RunDriver {
                                   }
                               }, onResult: { [baseline = record.changesBaseline] in
                                   guard let tracker = earlyTracker, let baseline else { return }
-                                  earlyChanges.start { tracker.compare(baseline: baseline) }
+                                  // Beside the sandbox's wind-down, never competing with it for the CPU.
+                                  earlyChanges.start {
+                                      Command.lowerThisThread()
+                                      return tracker.compare(baseline: baseline)
+                                  }
                               })
             guard sinks.ingest.progress.firstEventAt == nil, !followed.stopped, let code = followed.status?.code,
                   let why = backend.startFailure(exitCode: code, stderr: followed.stderrTail) else { break }
