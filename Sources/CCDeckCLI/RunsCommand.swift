@@ -64,21 +64,6 @@ struct RunsCommand: ParsableCommand {
             }
         }
 
-        struct Listing: Encodable {
-            var runs: [RawJSON]
-            var totals: RunTotals
-        }
-
-        /// The run's stored record, passed on as it is (written by ccdeck, so already valid JSON).
-        struct RawJSON: Encodable {
-            var record: RunRecord?
-            var data: Data
-            func encode(to encoder: Encoder) throws {
-                var c = encoder.singleValueContainer()
-                try c.encode(record ?? (try RunStore.decoder.decode(RunRecord.self, from: data)))
-            }
-        }
-
         func run() throws {
             let store = RunsCommand.store
             let now = Date()
@@ -101,12 +86,22 @@ struct RunsCommand: ParsableCommand {
             if let wanted { rows = Array(rows.prefix(wanted)) }
             let totals = store.totals(now: now, byBackend: json || byBackend)
             if json {
-                Terminal.out(try Terminal.json(Listing(runs: rows.map { RawJSON(data: $0.recordJSON) }, totals: totals)))
+                // Each record passed through as stored (JSON ccdeck wrote), not decoded and made again.
+                let totalsJSON = try Terminal.json(totals)
+                var out = "{\n\"runs\": ["
+                for (i, row) in rows.enumerated() {
+                    // Made inert line by line as Terminal.json does (C1 controls, bidi overrides).
+                    let lines = row.recordJSON.split(separator: 0x0A, omittingEmptySubsequences: false).map { InertText.jsonLine($0) }
+                    out += (i == 0 ? "\n" : ",\n") + lines.joined(separator: "\n")
+                }
+                out += (rows.isEmpty ? "" : "\n") + "],\n\"totals\": " + totalsJSON + "\n}"
+                Terminal.out(out)
                 return
             }
             if rows.isEmpty {
-                let filtered = since != nil || !state.isEmpty || !mode.isEmpty || grep != nil
-                Terminal.out(filtered ? "no runs match" : "no runs yet in \(store.root) (start one with `ccdeck run`)")
+                let filtered = !state.isEmpty || !mode.isEmpty || grep != nil
+                Terminal.out(filtered ? "no runs match" : since.map { "no runs started within \(InertText.line($0))" }
+                             ?? "no runs yet in \(store.root) (start one with `ccdeck run`)")
                 return
             }
             let rowsText = rows.map { r -> [String] in

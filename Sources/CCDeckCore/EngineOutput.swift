@@ -100,19 +100,7 @@ public enum EngineOutput {
         return parseRFC3339(s)
     }
 
-    public static func parseRFC3339(_ s: String) -> Date? {
-        // Engines print nanoseconds; ISO8601DateFormatter takes at most milliseconds.
-        var text = s
-        if let dot = text.firstIndex(of: "."), let end = text[dot...].firstIndex(where: { $0 == "Z" || $0 == "+" || $0 == "-" }) {
-            let fraction = text[text.index(after: dot)..<end].prefix(3)
-            text = String(text[..<dot]) + "." + fraction.padding(toLength: 3, withPad: "0", startingAt: 0) + String(text[end...])
-        }
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: text) { return d }
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: s)
-    }
+    public static func parseRFC3339(_ s: String) -> Date? { RFC3339.parse(s) }
 
     /// The parts of `inspect` a run's summary needs.
     public struct ContainerState: Sendable, Equatable {

@@ -92,6 +92,9 @@ public final class DashboardView {
         h.combine(s.focus == .runs)
         h.combine(s.selectedRunID)
         h.combine(s.attention.count)
+        h.combine(s.history.complete)
+        h.combine(s.history.trimmedAbove)
+        h.combine(s.history.total)
         for r in s.runs {
             h.combine(r.record.id)
             h.combine(r.record.state.rawValue)

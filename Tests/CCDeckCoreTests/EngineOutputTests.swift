@@ -57,3 +57,25 @@ import Testing
         #expect(abs((d?.timeIntervalSince1970 ?? 0) - 1_795_916_712.123) < 0.001)
     }
 }
+
+@Suite struct RFC3339Tests {
+    @Test func formatsAndParsesBackToTheMillisecond() throws {
+        let d = Date(timeIntervalSince1970: 1_795_000_000.123)
+        #expect(RFC3339.format(d) == "2026-11-18T11:06:40.123Z")
+        let back = try #require(RFC3339.parse("2026-11-18T11:06:40.123Z"))
+        #expect(abs(back.timeIntervalSince1970 - 1_795_000_000.123) < 0.0005)
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+    }
+
+    @Test func enginesInstantsAreRead() throws {
+        // Nanoseconds (kept to the millisecond), an offset, no fraction, docker's "never".
+        #expect(RFC3339.parse("2026-11-18T11:06:40.123456789Z")?.timeIntervalSince1970 == 1_795_000_000.123)
+        #expect(RFC3339.parse("2026-11-18T12:06:40.5+01:00")?.timeIntervalSince1970 == 1_795_000_000.5)
+        #expect(RFC3339.parse("2026-11-18T11:06:40Z")?.timeIntervalSince1970 == 1_795_000_000)
+        #expect(RFC3339.parse("0001-01-01T00:00:00Z") != nil)
+        for bad in ["", "2026-11-17", "2026-11-18T11:06:40", "2026-13-17T09:46:40Z", "2026-11-18T11:06:40.Z", "x026-11-17T09:46:40Z",
+                    "2026-11-18T11:06:40Zjunk"] {
+            #expect(RFC3339.parse(bad) == nil, "\(bad)")
+        }
+    }
+}

@@ -79,19 +79,34 @@ public final class RunIndex: @unchecked Sendable {
     let runsDirectory: String
     private let lock = NSLock()
 
-    static let schemaVersion = 1
-    static let columns = "id, created, ended, state, mode, isolation, turns, tool_errors, cost, prompt, driver_pid, host, record"
+    /// 3: the records in their own table (a scan of `runs` reads its small rows only), and a
+    /// covering index for the totals.
+    static let schemaVersion = 3
+    static let rowColumns = "id, created, ended, state, mode, isolation, turns, tool_errors, cost, prompt, driver_pid, host"
+    /// The row's columns and its record, for a SELECT over `runs LEFT JOIN records`.
+    static let columns = "runs.id, created, ended, state, mode, isolation, turns, tool_errors, cost, prompt, driver_pid, host, json"
 
     /// Opens (creating when missing) the index at `path` for the runs under `runsDirectory`.
     init(path: String, runsDirectory: String) throws {
         database = try SQLiteDatabase(path: path)
         self.runsDirectory = runsDirectory
+        let version = try database.prepare("PRAGMA user_version")
+        let found = try version.step() ? Int(version.int(0)) : 0
+        if found != Self.schemaVersion {
+            // Another shape (an earlier index): made again from the record files, the truth.
+            try database.execute("""
+                DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS records; DROP TABLE IF EXISTS meta;
+                PRAGMA user_version = \(Self.schemaVersion);
+                """)
+        }
         try database.execute("""
             CREATE TABLE IF NOT EXISTS runs (
               id TEXT PRIMARY KEY, created REAL NOT NULL, ended REAL, state TEXT NOT NULL, mode TEXT NOT NULL,
               isolation TEXT, turns INTEGER, tool_errors INTEGER, cost REAL, prompt TEXT NOT NULL,
-              driver_pid INTEGER NOT NULL, host TEXT NOT NULL, record BLOB NOT NULL, dirty TEXT);
+              driver_pid INTEGER NOT NULL, host TEXT NOT NULL, dirty TEXT);
+            CREATE TABLE IF NOT EXISTS records (id TEXT PRIMARY KEY, json BLOB NOT NULL);
             CREATE INDEX IF NOT EXISTS runs_created ON runs(created DESC, id DESC);
+            CREATE INDEX IF NOT EXISTS runs_day ON runs(COALESCE(ended, created), state, mode, cost);
             CREATE INDEX IF NOT EXISTS runs_dirty ON runs(dirty) WHERE dirty IS NOT NULL;
             CREATE INDEX IF NOT EXISTS runs_live ON runs(state) WHERE state IN ('starting', 'running');
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,11 +140,11 @@ public final class RunIndex: @unchecked Sendable {
 
     private func upsert(_ r: RunRecord, json: Data, dirty: String?) throws {
         let s = try database.prepare("""
-            INSERT INTO runs (\(Self.columns), dirty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO runs (\(Self.rowColumns), dirty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET created = excluded.created, ended = excluded.ended, state = excluded.state,
               mode = excluded.mode, isolation = excluded.isolation, turns = excluded.turns, tool_errors = excluded.tool_errors,
               cost = excluded.cost, prompt = excluded.prompt, driver_pid = excluded.driver_pid, host = excluded.host,
-              record = excluded.record, dirty = excluded.dirty
+              dirty = excluded.dirty
             """)
         func optInt(_ v: Int?) -> SQLiteDatabase.Statement.Value { v.map { .int(Int64($0)) } ?? .null }
         func optReal(_ v: Double?) -> SQLiteDatabase.Statement.Value { v.map { .real($0) } ?? .null }
@@ -137,12 +152,16 @@ public final class RunIndex: @unchecked Sendable {
         try s.bind([.text(r.id), .real(r.createdAt.timeIntervalSince1970), optReal(r.endedAt?.timeIntervalSince1970),
                     .text(r.state.rawValue), .text(r.mode.rawValue), optText(r.isolation?.rawValue), optInt(r.turns),
                     optInt(r.toolErrors), optReal(r.costUSD), .text(r.prompt), .int(Int64(r.driverPID)), .text(r.host),
-                    .blob(json), optText(dirty)]).run()
+                    optText(dirty)]).run()
+        try database.prepare("INSERT OR REPLACE INTO records (id, json) VALUES (?, ?)").bind([.text(r.id), .blob(json)]).run()
     }
 
     public func delete(_ id: String) throws {
         try locked {
-            try database.prepare("DELETE FROM runs WHERE id = ?").bind([.text(id)]).run()
+            try database.transaction {
+                try database.prepare("DELETE FROM runs WHERE id = ?").bind([.text(id)]).run()
+                try database.prepare("DELETE FROM records WHERE id = ?").bind([.text(id)]).run()
+            }
         }
     }
 
@@ -174,11 +193,11 @@ public final class RunIndex: @unchecked Sendable {
         if let since = q.since { conditions.append("created >= ?"); values.append(.real(since.timeIntervalSince1970)) }
         if let before = q.before { conditions.append("created < ?"); values.append(.real(before.timeIntervalSince1970)) }
         if let (date, id) = q.olderThan {
-            conditions.append("(created < ? OR (created = ? AND id < ?))")
+            conditions.append("(created < ? OR (created = ? AND runs.id < ?))")
             values += [.real(date.timeIntervalSince1970), .real(date.timeIntervalSince1970), .text(id)]
         }
         if let (date, id) = q.newerThan {
-            conditions.append("(created > ? OR (created = ? AND id > ?))")
+            conditions.append("(created > ? OR (created = ? AND runs.id > ?))")
             values += [.real(date.timeIntervalSince1970), .real(date.timeIntervalSince1970), .text(id)]
         }
         if let ended = q.endedBefore {
@@ -186,8 +205,9 @@ public final class RunIndex: @unchecked Sendable {
             values.append(.real(ended.timeIntervalSince1970))
         }
         if !q.states.isEmpty {
-            conditions.append("state IN (" + q.states.map { _ in "?" }.joined(separator: ", ") + ")")
-            values += q.states.map { .text($0.rawValue) }
+            // Written out, not bound: the planner then sees the live runs' partial index applies.
+            // (A state's raw value is one of ccdeck's own words: nothing to escape.)
+            conditions.append("state IN (" + q.states.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")")
         }
         if !q.modes.isEmpty {
             conditions.append("mode IN (" + q.modes.map { _ in "?" }.joined(separator: ", ") + ")")
@@ -198,11 +218,11 @@ public final class RunIndex: @unchecked Sendable {
             conditions.append("(instr(lower(prompt), lower(?)) > 0)")
             values.append(.text(text))
         }
-        var sql = "SELECT \(Self.columns) FROM runs"
+        var sql = "SELECT \(Self.columns) FROM runs LEFT JOIN records ON records.id = runs.id"
         if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
         // The page just above a row is the one nearest it: read upwards, handed back newest first.
         let upwards = q.newerThan != nil
-        sql += upwards ? " ORDER BY created ASC, id ASC" : " ORDER BY created DESC, id DESC"
+        sql += upwards ? " ORDER BY created ASC, runs.id ASC" : " ORDER BY created DESC, runs.id DESC"
         if let limit = q.limit { sql += " LIMIT \(max(0, limit))" }
         return try locked {
             let s = try database.prepare(sql).bind(values)
@@ -212,22 +232,27 @@ public final class RunIndex: @unchecked Sendable {
         }
     }
 
-    /// What the totals need: runs that ended (or started) since `since`, and every live one.
-    func totalsRows(since: Date) throws -> [Row] {
+    /// What the totals need of the runs that ended (or started) since `since` and are not
+    /// live: read from one covering index, no row touched.
+    func finishedSince(_ since: Date) throws -> [(mode: String, state: RunState, day: Date, cost: Double?)] {
         try locked {
             let s = try database.prepare("""
-                SELECT \(Self.columns.replacingOccurrences(of: ", record", with: ", x''")) FROM runs
-                WHERE COALESCE(ended, created) >= ? OR state IN ('starting', 'running')
+                SELECT mode, state, COALESCE(ended, created), cost FROM runs
+                WHERE COALESCE(ended, created) >= ? AND state NOT IN ('starting', 'running')
                 """).bind([.real(since.timeIntervalSince1970)])
-            var out: [Row] = []
-            while try s.step() { if let r = row(s) { out.append(r) } }
+            var out: [(String, RunState, Date, Double?)] = []
+            while try s.step() {
+                out.append((s.text(0) ?? "", s.text(1).flatMap(RunState.init(rawValue:)) ?? .unknown,
+                            Date(timeIntervalSince1970: s.real(2)), s.isNull(3) ? nil : s.real(3)))
+            }
             return out
         }
     }
 
     public func row(id: String) throws -> Row? {
         try locked {
-            let s = try database.prepare("SELECT \(Self.columns) FROM runs WHERE id = ?").bind([.text(id)])
+            let s = try database.prepare("SELECT \(Self.columns) FROM runs LEFT JOIN records ON records.id = runs.id WHERE runs.id = ?")
+                .bind([.text(id)])
             return try s.step() ? row(s) : nil
         }
     }
@@ -274,6 +299,7 @@ public final class RunIndex: @unchecked Sendable {
                         try upsert(record, json: json, dirty: nil)
                     } else {
                         try database.prepare("DELETE FROM runs WHERE id = ?").bind([.text(id)]).run()
+                        try database.prepare("DELETE FROM records WHERE id = ?").bind([.text(id)]).run()
                     }
                 }
             }
@@ -309,6 +335,7 @@ public final class RunIndex: @unchecked Sendable {
             try database.transaction {
                 for id in known where !present.contains(id) {
                     try database.prepare("DELETE FROM runs WHERE id = ?").bind([.text(id)]).run()
+                    try database.prepare("DELETE FROM records WHERE id = ?").bind([.text(id)]).run()
                 }
                 try database.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('built', ?)")
                     .bind([.text("\(Self.schemaVersion)")]).run()

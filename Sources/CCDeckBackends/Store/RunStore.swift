@@ -159,12 +159,13 @@ public struct RunStore: Sendable {
     /// The path of the index file.
     public var indexPath: String { root + "/runs.db" }
 
-    /// A record and the bytes it was read from, or nil.
+    /// A record and its JSON in this ccdeck's shape (an older record's `container` reads as
+    /// `sandbox`, as `runs ls --json` always printed it), or nil.
     func loadWithData(_ id: String) -> (RunRecord, Data)? {
         guard let data = FileManager.default.contents(atPath: recordPath(for: id)),
               var record = try? Self.decoder.decode(RunRecord.self, from: data) else { return nil }
         record.id = id
-        return (record, data)
+        return (record, (try? Self.encoder.encode(record)) ?? data)
     }
 
     /// Every run folder's name (not every one need hold a readable record).
@@ -217,15 +218,16 @@ public struct RunStore: Sendable {
     /// Today's and this week's figures, read from the index's columns (no record is decoded).
     public func totals(now: Date, calendar: Calendar = .current, byBackend: Bool = false) -> RunTotals {
         let week = calendar.dateInterval(of: .weekOfYear, for: now)?.start ?? calendar.startOfDay(for: now)
-        let rows: [RunIndex.Row]
-        if let index, let found = try? index.totalsRows(since: week) {
-            rows = found
-        } else {
-            rows = self.rows(RunIndex.Query()).filter { ($0.endedAt ?? $0.createdAt) >= week || $0.state.isLive }
-        }
-        let items = rows.map { r in
+        func item(_ r: RunIndex.Row) -> RunTotals.Item {
             RunTotals.Item(mode: r.mode.rawValue, state: r.state, day: r.endedAt ?? r.createdAt, cost: r.costUSD,
                            live: r.state.isLive && !driverLost(row: r))
+        }
+        var items: [RunTotals.Item]
+        if let index, let finished = try? index.finishedSince(week) {
+            items = finished.map { RunTotals.Item(mode: $0.mode, state: $0.state, day: $0.day, cost: $0.cost, live: false) }
+            items += rows(RunIndex.Query(states: [.starting, .running])).map(item)
+        } else {
+            items = rows(RunIndex.Query()).filter { ($0.endedAt ?? $0.createdAt) >= week || $0.state.isLive }.map(item)
         }
         return RunTotals.of(items: items, now: now, calendar: calendar, byBackend: byBackend)
     }
@@ -325,9 +327,7 @@ extension JSONEncoder.DateEncodingStrategy {
     /// How ccdeck writes instants everywhere (records and `--json` output alike).
     public static let iso8601WithMilliseconds = custom { date, encoder in
         var c = encoder.singleValueContainer()
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        try c.encode(f.string(from: date))
+        try c.encode(RFC3339.format(date))
     }
 }
 
