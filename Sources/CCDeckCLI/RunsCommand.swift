@@ -260,7 +260,8 @@ struct RunsCommand: ParsableCommand {
             let store = RunsCommand.store
             var query = RunIndex.Query()
             query.endedBefore = Date().addingTimeInterval(-DurationText.parse(olderThan)!)
-            query.states = [.succeeded, .failed, .stopped, .unknown] .filter { !(keepFailed && $0 == .failed) }
+            // Finished runs only: a state this ccdeck does not know (a newer one wrote it) may be live.
+            query.states = [.succeeded, .failed, .stopped].filter { !(keepFailed && $0 == .failed) }
             let candidates = store.rows(query)
             if candidates.isEmpty {
                 Terminal.out("no runs ended more than \(InertText.line(olderThan)) ago" + (keepFailed ? " (failed ones kept)" : ""))

@@ -75,6 +75,10 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
 
     public func start(post: @escaping @Sendable (DashboardMessage) -> Void) {
         self.post = post
+        // An older store's first indexing is said in the dashboard, not on the terminal it draws.
+        RunStore.onIndexProgress = { done, total in
+            post(.notice(Notice("indexing the run history (first use): \(done)/\(total) runs")))
+        }
         background { [self] in
             let (entries, complete) = loadRuns()
             post(.runsLoaded(entries))

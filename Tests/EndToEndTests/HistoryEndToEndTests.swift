@@ -94,6 +94,25 @@ struct HistoryEndToEndTests {
         #expect(bad.status == .exited(2) && bad.stderr.contains("--state takes one of"), "\(bad.output)")
     }
 
+    /// A dashboard opened first on an older store indexes it without writing on the screen it
+    /// draws (the progress is a notice), then lists the newest page of it.
+    @Test func aDashboardIndexesAnOldStoreOnItsScreen() throws {
+        try writeOldStore(600)
+        var env = environment()
+        env["TERM"] = "xterm-256color"
+        let tmux = try TmuxSession(width: 120, height: 40, environment: env, script: """
+            "\(TestPaths.ccdeckBinary)" dashboard
+            echo "EXIT:$?"
+            exec sleep 600
+            """)
+        let screen = tmux.waitFor("the newest page listed") { $0.contains("Runs (200 of 600)") && $0.contains("q quit") }
+        #expect(screen != nil)
+        #expect(screen?.contains("ccdeck: indexing") == false, "the progress line was written over the dashboard")
+        #expect(screen?.hasPrefix(" ccdeck · 0 live") == true, "\(screen ?? "")")
+        try tmux.send("q")
+        #expect(tmux.waitFor("EXIT:0") != nil)
+    }
+
     /// Two `ccdeck run` processes and a dashboard, all writing and reading the store at once:
     /// every run listed exactly once, in the state it ended in.
     @Test func twoRunsAndADashboardAtOnce() throws {

