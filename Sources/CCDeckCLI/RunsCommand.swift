@@ -276,13 +276,9 @@ struct RunsCommand: ParsableCommand {
                 Terminal.out("would delete " + what)
                 return
             }
-            if !yes {
-                guard isatty(0) == 1 else { throw CLIError.usage("\(what) to delete: add --yes to delete them without a question") }
-                FileHandle.standardError.write(Data("delete \(what)? [y/N] ".utf8))
-                guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
-                    Terminal.out("nothing deleted")
-                    return
-                }
+            if !yes, try !Terminal.confirm("delete", what) {
+                Terminal.out("nothing deleted")
+                return
             }
             var deleted = 0
             var failed = 0

@@ -176,15 +176,9 @@ struct SandboxesCommand: ParsableCommand {
             }
             for e in leftovers { Terminal.out("\(dryRun ? "would remove" : "removing") \(e.backend) \(e.name) (\(e.why))") }
             if dryRun { return }
-            if !yes {
-                guard isatty(0) == 1 else {
-                    throw CLIError.usage("\(leftovers.count) leftover(s) to remove: add --yes to remove them without a question")
-                }
-                FileHandle.standardError.write(Data("remove \(leftovers.count) leftover(s)? [y/N] ".utf8))
-                guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
-                    Terminal.out("nothing removed")
-                    return
-                }
+            if !yes, try !Terminal.confirm("remove", "\(leftovers.count) leftover(s)") {
+                Terminal.out("nothing removed")
+                return
             }
             let backends = Dictionary(CLIContext.registry.all(environment: env).map { ($0.kind.rawValue, $0) }, uniquingKeysWith: { a, _ in a })
             var failed = 0

@@ -84,6 +84,15 @@ enum Terminal {
             .map { InertText.jsonLine($0.utf8) }.joined(separator: "\n")
     }
 
+    /// Asks "`verb` `what`? [y/N]" on the terminal. Without a terminal to ask on, the answer is
+    /// an error saying to add --yes.
+    static func confirm(_ verb: String, _ what: String) throws -> Bool {
+        guard isatty(0) == 1 else { throw CLIError.usage("\(what) to \(verb): add --yes to \(verb) them without a question") }
+        FileHandle.standardError.write(Data("\(verb) \(what)? [y/N] ".utf8))
+        guard let answer = readLine() else { return false }
+        return ["y", "yes"].contains(answer.lowercased())
+    }
+
     /// Made once: a DateFormatter costs ~100 µs to make (ICU locale lookups), a listing of
     /// thousands of runs made one a row. Commands use it from their one thread.
     nonisolated(unsafe) private static let localTimeFormatter: DateFormatter = {

@@ -122,20 +122,21 @@ public final class LiveServices: DashboardServices, @unchecked Sendable {
     }
 
     public func loadRuns(olderThan cursor: RunCursor) {
-        background { [self] in
-            var query = RunIndex.Query(limit: Self.pageSize)
-            query.olderThan = (cursor.createdAt, cursor.id)
-            let rows = store.rows(query)
-            post(.olderRunsLoaded(entries(rows.compactMap { try? $0.record() }), complete: rows.count < Self.pageSize))
-        }
+        loadPage({ $0.olderThan = (cursor.createdAt, cursor.id) }) { .olderRunsLoaded($0, complete: $1) }
     }
 
     public func loadRuns(newerThan cursor: RunCursor) {
+        loadPage({ $0.newerThan = (cursor.createdAt, cursor.id) }) { .newerRunsLoaded($0, reachedTop: $1) }
+    }
+
+    /// One page of the history past a cursor, off the UI thread; `last` says nothing lies beyond.
+    private func loadPage(_ beyond: @escaping @Sendable (inout RunIndex.Query) -> Void,
+                          _ message: @escaping @Sendable (_ entries: [RunEntry], _ last: Bool) -> DashboardMessage) {
         background { [self] in
             var query = RunIndex.Query(limit: Self.pageSize)
-            query.newerThan = (cursor.createdAt, cursor.id)
+            beyond(&query)
             let rows = store.rows(query)
-            post(.newerRunsLoaded(entries(rows.compactMap { try? $0.record() }), reachedTop: rows.count < Self.pageSize))
+            post(message(entries(rows.compactMap { try? $0.record() }), rows.count < Self.pageSize))
         }
     }
 

@@ -103,10 +103,10 @@ import Glibc
 
     @Test func theClientsStatusIsTheAgentsUnlessTheEngineFailedOrTheClientDied() {
         let backend = ContainerBackend(.docker, environment: [:])
-        #expect(backend.outcome(fromClient: .exited(0), preparation: Preparation())?.exitCode == 0)
-        #expect(backend.outcome(fromClient: .exited(137), preparation: Preparation())?.exitCode == 137)
-        #expect(backend.outcome(fromClient: .exited(125), preparation: Preparation()) == nil)
-        #expect(backend.outcome(fromClient: .signaled(9), preparation: Preparation()) == nil)
+        #expect(backend.outcome(fromClient: .exited(0))?.exitCode == 0)
+        #expect(backend.outcome(fromClient: .exited(137))?.exitCode == 137)
+        #expect(backend.outcome(fromClient: .exited(125)) == nil)
+        #expect(backend.outcome(fromClient: .signaled(9)) == nil)
     }
 
     @Test func aMissingImageIsToldFromOtherRefusals() {

@@ -139,15 +139,8 @@ struct DashboardEndToEndTests: DashboardHarness {
         let lost = try #require(RunStore(root: storeRoot).list().first)
 
         let tmux = try start(model: model)
-        #expect(tmux.waitFor("adopted and finished", timeout: 90) { $0.contains("adopted") && $0.contains("succeeded") } != nil)
-        let record = try RunStore(root: storeRoot).load(lost.id)
-        #expect(record.state == .succeeded && record.adoptedAt != nil && record.turns == 3, "\(record)")
-        let output = try String(contentsOfFile: RunStore(root: storeRoot).outputPath(for: lost.id), encoding: .utf8)
-        let lines = output.split(separator: "\n")
-        #expect(lines.filter { $0.contains("\"type\":\"system\"") && $0.contains("\"init\"") }.count == 1)
-        #expect(lines.last?.contains("\"type\":\"result\"") == true)
+        let record = try expectAdoptedWhole(tmux, run: lost.id, storeRoot: storeRoot, canary: canary)
         #expect(try String(contentsOfFile: record.workspace + "/hello.txt", encoding: .utf8) == "hello from ccdeck\n")
-        #expect(!output.contains(canary))
         try tmux.send("q")
         expectTerminalRestored(tmux, exit: "0")
         let left = try ProcessRunner.run(Command(engine, ["ps", "-aq", "--filter", "label=ccdeck.run=" + lost.id],
@@ -180,14 +173,7 @@ struct DashboardEndToEndTests: DashboardHarness {
         #expect(FileManager.default.fileExists(atPath: kept))
 
         let tmux = try start(model: model)
-        #expect(tmux.waitFor("adopted and finished", timeout: 90) { $0.contains("adopted") && $0.contains("succeeded") } != nil)
-        let record = try RunStore(root: storeRoot).load(lost.id)
-        #expect(record.state == .succeeded && record.adoptedAt != nil && record.turns == 3, "\(record)")
-        let output = try String(contentsOfFile: RunStore(root: storeRoot).outputPath(for: lost.id), encoding: .utf8)
-        let lines = output.split(separator: "\n")
-        #expect(lines.filter { $0.contains("\"type\":\"system\"") && $0.contains("\"init\"") }.count == 1)
-        #expect(lines.last?.contains("\"type\":\"result\"") == true)
-        #expect(!output.contains(canary))
+        _ = try expectAdoptedWhole(tmux, run: lost.id, storeRoot: storeRoot, canary: canary)
         #expect(!FileManager.default.fileExists(atPath: kept), "the raw log outlived the adoption")
         try tmux.send("q")
         expectTerminalRestored(tmux, exit: "0")
@@ -464,6 +450,22 @@ protocol DashboardHarness {
 extension DashboardHarness {
     /// `ccdeck dashboard` wired to the test image and the model; after it exits, the exit
     /// status and the terminal's modes are printed so a test can read them.
+    /// The dashboard in `tmux` adopts run `id` and drives it to success: its whole output stored
+    /// (the first line once, the result last), and no token in it.
+    func expectAdoptedWhole(_ tmux: TmuxSession, run id: String, storeRoot: String, canary: String,
+                            sourceLocation: SourceLocation = #_sourceLocation) throws -> RunRecord {
+        #expect(tmux.waitFor("adopted and finished", timeout: 90) { $0.contains("adopted") && $0.contains("succeeded") } != nil,
+                sourceLocation: sourceLocation)
+        let record = try RunStore(root: storeRoot).load(id)
+        #expect(record.state == .succeeded && record.adoptedAt != nil && record.turns == 3, "\(record)", sourceLocation: sourceLocation)
+        let output = try String(contentsOfFile: RunStore(root: storeRoot).outputPath(for: id), encoding: .utf8)
+        let lines = output.split(separator: "\n")
+        #expect(lines.filter { $0.contains("\"type\":\"system\"") && $0.contains("\"init\"") }.count == 1, sourceLocation: sourceLocation)
+        #expect(lines.last?.contains("\"type\":\"result\"") == true, sourceLocation: sourceLocation)
+        #expect(!output.contains(canary), sourceLocation: sourceLocation)
+        return record
+    }
+
     func start(model: ModelServer?, width: Int = 120, height: Int = 40, extra: String = "",
                locale: String = "C.UTF-8") throws -> TmuxSession {
         var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())

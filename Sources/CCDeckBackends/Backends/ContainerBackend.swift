@@ -368,7 +368,7 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
 
     /// An attached `run` exits with its container's status; 125 is the engine's own failure and a
     /// signal is the client's death, which say nothing of the agent.
-    public func outcome(fromClient status: ExitStatus, preparation: Preparation) -> SandboxOutcome? {
+    public func outcome(fromClient status: ExitStatus) -> SandboxOutcome? {
         guard case .exited(let code) = status, code != 125 else { return nil }
         return SandboxOutcome(startedAt: nil, exitCode: code, running: false)
     }

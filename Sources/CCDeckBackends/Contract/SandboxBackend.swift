@@ -43,7 +43,7 @@ public protocol SandboxBackend: Sendable {
     /// How the agent ended, read from the exit status of the process `start` returned when that
     /// status is the agent's own (an attached `docker run` returns its container's): the run then
     /// asks the backend nothing more after its end. nil: ask `outcome`.
-    func outcome(fromClient status: ExitStatus, preparation: Preparation) -> SandboxOutcome?
+    func outcome(fromClient status: ExitStatus) -> SandboxOutcome?
 
     /// When the sandbox really started, asked while the agent works (off the run's critical
     /// path) by a run whose end is read from its client. nil when the backend cannot tell.
@@ -108,7 +108,7 @@ extension SandboxBackend {
     public func attachCommand(_ sandbox: SandboxRef) -> Command? { nil }
     public func eventsCommand(store: String) -> Command? { nil }
     public func outputCommand(_ sandbox: SandboxRef) -> Command? { nil }
-    public func outcome(fromClient status: ExitStatus, preparation: Preparation) -> SandboxOutcome? { nil }
+    public func outcome(fromClient status: ExitStatus) -> SandboxOutcome? { nil }
     public func startedAt(_ sandbox: SandboxRef) -> Date? { nil }
     public func imageMissing(exitCode: Int32, stderr: [String]) -> Bool { false }
     public func keptOutput(_ sandbox: SandboxRef, runDirectory: String) -> (Command, OutputDecoder)? { nil }

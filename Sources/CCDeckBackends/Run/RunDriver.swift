@@ -221,16 +221,24 @@ public final class RunDriver {
         }
         trace.mark("egress")
         defer { releaseEgress(record.id) }
-        let preparation: Preparation
-        do {
-            preparation = try backend.prepare(spec, build: request.buildIfMissing, cancel: cancel) { emit(.notice($0)) }
-        } catch BackendError.cancelled {
-            sinks.releaseReserve()
-            return stoppedBeforeStart(&record)
-        } catch {
-            sinks.releaseReserve()
-            throw fail("\(error)")
+        /// A setup step a stop may end early (an image build): nil when it ran, the stopped record
+        /// when the stop came first; its error fails the run.
+        func untilStopped(_ step: () throws -> Void) throws -> RunRecord? {
+            do {
+                try step()
+                return nil
+            } catch BackendError.cancelled {
+                sinks.releaseReserve()
+                return stoppedBeforeStart(&record)
+            } catch {
+                sinks.releaseReserve()
+                throw fail("\(error)")
+            }
         }
+        var preparation = Preparation()
+        if let stopped = try untilStopped({
+            preparation = try backend.prepare(spec, build: request.buildIfMissing, cancel: cancel) { emit(.notice($0)) }
+        }) { return stopped }
         trace.mark("prepare")
         if preparation.builtImage { emit(.notice("image \(request.image) built")) }
         if let name = preparation.sandboxName {
@@ -253,8 +261,8 @@ public final class RunDriver {
         // A workspace the sandbox mounts holds the agent's work once it gives its result: read
         // then, while the sandbox winds down, and checked as untouched at the end.
         let earlyChanges = Joined<ChangeTracker.Comparison?>()
-        let earlyTracker = traits.writesHostWorkspace
-            ? ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment) : nil
+        let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
+        let earlyTracker = traits.writesHostWorkspace ? tracker : nil
         var firstAttempt = true
         while true {
             do { launch = try backend.start(spec, preparation: preparation) } catch {
@@ -268,7 +276,6 @@ public final class RunDriver {
                 // changed: taken while the sandbox starts (off the run's critical path), and before
                 // the prompt is written, which the agent waits for before it does anything.
                 trace.mark("start")
-                let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
                 record.changesBaseline = tracker?.begin()
                 trace.mark("baseline")
                 record.state = .running
@@ -302,15 +309,9 @@ public final class RunDriver {
                 // The start was the image check (no look beforehand): build it, then start again.
                 firstAttempt = false
                 emit(.notice("image \(request.image) not found in \(backend.kind.displayName): building it (first time only)"))
-                do {
+                if let stopped = try untilStopped({
                     try builder.build(image: request.image, build, cancel: cancel) { emit(.notice($0)) }
-                } catch BackendError.cancelled {
-                    sinks.releaseReserve()
-                    return stoppedBeforeStart(&record)
-                } catch {
-                    sinks.releaseReserve()
-                    throw fail("\(error)")
-                }
+                }) { return stopped }
                 emit(.notice("image \(request.image) built"))
                 continue
             }
@@ -319,7 +320,7 @@ public final class RunDriver {
             sinks.releaseReserve()
             throw fail(why)
         }
-        let fromClient = followed.forced ? nil : followed.status.flatMap { backend.outcome(fromClient: $0, preparation: preparation) }
+        let fromClient = followed.forced ? nil : followed.status.flatMap(backend.outcome(fromClient:))
         return finish(&record, followed: followed, sinks: sinks, fromClient: fromClient, startedAt: startedAt,
                       removedByClient: preparation.removedByClient && fromClient != nil, earlyChanges: earlyChanges)
     }

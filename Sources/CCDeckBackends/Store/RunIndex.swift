@@ -33,6 +33,31 @@ public final class RunIndex: @unchecked Sendable {
 
         public var wallTime: TimeInterval? { endedAt.map { $0.timeIntervalSince(createdAt) } }
 
+        /// The row a record makes, `json` being that record as stored.
+        public init(_ r: RunRecord, json: Data) {
+            self.init(id: r.id, createdAt: r.createdAt, endedAt: r.endedAt, state: r.state, mode: r.mode, isolation: r.isolation,
+                      turns: r.turns, toolErrors: r.toolErrors, costUSD: r.costUSD, prompt: r.prompt, driverPID: r.driverPID,
+                      host: r.host, recordJSON: json)
+        }
+
+        public init(id: String, createdAt: Date, endedAt: Date?, state: RunState, mode: BackendKind, isolation: Isolation?,
+                    turns: Int?, toolErrors: Int?, costUSD: Double?, prompt: String, driverPID: Int32, host: String,
+                    recordJSON: Data) {
+            self.id = id
+            self.createdAt = createdAt
+            self.endedAt = endedAt
+            self.state = state
+            self.mode = mode
+            self.isolation = isolation
+            self.turns = turns
+            self.toolErrors = toolErrors
+            self.costUSD = costUSD
+            self.prompt = prompt
+            self.driverPID = driverPID
+            self.host = host
+            self.recordJSON = recordJSON
+        }
+
         public func record() throws -> RunRecord {
             var record = try RunStore.decoder.decode(RunRecord.self, from: recordJSON)
             record.id = id
@@ -44,7 +69,6 @@ public final class RunIndex: @unchecked Sendable {
     public struct Query: Sendable {
         public var limit: Int?
         public var since: Date?
-        public var before: Date?
         /// Older than this (strictly): for the next page after a row.
         public var olderThan: (date: Date, id: String)?
         /// Newer than this (strictly): the page just above a row (still returned newest first).
@@ -64,7 +88,6 @@ public final class RunIndex: @unchecked Sendable {
         /// The same filter over one row (for a store read without its index).
         public func matches(_ r: Row) -> Bool {
             if let since, r.createdAt < since { return false }
-            if let before, r.createdAt >= before { return false }
             if let (date, id) = olderThan, !(r.createdAt < date || (r.createdAt == date && r.id < id)) { return false }
             if let (date, id) = newerThan, !(r.createdAt > date || (r.createdAt == date && r.id > id)) { return false }
             if let endedBefore, (r.endedAt ?? r.createdAt) >= endedBefore { return false }
@@ -76,7 +99,6 @@ public final class RunIndex: @unchecked Sendable {
     }
 
     let database: SQLiteDatabase
-    let runsDirectory: String
     private let lock = NSLock()
 
     /// 3: the records in their own table (a scan of `runs` reads its small rows only), and a
@@ -86,10 +108,9 @@ public final class RunIndex: @unchecked Sendable {
     /// The row's columns and its record, for a SELECT over `runs LEFT JOIN records`.
     static let columns = "runs.id, created, ended, state, mode, isolation, turns, tool_errors, cost, prompt, driver_pid, host, json"
 
-    /// Opens (creating when missing) the index at `path` for the runs under `runsDirectory`.
-    init(path: String, runsDirectory: String) throws {
+    /// Opens (creating when missing) the index at `path`.
+    init(path: String) throws {
         database = try SQLiteDatabase(path: path)
-        self.runsDirectory = runsDirectory
         let version = try database.prepare("PRAGMA user_version")
         let found = try version.step() ? Int(version.int(0)) : 0
         if found != Self.schemaVersion {
@@ -191,7 +212,6 @@ public final class RunIndex: @unchecked Sendable {
         var conditions: [String] = []
         var values: [SQLiteDatabase.Statement.Value] = []
         if let since = q.since { conditions.append("created >= ?"); values.append(.real(since.timeIntervalSince1970)) }
-        if let before = q.before { conditions.append("created < ?"); values.append(.real(before.timeIntervalSince1970)) }
         if let (date, id) = q.olderThan {
             conditions.append("(created < ? OR (created = ? AND runs.id < ?))")
             values += [.real(date.timeIntervalSince1970), .real(date.timeIntervalSince1970), .text(id)]
@@ -375,7 +395,7 @@ final class RunIndexes: @unchecked Sendable {
             atPath: store.root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])) != nil else { return nil }
         for attempt in 0..<2 {
             do {
-                let index = try RunIndex(path: store.indexPath, runsDirectory: store.runsDirectory)
+                let index = try RunIndex(path: store.indexPath)
                 if !index.isBuilt {
                     let ids = store.runIDs()
                     try index.build(ids: ids, load: store.loadWithData) { done, total in

@@ -185,14 +185,11 @@ public struct RunStore: Sendable {
     /// record files (slow on a large store, but never wrong).
     public func rows(_ query: RunIndex.Query) -> [RunIndex.Row] {
         if let index, let rows = try? index.rows(query) { return rows }
-        return list().compactMap { record -> RunIndex.Row? in
-            guard let json = try? Self.encoder.encode(record) else { return nil }
-            return RunIndex.Row(id: record.id, createdAt: record.createdAt, endedAt: record.endedAt, state: record.state,
-                                mode: record.mode, isolation: record.isolation, turns: record.turns, toolErrors: record.toolErrors,
-                                costUSD: record.costUSD, prompt: record.prompt, driverPID: record.driverPID, host: record.host,
-                                recordJSON: json)
-        }.filter { query.matches($0) }.sorted { query.newerThan == nil ? false : $0.createdAt < $1.createdAt }
-            .prefix(query.limit ?? .max).sorted { $0.createdAt > $1.createdAt }
+        // Newest first; the page just above a cursor is the nearest one.
+        let matching = list().compactMap { r in (try? Self.encoder.encode(r)).map { RunIndex.Row(r, json: $0) } }
+            .filter(query.matches)
+        let limit = query.limit ?? .max
+        return query.newerThan == nil ? Array(matching.prefix(limit)) : Array(matching.suffix(limit))
     }
 
     public func load(_ id: String) throws -> RunRecord {
