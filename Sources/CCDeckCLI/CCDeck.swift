@@ -49,6 +49,7 @@ public enum CLIContext {
 /// The `ccdeck` command line: parses, runs, and turns every error into one line and an exit status.
 public enum CCDeckCLI {
     public static func main(registry: BackendRegistry = .standard) -> Never {
+        PhaseTrace.shared.start()
         CLIContext.registry = registry
         // A closed pipe (`ccdeck run | head`) is an error to report, not a signal to die of.
         signal(SIGPIPE, SIG_IGN)
@@ -59,6 +60,7 @@ public enum CCDeckCLI {
         }
         do {
             var command = try CCDeck.parseAsRoot()
+            PhaseTrace.shared.mark("parse")
             try command.run()
             if let failure = Terminal.outputFailure {
                 Terminal.error("cannot write to standard output: \(failure)")

@@ -80,6 +80,7 @@ struct RunCommand: ParsableCommand {
             Terminal.warning("--pass-env \(name): not set here, so not passed")
         }
 
+        PhaseTrace.shared.mark("request, backend, token")
         let wakeFD = SignalPipe.install()
         let renderer = EventRenderer()
         // The handler runs on the driver's own thread, so it may ask that driver to stop.
@@ -154,6 +155,8 @@ struct RunCommand: ParsableCommand {
             RunSummary.lines(for: record).forEach(Terminal.out)
             Terminal.out("  details: ccdeck runs show \(record.id)")
         }
+        PhaseTrace.shared.mark("summary")
+        if let trace = PhaseTrace.shared.take() { Terminal.err("ccdeck: trace: " + trace) }
         if let failure = Terminal.outputFailure {
             throw CLIError.setup("cannot write to standard output: \(failure); run \(record.id) \(record.state.rawValue)")
         }

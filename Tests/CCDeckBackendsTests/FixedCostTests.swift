@@ -175,6 +175,30 @@ import Glibc
         #expect(t.unchanged(since: since))
     }
 
+    /// A folder ccdeck made is compared against what it wrote there, read from nothing before the
+    /// agent starts; its repository can go as soon as the reading is written, and a second
+    /// reading (the workspace changed after the result) makes the baseline again.
+    @Test func aFreshFoldersBaselineIsKnownAndMadeAgainWhenNeeded() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+        try Workspace.createFresh(at: dir + "/ws")
+        let t = try #require(ChangeTracker(workspace: dir + "/ws", runDirectory: dir + "/run", environment: ProcessInfo.processInfo.environment))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/changes.git"), "nothing read or made before the agent")
+        try "hi\n".write(toFile: dir + "/ws/hello.txt", atomically: false, encoding: .utf8)
+        let first = try #require(t.compare(baseline: ChangeTracker.freshBaseline))
+        #expect(first.changes.files.map(\.path) == ["hello.txt"], "package.json, as ccdeck wrote it, is not a change")
+        t.write(first)
+        #expect(ChangeTracker.canRemake(ChangeTracker.freshBaseline) && !ChangeTracker.canRemake("snapshot:abc"))
+        t.discard()
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/changes.git"))
+        try "{}\n".write(toFile: dir + "/ws/package.json", atomically: false, encoding: .utf8)
+        let again = try #require(t.finish(baseline: ChangeTracker.freshBaseline))
+        #expect(Set(again.files.map(\.path)) == ["hello.txt", "package.json"])
+        #expect(again.files.first { $0.path == "package.json" }?.kind == .modified)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/changes-fresh"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/changes.git"))
+    }
+
     @Test func theReadingTakenAtTheResultIsTheOneSettled() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let t = try tracker()

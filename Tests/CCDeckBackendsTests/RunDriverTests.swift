@@ -241,6 +241,26 @@ struct ReplayBackend: SandboxBackend {
         attrs = [:]
     }
 
+    /// A save replaces the record in one rename (no fsync on the run's path), private to the
+    /// user, leaving no temporary file; the row follows it, marked and then clean.
+    @Test func aSaveReplacesTheRecordWholeAndLeavesNothingBehind() throws {
+        let store = RunStore(root: dir.path)
+        var r = record("20261129-030000-cccc", at: 400)
+        _ = try store.create(r)
+        r.state = .running
+        try store.save(r)
+        r.state = .succeeded
+        try store.save(r)
+        let folder = store.directory(for: r.id)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ["driver.lock", "record.json"])
+        let attrs = try FileManager.default.attributesOfItem(atPath: store.recordPath(for: r.id))
+        #expect((attrs[.posixPermissions] as? Int) == 0o600)
+        #expect(try store.find(r.id).state == .succeeded)
+        let row = try #require(try store.index?.rows(RunIndex.Query()).first { $0.id == r.id })
+        #expect(row.state == .succeeded)
+        #expect(throws: RunStoreError.self) { try RunStore.replace(dir.path + "/no/such/folder/x", with: Data("x".utf8)) }
+    }
+
     @Test func defaultRootFollowsXDG() {
         #expect(RunStore.defaultRoot(environment: ["XDG_STATE_HOME": "/s", "HOME": "/h"]) == "/s/ccdeck")
         #expect(RunStore.defaultRoot(environment: ["HOME": "/h"]) == "/h/.local/state/ccdeck")

@@ -117,12 +117,18 @@ struct RunEndToEndTests {
         if engine == "docker" {
             #expect(verbs == ["run"], "everything else goes over dockerd's socket: \(calls)")
         } else {
-            // Beside the run, at low priority: when the container started, and the leftover check.
-            #expect(Set(verbs).isSubset(of: ["run", "inspect", "ps"]), "\(calls)")
-            #expect(calls.contains("--rm") && calls.contains("--pull=never"))
+            // Beside the run, at low priority, the leftover check; when the container started is
+            // the time podman wrote its pid file, so nothing is asked beside the agent.
+            #expect(Set(verbs).isSubset(of: ["run", "ps"]), "\(calls)")
+            #expect(calls.contains("--rm") && calls.contains("--pull=never") && calls.contains("--pidfile"))
+            let started = try #require(record.phases.containerStarted)
+            #expect(started > record.createdAt && started < (record.phases.firstEvent ?? .distantFuture))
         }
         #expect(try containers(engine, run: record.id).isEmpty)
-        #expect(!FileManager.default.fileExists(atPath: RunStore(environment: env).directory(for: record.id) + "/" + RunSpec.keptOutputName))
+        let folder = RunStore(environment: env).directory(for: record.id)
+        #expect(!FileManager.default.fileExists(atPath: folder + "/" + RunSpec.keptOutputName))
+        #expect(!FileManager.default.fileExists(atPath: folder + "/" + RunSpec.startStampName))
+        #expect(!FileManager.default.fileExists(atPath: folder + "/changes.git"), "the private repository is gone")
     }
 
     @Test(arguments: [("docker", "http401"), ("podman", "http401"), ("docker", "overloaded529"),

@@ -301,7 +301,8 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         if preparation.removedByClient, let folder = spec.runDirectory {
             // No signal proxying: ccdeck stops containers by name, never through its client, and a
             // client whose ccdeck died must not take the container with it.
-            args += ["--rm", "--sig-proxy=false", "--log-driver", "k8s-file", "--log-opt", "path=" + Self.keptLogPath(runDirectory: folder)]
+            args += ["--rm", "--sig-proxy=false", "--log-driver", "k8s-file", "--log-opt", "path=" + Self.keptLogPath(runDirectory: folder),
+                     "--pidfile", folder + "/" + RunSpec.startStampName]
         }
         if gvisor && engine == .docker { args.append("--runtime=runsc") }
         for (k, v) in spec.mark.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(k)=\(v)"] }

@@ -46,7 +46,8 @@ public protocol SandboxBackend: Sendable {
     func outcome(fromClient status: ExitStatus) -> SandboxOutcome?
 
     /// When the sandbox really started, asked while the agent works (off the run's critical
-    /// path) by a run whose end is read from its client. nil when the backend cannot tell.
+    /// path) by a run whose end is read from its client, when its engine left no start stamp
+    /// (`RunSpec.startStampName`). nil when the backend cannot tell.
     func startedAt(_ sandbox: SandboxRef) -> Date?
 
     /// Whether `start`'s refusal (see `startFailure`) was for an image that is not there, for a
@@ -285,6 +286,13 @@ public struct RunSpec: Sendable {
     /// as its engine logged it. It is raw, so the run deletes it at its end: the run's own
     /// output file is the redacted copy.
     public static let keptOutputName = "engine.log"
+
+    /// A file a backend may have its engine write in the run's folder as it starts the sandbox
+    /// (podman's `--pidfile`, written once the container's process exists, ~15 ms before the
+    /// `StartedAt` podman reports): its time is the start, read with no engine call (a podman
+    /// call beside the agent costs ~40 ms of CPU, which a small machine's agent waits for).
+    /// Deleted at the run's end.
+    public static let startStampName = "engine.pid"
 }
 
 /// The way out of a sandbox held to an allowlist: ccdeck's proxy on a unix socket on the host,

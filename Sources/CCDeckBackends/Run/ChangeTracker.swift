@@ -58,12 +58,29 @@ public struct ChangeTracker: Sendable {
         public var began: timespec
     }
 
+    /// The baseline of a folder ccdeck made itself (`Workspace.createFresh`): known without
+    /// reading it, so nothing runs beside the sandbox's start; its tree is made when compared.
+    public static let freshBaseline = "fresh:1"
+
+    /// Whether the private repository can be dropped as soon as a comparison is written: a
+    /// later reading can make the baseline again (a fresh folder's, or the user's `HEAD`), where a
+    /// snapshot of a user's plain folder lives only in that repository.
+    public static func canRemake(_ baseline: String) -> Bool {
+        baseline == freshBaseline || baseline.hasPrefix("git:")
+    }
+
     /// What changed since `baseline`, read now; writes nothing beside the record yet.
     public func compare(baseline: String) -> Comparison? {
         let parts = baseline.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2, parts[1].allSatisfy(\.isHexDigit), initPrivate() else { return nil }
+        guard parts.count == 2, initPrivate() else { return nil }
         let began = Self.fileSystemNow()
-        let (kind, tree) = (parts[0], parts[1])
+        var (kind, base) = (parts[0], parts[1])
+        if baseline == Self.freshBaseline {
+            guard let made = freshTree() else { return nil }
+            (kind, base) = ("snapshot", made)
+        }
+        let tree = base
+        guard tree.allSatisfy(\.isHexDigit) else { return nil }
         let fromGit = kind == "git"
         let env = privateEnvironment(alternate: fromGit)
         // A repository's tracked files stay tracked even when ignored: start from HEAD's tree.
@@ -107,13 +124,23 @@ public struct ChangeTracker: Sendable {
 
     /// Writes the comparison beside the record and drops the private repository.
     public func settle(_ comparison: Comparison) -> WorkspaceChanges {
-        defer { try? FileManager.default.removeItem(atPath: privateRepository) }
-        FileManager.default.createFile(atPath: runDirectory + "/changes.diff", contents: comparison.patch,
-                                       attributes: [.posixPermissions: 0o600])
-        if let json = try? RunStore.encoder.encode(comparison.changes) {
-            FileManager.default.createFile(atPath: runDirectory + "/changes.json", contents: json, attributes: [.posixPermissions: 0o600])
-        }
+        write(comparison)
+        discard()
         return comparison.changes
+    }
+
+    /// Writes the comparison beside the record (`changes.diff`, `changes.json`); the private
+    /// repository stays, for a later reading.
+    public func write(_ comparison: Comparison) {
+        try? RunStore.replace(runDirectory + "/changes.diff", with: comparison.patch)
+        if let json = try? RunStore.encoder.encode(comparison.changes) {
+            try? RunStore.replace(runDirectory + "/changes.json", with: json)
+        }
+    }
+
+    /// Drops the private repository (once nothing will be read again).
+    public func discard() {
+        try? FileManager.default.removeItem(atPath: privateRepository)
     }
 
     /// The clock the kernel stamps files with (the coarse wall clock): a change made after this
@@ -150,6 +177,19 @@ public struct ChangeTracker: Sendable {
     }
 
     // MARK: git
+
+    /// The tree of a folder as `Workspace.createFresh` makes it, written in the private repository.
+    private func freshTree() -> String? {
+        let folder = runDirectory + "/changes-fresh"
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: folder)
+        defer { try? fm.removeItem(atPath: folder) }
+        guard (try? Workspace.createFresh(at: folder)) != nil else { return nil }
+        var env = privateEnvironment(alternate: false)
+        env["GIT_WORK_TREE"] = folder
+        guard run(["add", "-A"], env: env) != nil, let tree = run(["write-tree"], env: env)?.trimmed, !tree.isEmpty else { return nil }
+        return tree
+    }
 
     /// The private bare repository, made by hand: what `git init --bare` writes that git needs
     /// (HEAD, objects, refs) costs no process, and it is taken while the sandbox starts.

@@ -100,8 +100,8 @@ public final class RunDriver {
     let clock: () -> Date
     /// The run's egress proxy while it runs.
     private var egressProxy: EgressProxy?
-    /// `CCDECK_TRACE=1`: where a run's own time goes, step by step, said as a notice at its end.
-    private lazy var trace = PhaseTrace(enabled: environment["CCDECK_TRACE"] == "1")
+    /// `CCDECK_TRACE=1`: where a run's own time goes, step by step (the command says it at its end).
+    private let trace = PhaseTrace.shared
 
     private func takePendingStop() -> String? {
         updateLock.lock()
@@ -164,7 +164,7 @@ public final class RunDriver {
         record.workspaceTransport = traits.workspace
         record.credentials = CredentialRecord(
             delivery: delivery, exposure: token.map { CredentialExposure.of($0, delivery: delivery) } ?? .nothing)
-        trace.start()
+        trace.mark("before the run")
         let lock: DriverLock
         do { lock = try store.create(record) } catch {
             throw Failure.setup("cannot create the run under \(store.runsDirectory): \(Self.words(error))", record: nil)
@@ -276,7 +276,10 @@ public final class RunDriver {
                 // changed: taken while the sandbox starts (off the run's critical path), and before
                 // the prompt is written, which the agent waits for before it does anything.
                 trace.mark("start")
-                record.changesBaseline = tracker?.begin()
+                if let tracker {
+                    // A folder ccdeck just made holds what it wrote: nothing to read.
+                    record.changesBaseline = request.workspace == nil ? ChangeTracker.freshBaseline : tracker.begin()
+                }
                 trace.mark("baseline")
                 record.state = .running
                 record.sandboxID = launch.sandboxID
@@ -289,17 +292,29 @@ public final class RunDriver {
             followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: startRef,
                               skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id), decoder: launch.decoder,
                               deadline: request.timeout.map { (Date().addingTimeInterval($0), $0) },
-                              onFirstLine: { [backend] in
+                              onFirstLine: { [backend, store, folder = store.directory(for: id)] in
+                                  if let index = store.index {
+                                      // Once the sandbox is up, not beside its start. Not lowered: it
+                                      // holds the index's lock, which the run's next save waits for.
+                                      Thread.detachNewThread { index.checkpoint() }
+                                  }
                                   startedAt.start {
+                                      if let stamped = Self.stampedStart(runDirectory: folder) { return stamped }
                                       Command.lowerThisThread()
                                       return backend.startedAt(startRef)
                                   }
                               }, onResult: { [baseline = record.changesBaseline] in
                                   guard let tracker = earlyTracker, let baseline else { return }
-                                  // Beside the sandbox's wind-down, never competing with it for the CPU.
+                                  // Beside the sandbox's wind-down, never competing with it for the CPU;
+                                  // written down at once, so the end of the run only checks it still holds.
                                   earlyChanges.start {
                                       Command.lowerThisThread()
-                                      return tracker.compare(baseline: baseline)
+                                      let comparison = tracker.compare(baseline: baseline)
+                                      if let comparison {
+                                          tracker.write(comparison)
+                                          if ChangeTracker.canRemake(baseline) { tracker.discard() }
+                                      }
+                                      return comparison
                                   }
                               })
             guard sinks.ingest.progress.firstEventAt == nil, !followed.stopped, let code = followed.status?.code,
@@ -322,23 +337,24 @@ public final class RunDriver {
         }
         let fromClient = followed.forced ? nil : followed.status.flatMap(backend.outcome(fromClient:))
         return finish(&record, followed: followed, sinks: sinks, fromClient: fromClient, startedAt: startedAt,
-                      removedByClient: preparation.removedByClient && fromClient != nil, earlyChanges: earlyChanges)
+                      removedByClient: preparation.removedByClient && fromClient != nil, tracker: tracker,
+                      earlyChanges: earlyChanges)
     }
 
     /// Settles the run's egress: the proxy and its socket for a backend that can hold the run to
     /// the list, or the record saying the filter is off or not in this mode's power.
     private func holdEgress(_ request: RunRequest, _ record: inout RunRecord, _ spec: inout RunSpec) throws {
         let policy = try request.egress ?? EgressConfig.standardPolicy(environment: environment)
+        // Unfiltered, the record says so with the save that starts the run (one save less on
+        // its path); a proxy, which the sandbox will depend on, is recorded before it starts.
         if policy.allowAll {
             record.egress = EgressRecord(enforcement: .allowAll, hosts: [])
-            try? store.save(record)
             return
         }
         let unenforceable = backend.traits.enforcesEgress ? backend.egressUnenforceable(spec) : "its network is the backend's"
         if let why = unenforceable {
             // Said by whoever shows the run (`ccdeck run` prints it; the details line shows it).
             record.egress = EgressRecord(enforcement: .notEnforced, hosts: policy.hosts, reason: why)
-            try? store.save(record)
             return
         }
         guard let bridge = EgressEndpoint.findBridge(environment: environment) else {
@@ -448,7 +464,12 @@ public final class RunDriver {
             stderrLog = try AppendLog(path: store.stderrPath(for: id))
             self.redactor = redactor
             reservePath = store.directory(for: id) + "/.reserve"
-            guard FileManager.default.createFile(atPath: reservePath, contents: Data(count: 256 << 10)) else {
+            // Blocks allocated, not written (glibc writes zeros where the file system cannot allocate).
+            let fd = open(reservePath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            let allocated = fd >= 0 && posix_fallocate(fd, 0, 256 << 10) == 0
+            if fd >= 0 { close(fd) }
+            guard allocated else {
+                unlink(reservePath)
                 throw RunStoreError.unreadable(store.directory(for: id), "no room left for the run's record")
             }
         }
@@ -587,6 +608,7 @@ public final class RunDriver {
                 askToStop()
             }
         })
+        trace.mark("agent")
         sinks.ingest.flush()
         sinks.stderrLog.flush()
         return Followed(status: status, stopped: stopReason != nil, stderrTail: sinks.stderrTail, stopReason: stopReason,
@@ -601,13 +623,14 @@ public final class RunDriver {
     ///   - removedByClient: the client removed the sandbox itself as it ended (`podman run --rm`).
     private func finish(_ record: inout RunRecord, followed: Followed, sinks: Sinks, fromClient: SandboxOutcome? = nil,
                         startedAt: Joined<Date?>? = nil, removedByClient: Bool = false,
-                        earlyChanges: Joined<ChangeTracker.Comparison?>? = nil) -> RunRecord {
+                        tracker: ChangeTracker? = nil, earlyChanges: Joined<ChangeTracker.Comparison?>? = nil) -> RunRecord {
         let progress = sinks.ingest.progress
         let ref = SandboxRef(record)
-        trace.mark("agent")
+        trace.mark("after the client")
         let outcome = fromClient ?? backend.outcome(ref)
         trace.mark(fromClient == nil ? "outcome" : "outcome (from the client)")
         record.phases.containerStarted = outcome?.startedAt ?? (startedAt?.wait() ?? nil) ?? record.phases.containerStarted
+            ?? Self.stampedStart(runDirectory: store.directory(for: record.id))
         record.phases.firstEvent = progress.firstEventAt ?? record.phases.firstEvent
         record.phases.result = progress.resultAt ?? record.phases.result
         record.exitStatus = outcome?.exitCode ?? followed.decodedExit ?? followed.status?.code
@@ -648,12 +671,16 @@ public final class RunDriver {
         // What the agent changed is read from the workspace (brought back by now) while the
         // sandbox is removed: two independent waits, taken side by side.
         let changed = Joined<WorkspaceChanges.Summary?>()
+        let discarded = Joined<Void>()
         if let baseline = record.changesBaseline,
-           let tracker = ChangeTracker(workspace: record.workspace, runDirectory: store.directory(for: record.id), environment: environment) {
-            // The reading taken at the agent's result stands when nothing was touched since
-            // (a process the agent left running may have written on); else it is read again.
+           let tracker = tracker ?? ChangeTracker(workspace: record.workspace, runDirectory: store.directory(for: record.id),
+                                                  environment: environment) {
+            // The reading taken (and written down) at the agent's result stands when nothing was
+            // touched since (a process the agent left running may have written on); else it is
+            // read again. Its private repository goes beside the final save.
             if let early = earlyChanges?.wait() ?? nil, !followed.stopped, tracker.unchanged(since: early.began) {
-                record.changes = tracker.settle(early).summary
+                record.changes = early.changes.summary
+                discarded.start { tracker.discard() }
                 trace.mark("changes (read at the result)")
             } else {
                 changed.start { tracker.finish(baseline: baseline)?.summary }
@@ -665,6 +692,7 @@ public final class RunDriver {
         }
         // The engine's raw log kept beside the record is read by now: only the redacted copy stays.
         unlink(store.directory(for: record.id) + "/" + RunSpec.keptOutputName)
+        unlink(store.directory(for: record.id) + "/" + RunSpec.startStampName)
         if !removed { verdict.reason += "; the \(noun) could not be removed and is listed as a leftover" }
         trace.mark("remove")
         if let summary = changed.wait() {
@@ -685,8 +713,17 @@ public final class RunDriver {
             emit(.notice("could not save the record of run \(record.id): \(Self.words(error))"))
         }
         trace.mark("save")
-        if let summary = trace.summary { emit(.notice("trace: " + summary)) }
+        _ = discarded.wait()
+        trace.mark("private repository dropped")
         return record
+    }
+
+    /// When the engine started the sandbox, from the stamp it wrote in the run's folder (see
+    /// `RunSpec.startStampName`), or nil.
+    static func stampedStart(runDirectory: String) -> Date? {
+        var st = stat()
+        guard stat(runDirectory + "/" + RunSpec.startStampName, &st) == 0 else { return nil }
+        return Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
     }
 
     /// Removal is retried once: a sandbox left behind shows as a leftover, never silently forgotten.
@@ -757,41 +794,63 @@ public enum Workspace {
     /// Creates the directory with a minimal `package.json`, writable by the image's `agent` user.
     /// It lives inside the run's 0700 directory, so opening it to uid 1000 exposes it to no one else.
     public static func createFresh(at path: String) throws {
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let manifest = path + "/package.json"
-        try packageJSON.write(toFile: manifest, atomically: false, encoding: .utf8)
+        // Plain system calls: the folder is made on every run's path to its start.
+        if mkdir(path, 0o777) != 0 && errno != EEXIST {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        let fd = open(path + "/package.json", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        guard fd >= 0 else { throw RunStoreError.unreadable(path + "/package.json", String(cString: strerror(errno))) }
+        defer { close(fd) }
+        let bytes = Array(packageJSON.utf8)
+        guard write(fd, bytes, bytes.count) == bytes.count else {
+            throw RunStoreError.unreadable(path + "/package.json", String(cString: strerror(errno)))
+        }
+        // Past the umask: the agent's user writes here.
         chmod(path, 0o777)
-        chmod(manifest, 0o666)
+        fchmod(fd, 0o666)
         if geteuid() == 0 {
             let uid = uid_t(RunnerImage.agentUID)
             chown(path, uid, gid_t(RunnerImage.agentUID))
-            chown(manifest, uid, gid_t(RunnerImage.agentUID))
+            fchown(fd, uid, gid_t(RunnerImage.agentUID))
         }
     }
 }
 
 /// Where a run's own time goes: the steps between marks, in milliseconds (`CCDECK_TRACE=1`).
-struct PhaseTrace {
+/// One per process, started as the command line is read, so the steps before and after the
+/// driver (parsing, the token, the summary) are counted too.
+public final class PhaseTrace: @unchecked Sendable {
+    public static let shared = PhaseTrace(enabled: getenv("CCDECK_TRACE").map { String(cString: $0) } == "1")
+
     let enabled: Bool
+    private let lock = NSLock()
     private var last: UInt64 = 0
     private var steps: [(String, Double)] = []
 
     init(enabled: Bool) { self.enabled = enabled }
 
-    mutating func start() { if enabled { last = DispatchTime.now().uptimeNanoseconds } }
-
-    mutating func mark(_ name: String) {
-        guard enabled, last != 0 else { return }
-        let now = DispatchTime.now().uptimeNanoseconds
-        steps.append((name, Double(now - last) / 1e6))
-        last = now
+    public func start() {
+        guard enabled else { return }
+        lock.withLock { last = DispatchTime.now().uptimeNanoseconds }
     }
 
-    /// `record 2.1 ms · prepare 31.0 ms · …`, or nil when off.
-    var summary: String? {
-        guard enabled, !steps.isEmpty else { return nil }
-        return steps.map { $0.0 + " " + String(format: "%.1f ms", $0.1) }.joined(separator: " · ")
+    public func mark(_ name: String) {
+        guard enabled else { return }
+        lock.withLock {
+            guard last != 0 else { return }
+            let now = DispatchTime.now().uptimeNanoseconds
+            steps.append((name, Double(now - last) / 1e6))
+            last = now
+        }
+    }
+
+    /// `record 2.1 ms · prepare 31.0 ms · …`, or nil when off; the steps are then forgotten.
+    public func take() -> String? {
+        guard enabled else { return nil }
+        return lock.withLock {
+            defer { steps = [] }
+            return steps.isEmpty ? nil : steps.map { $0.0 + " " + String(format: "%.1f ms", $0.1) }.joined(separator: " · ")
+        }
     }
 }
 

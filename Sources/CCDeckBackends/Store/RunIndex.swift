@@ -113,13 +113,10 @@ public final class RunIndex: @unchecked Sendable {
         database = try SQLiteDatabase(path: path)
         let version = try database.prepare("PRAGMA user_version")
         let found = try version.step() ? Int(version.int(0)) : 0
-        if found != Self.schemaVersion {
-            // Another shape (an earlier index): made again from the record files, the truth.
-            try database.execute("""
-                DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS records; DROP TABLE IF EXISTS meta;
-                PRAGMA user_version = \(Self.schemaVersion);
-                """)
-        }
+        // The usual open: the file already has this shape, nothing to make.
+        if found == Self.schemaVersion { return }
+        // New, or another shape (an earlier index): made again from the record files, the truth.
+        try database.execute("DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS records; DROP TABLE IF EXISTS meta;")
         try database.execute("""
             CREATE TABLE IF NOT EXISTS runs (
               id TEXT PRIMARY KEY, created REAL NOT NULL, ended REAL, state TEXT NOT NULL, mode TEXT NOT NULL,
@@ -131,6 +128,7 @@ public final class RunIndex: @unchecked Sendable {
             CREATE INDEX IF NOT EXISTS runs_dirty ON runs(dirty) WHERE dirty IS NOT NULL;
             CREATE INDEX IF NOT EXISTS runs_live ON runs(state) WHERE state IN ('starting', 'running');
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            PRAGMA user_version = \(Self.schemaVersion);
             """)
     }
 
@@ -188,10 +186,21 @@ public final class RunIndex: @unchecked Sendable {
 
     /// Marks a row as going away (its folder is being deleted): a ccdeck killed meanwhile leaves
     /// a dirty row whose file is gone, which the next repair drops.
-    public func markDirty(_ id: String, token: String) throws {
+    /// Whether there was such a row.
+    @discardableResult
+    public func markDirty(_ id: String, token: String) throws -> Bool {
         try locked {
             try database.prepare("UPDATE runs SET dirty = ? WHERE id = ?").bind([.text(token), .text(id)]).run()
+            return database.changes > 0
         }
+    }
+
+    /// Copies what the write-ahead log holds into the file (never waiting for anyone), so the
+    /// next ccdeck to open the index has little log to read: a process that ends without closing
+    /// leaves its log behind, and each opening reads all of it. Asked by a run once its sandbox is
+    /// on its way, off the run's path.
+    public func checkpoint() {
+        locked { try? database.execute("PRAGMA wal_checkpoint(PASSIVE)") }
     }
 
     // MARK: reading

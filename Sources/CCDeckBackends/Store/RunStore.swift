@@ -134,8 +134,11 @@ public struct RunStore: Sendable {
         let data = try Self.encoder.encode(record)
         let index = self.index
         let token = String(UInt64.random(in: 1...UInt64.max), radix: 36)
-        try? index?.put(record, json: data, dirty: token)
-        try data.write(to: URL(fileURLWithPath: recordPath(for: record.id)), options: .atomic)
+        // A row already there needs only its mark; its columns are written once, clean.
+        if let index, (try? index.markDirty(record.id, token: token)) != true {
+            try? index.put(record, json: data, dirty: token)
+        }
+        try Self.replace(recordPath(for: record.id), with: data)
         Self.faultPoint("after-record-write")
         try? index?.put(record, json: data, dirty: nil)
     }
@@ -143,7 +146,24 @@ public struct RunStore: Sendable {
     /// `CCDECK_FAULT=NAME`: ccdeck kills itself (SIGKILL) at that point, for the tests of what a
     /// crash there leaves behind. Nothing else reads it.
     static func faultPoint(_ name: String) {
-        if ProcessInfo.processInfo.environment["CCDECK_FAULT"] == name { kill(getpid(), SIGKILL) }
+        if let fault = getenv("CCDECK_FAULT"), String(cString: fault) == name { kill(getpid(), SIGKILL) }
+    }
+
+    /// Replaces the file at `path` with `data` in one step (a new file renamed over it): a reader,
+    /// or a ccdeck killed mid-write, sees the old whole file or the new one, never half of either.
+    /// No fsync: a record outlives ccdeck, not necessarily a power cut (ext4 and xfs flush a file
+    /// renamed over another anyway), and a sync a save made runs' starts and ends wait on the disk.
+    public static func replace(_ path: String, with data: Data) throws {
+        let temporary = path + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw RunStoreError.unreadable(path, String(cString: strerror(errno))) }
+        var failure = data.withUnsafeBytes { writeFully(fd, $0) }
+        if close(fd) != 0 && failure == 0 { failure = errno }
+        if failure == 0 && rename(temporary, path) != 0 { failure = errno }
+        if failure != 0 {
+            unlink(temporary)
+            throw RunStoreError.unreadable(path, String(cString: strerror(failure)))
+        }
     }
 
     /// The store's index (`runs.db`), opened once per process; nil when it cannot be (the
@@ -401,21 +421,25 @@ final class AppendLog {
     }
 
     private func writeAll(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    if failure == nil {
-                        let folder = (path as NSString).deletingLastPathComponent
-                        failure = "cannot write \(path): \(String(cString: strerror(errno)))"
-                            + (errno == ENOSPC || errno == EDQUOT ? " (the disk holding \(folder) is full)" : "")
-                    }
-                    return
-                }
-                offset += n
-            }
+        let error = bytes.withUnsafeBytes { writeFully(fd, $0) }
+        if error != 0 && failure == nil {
+            let folder = (path as NSString).deletingLastPathComponent
+            failure = "cannot write \(path): \(String(cString: strerror(error)))"
+                + (error == ENOSPC || error == EDQUOT ? " (the disk holding \(folder) is full)" : "")
         }
     }
+}
+
+/// Writes all of `raw` to `fd` (again after a short write or EINTR): 0, or the errno that stopped it.
+func writeFully(_ fd: Int32, _ raw: UnsafeRawBufferPointer) -> Int32 {
+    var offset = 0
+    while offset < raw.count {
+        let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+        if n < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        offset += n
+    }
+    return 0
 }
