@@ -197,6 +197,11 @@ import Glibc
         #expect(again.files.first { $0.path == "package.json" }?.kind == .modified)
         #expect(!FileManager.default.fileExists(atPath: dir + "/run/changes-fresh"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/run/changes.git"))
+        // Made ahead for a comparison that waits for the sandbox's end (a copied workspace).
+        t.prepare(baseline: ChangeTracker.freshBaseline)
+        #expect(FileManager.default.fileExists(atPath: dir + "/run/changes.git/ccdeck-fresh-tree"))
+        let ahead = try #require(t.finish(baseline: ChangeTracker.freshBaseline))
+        #expect(Set(ahead.files.map(\.path)) == ["hello.txt", "package.json"])
     }
 
     @Test func theReadingTakenAtTheResultIsTheOneSettled() throws {

@@ -1,20 +1,44 @@
-"""What the run-overhead benchmarks print: both medians, their difference and ratio, the median
-of the paired differences (each ccdeck run against the bare run beside it), and a last line of
-JSON for scripts/bench/fixed-cost."""
+"""What the run-overhead benchmarks share: running ccdeck with its trace on (to split its wall
+time into the engine's and its own), and printing both medians, their difference and ratio,
+the median of the paired differences (each ccdeck run against the bare run beside it),
+ccdeck's own time, and a last line of JSON for scripts/bench/fixed-cost.
+
+ccdeck's own time is its wall time less the time its engine's commands and API calls took on
+the run's path (`CCDECK_TRACE=1` ends a run with `| engine N ms in K calls`): what ccdeck
+itself adds, free of the engine's noise, which on a small machine moves a difference of two
+medians by 10-20 ms from one sitting to the next."""
 import json
+import re
 import statistics
+import subprocess
+import time
+
+ENGINE = re.compile(rb"\| engine ([0-9.]+) ms in [0-9]+ calls")
 
 
-def report(variant, ours_name, bare_name, ours, bare):
+def run_ccdeck(cmd, env, **kwargs):
+    """Runs ccdeck traced: (wall seconds, exit status, its own seconds or None)."""
+    start = time.perf_counter()
+    r = subprocess.run(cmd, env=dict(env, CCDECK_TRACE="1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+    wall = time.perf_counter() - start
+    m = ENGINE.search(r.stderr)
+    return wall, r.returncode, (wall - float(m.group(1)) / 1000) if m else None
+
+
+def report(variant, ours_name, bare_name, ours, bare, own=None):
     def fmt(xs):
         return f"median {statistics.median(xs):.3f}s  mean {statistics.mean(xs):.3f}s  min {min(xs):.3f}s  max {max(xs):.3f}s"
 
     m_ours, m_bare = statistics.median(ours), statistics.median(bare)
     paired = statistics.median([a - b for a, b in zip(ours, bare)])
+    own = [x for x in (own or []) if x is not None]
     print(f"{variant}: {len(ours)} runs each, alternating, after one warm-up each")
     print(f"  {ours_name:<44} {fmt(ours)}")
     print(f"  {bare_name:<44} {fmt(bare)}")
     print(f"  difference of medians {1000 * (m_ours - m_bare):+.0f} ms, ratio {m_ours / m_bare:.3f}x, "
           f"median paired difference {1000 * paired:+.0f} ms  (target: at most +20 ms)")
+    if own:
+        print(f"  ccdeck's own time (wall less its engine calls): median {1000 * statistics.median(own):.1f} ms, "
+              f"max {1000 * max(own):.1f} ms")
     print("RESULT " + json.dumps({"variant": variant, "runs": len(ours), "ccdeck": m_ours, "bare": m_bare,
-                                  "paired": paired}))
+                                  "paired": paired, "own": statistics.median(own) if own else None}))

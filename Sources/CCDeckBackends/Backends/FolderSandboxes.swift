@@ -27,8 +27,9 @@ public struct FolderSandboxes: Sendable {
         guard let dir = directory(spec.sandboxName) else { throw BackendError.unavailable(kind, "bad sandbox name") }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let mark = try JSONSerialization.data(withJSONObject: spec.mark, options: [.sortedKeys])
-        try mark.write(to: URL(fileURLWithPath: dir + "/mark.json"))
-        try spec.workspace.write(toFile: dir + "/workspace", atomically: true, encoding: .utf8)
+        // Written whole by rename, unsynced: they are made on the run's path to its start.
+        try RunStore.replace(dir + "/mark.json", with: mark)
+        try RunStore.replace(dir + "/workspace", with: Data(spec.workspace.utf8))
         return dir
     }
 

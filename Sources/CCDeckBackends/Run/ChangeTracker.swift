@@ -178,8 +178,20 @@ public struct ChangeTracker: Sendable {
 
     // MARK: git
 
-    /// The tree of a folder as `Workspace.createFresh` makes it, written in the private repository.
+    /// Makes what a comparison with `baseline` needs before the agent ends (a fresh folder's tree),
+    /// so a comparison that waits for the sandbox's end (a workspace copied back) finds it made.
+    public func prepare(baseline: String) {
+        if baseline == Self.freshBaseline, initPrivate() { _ = freshTree() }
+    }
+
+    /// The tree of a folder as `Workspace.createFresh` makes it, written in the private repository
+    /// (once: its id is kept there).
     private func freshTree() -> String? {
+        let noted = privateRepository + "/ccdeck-fresh-tree"
+        if let data = FileManager.default.contents(atPath: noted) {
+            let tree = String(decoding: data, as: UTF8.self)
+            if !tree.isEmpty && tree.allSatisfy(\.isHexDigit) { return tree }
+        }
         let folder = runDirectory + "/changes-fresh"
         let fm = FileManager.default
         try? fm.removeItem(atPath: folder)
@@ -188,6 +200,7 @@ public struct ChangeTracker: Sendable {
         var env = privateEnvironment(alternate: false)
         env["GIT_WORK_TREE"] = folder
         guard run(["add", "-A"], env: env) != nil, let tree = run(["write-tree"], env: env)?.trimmed, !tree.isEmpty else { return nil }
+        try? RunStore.replace(noted, with: Data(tree.utf8))
         return tree
     }
 

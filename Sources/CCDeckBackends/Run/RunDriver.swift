@@ -261,6 +261,7 @@ public final class RunDriver {
         // A workspace the sandbox mounts holds the agent's work once it gives its result: read
         // then, while the sandbox winds down, and checked as untouched at the end.
         let earlyChanges = Joined<ChangeTracker.Comparison?>()
+        let baselineMade = Joined<Void>()
         let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
         let earlyTracker = traits.writesHostWorkspace ? tracker : nil
         var firstAttempt = true
@@ -271,6 +272,7 @@ public final class RunDriver {
                 sinks.releaseReserve()
                 throw fail("\(error)")
             }
+            launch.process.countAsEngineCall()
             if firstAttempt {
                 // What the workspace holds before the agent touches it, to say afterwards what it
                 // changed: taken while the sandbox starts (off the run's critical path), and before
@@ -292,7 +294,7 @@ public final class RunDriver {
             followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: startRef,
                               skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id), decoder: launch.decoder,
                               deadline: request.timeout.map { (Date().addingTimeInterval($0), $0) },
-                              onFirstLine: { [backend, store, folder = store.directory(for: id)] in
+                              onFirstLine: { [backend, store, folder = store.directory(for: id), baseline = record.changesBaseline] in
                                   if let index = store.index {
                                       // Once the sandbox is up, not beside its start. Not lowered: it
                                       // holds the index's lock, which the run's next save waits for.
@@ -302,6 +304,14 @@ public final class RunDriver {
                                       if let stamped = Self.stampedStart(runDirectory: folder) { return stamped }
                                       Command.lowerThisThread()
                                       return backend.startedAt(startRef)
+                                  }
+                                  if earlyTracker == nil, let tracker, let baseline {
+                                      // Compared only after the sandbox's end (its workspace comes
+                                      // back then): what that needs is made now, off the run's path.
+                                      baselineMade.start {
+                                          Command.lowerThisThread()
+                                          tracker.prepare(baseline: baseline)
+                                      }
                                   }
                               }, onResult: { [baseline = record.changesBaseline] in
                                   guard let tracker = earlyTracker, let baseline else { return }
@@ -335,6 +345,7 @@ public final class RunDriver {
             sinks.releaseReserve()
             throw fail(why)
         }
+        _ = baselineMade.wait()
         let fromClient = followed.forced ? nil : followed.status.flatMap(backend.outcome(fromClient:))
         return finish(&record, followed: followed, sinks: sinks, fromClient: fromClient, startedAt: startedAt,
                       removedByClient: preparation.removedByClient && fromClient != nil, tracker: tracker,
@@ -826,6 +837,30 @@ public final class PhaseTrace: @unchecked Sendable {
     private let lock = NSLock()
     private var last: UInt64 = 0
     private var steps: [(String, Double)] = []
+    /// The engine's own time on the run's path: its commands and API calls made by the thread
+    /// that drives the run (a background question is not on the path). `wall - engine` is then
+    /// ccdeck's own time, whatever the engine's noise (scripts/bench/fixed-cost reports it).
+    private var engineNanos: UInt64 = 0
+    private var engineCalls = 0
+
+    /// The programs whose time is the engine's (the backends' clients), not ccdeck's.
+    static let engines: Set<String> = ["docker", "podman", "incus", "bwrap", "sbx", "fly", "flyctl"]
+
+    /// When an engine call that `path` makes on the run's path starts: a clock reading, or 0 when not traced.
+    func engineCallStarts(_ path: String?) -> UInt64 {
+        guard enabled, Thread.isMainThread else { return 0 }
+        if let path, !Self.engines.contains((path as NSString).lastPathComponent) { return 0 }
+        return DispatchTime.now().uptimeNanoseconds
+    }
+
+    func engineCallEnded(_ started: UInt64) {
+        guard started != 0 else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        lock.withLock {
+            engineNanos += now - started
+            engineCalls += 1
+        }
+    }
 
     init(enabled: Bool) { self.enabled = enabled }
 
@@ -848,8 +883,10 @@ public final class PhaseTrace: @unchecked Sendable {
     public func take() -> String? {
         guard enabled else { return nil }
         return lock.withLock {
-            defer { steps = [] }
-            return steps.isEmpty ? nil : steps.map { $0.0 + " " + String(format: "%.1f ms", $0.1) }.joined(separator: " · ")
+            defer { steps = []; engineNanos = 0; engineCalls = 0 }
+            guard !steps.isEmpty else { return nil }
+            return steps.map { $0.0 + " " + String(format: "%.1f ms", $0.1) }.joined(separator: " · ")
+                + String(format: " | engine %.1f ms in %d calls", Double(engineNanos) / 1e6, engineCalls)
         }
     }
 }
