@@ -24,6 +24,7 @@ struct FlyCommand: ParsableCommand {
 
     struct Build: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "build",
             abstract: "Build the runner image and push it to registry.fly.io/APP:TAG; runs then use it.")
 
         @Option(help: "The Fly app (default: FLY_APP, else ./fly.toml's app).")

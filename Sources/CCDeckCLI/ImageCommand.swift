@@ -12,6 +12,7 @@ struct ImageCommand: ParsableCommand {
 
     struct Build: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "build",
             abstract: "Build the runner image (node:22-slim + Claude Code, user agent) from ccdeck's Dockerfile."
         )
 

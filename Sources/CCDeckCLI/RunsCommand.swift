@@ -127,6 +127,7 @@ struct RunsCommand: ParsableCommand {
 
     struct Diff: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "diff",
             abstract: "What a run changed in its workspace: files added, modified and deleted, and the patch.",
             discussion: "Against a snapshot taken when the run started, or, in a git repository, against its HEAD "
                 + "(neither HEAD nor the index is touched).")
@@ -162,7 +163,7 @@ struct RunsCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One run: its record and its output, rendered.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "One run: its record and its output, rendered.")
 
         @Argument(help: "Run id, an unambiguous prefix of one, or `latest`.")
         var id: String
@@ -234,6 +235,7 @@ struct RunsCommand: ParsableCommand {
 
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "prune",
             abstract: "Delete old runs: their records, outputs and the workspaces ccdeck made for them.",
             discussion: "A live run is never touched. A workspace you named (--workspace) is never deleted.")
 
@@ -300,6 +302,7 @@ struct RunsCommand: ParsableCommand {
 
     struct Reindex: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "reindex",
             abstract: "Build the run index again from the record files (they are the truth; the index is only for listing).")
 
         func run() throws {

@@ -132,6 +132,7 @@ struct SandboxesCommand: ParsableCommand {
 
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "prune",
             abstract: "Remove every leftover: sandboxes of runs that ended or whose ccdeck died (not live runs, not persistent instances).")
 
         @Flag(help: "Say what would go, remove nothing.")

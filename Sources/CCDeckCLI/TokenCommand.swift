@@ -22,6 +22,7 @@ struct TokenCommand: ParsableCommand {
 
     struct Push: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "push",
             abstract: "Push the token to every backend that keeps a copy (a Fly app's secret), its value on stdin, never argv.")
 
         func run() throws {
@@ -48,6 +49,7 @@ struct TokenCommand: ParsableCommand {
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Where the token comes from, its kind, a redacted form, expiry, plan and scopes.",
             discussion: "Exit status 1 when the token is expired or lacks the user:inference scope."
         )
@@ -97,6 +99,7 @@ struct TokenCommand: ParsableCommand {
 
     struct Extract: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "extract",
             abstract: "Print the token itself, for piping (the one command that prints it whole)."
         )
 

@@ -348,7 +348,9 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     /// engine is still creating it must be asked again, not taken as done.
     public func stop(_ sandbox: SandboxRef) -> Bool {
         if let answer = try? api("POST", "/containers/\(UnixHTTP.escape(sandbox.name))/kill", what: "docker kill") {
-            return answer.succeeded || (answer.status == 409 && Self.message(answer).localizedCaseInsensitiveContains("not running"))
+            // Gone is stopped too (removed as it stopped, `removeWhenStopped`).
+            return answer.succeeded || answer.status == 404
+                || (answer.status == 409 && Self.message(answer).localizedCaseInsensitiveContains("not running"))
         }
         guard let out = try? query(["kill", sandbox.name], what: "\(executable) kill") else { return false }
         let why = out.stderrSummary
@@ -375,6 +377,18 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     }
 
     public func startedAt(_ sandbox: SandboxRef) -> Date? { outcome(sandbox)?.startedAt }
+
+    /// docker, over its socket: `wait` returns once the container stopped and the daemon has
+    /// copied its last output to the attached client (it waits for the streams before it says
+    /// so), then the removal, while the client is still winding down. podman removes its own
+    /// (`--rm`); a CLI `wait` would cost a process beside the agent.
+    public func removeWhenStopped(_ sandbox: SandboxRef) -> Bool? {
+        guard engine == .docker, let socket = apiSocket,
+              let stopped = try? UnixHTTP(socketPath: socket, timeout: 7 * 24 * 3600)
+                  .request("POST", "/containers/\(UnixHTTP.escape(sandbox.name))/wait?condition=not-running"),
+              stopped.succeeded else { return nil }
+        return (try? removeContainer(id: sandbox.name)) != nil
+    }
 
     public func imageMissing(exitCode: Int32, stderr: [String]) -> Bool {
         exitCode == 125 && stderr.contains { line in

@@ -60,6 +60,12 @@ public protocol SandboxBackend: Sendable {
     /// its format. nil: nothing kept.
     func keptOutput(_ sandbox: SandboxRef, runDirectory: String) -> (Command, OutputDecoder)?
 
+    /// Waits for the sandbox to stop, then removes it (a run not kept, asked once its agent is
+    /// up): the removal then runs beside the client's own wind-down instead of after it. true
+    /// when it removed it; nil when the backend cannot wait without a process of its own (the
+    /// run removes it at its end, as always).
+    func removeWhenStopped(_ sandbox: SandboxRef) -> Bool?
+
     /// Removes the run's sandbox. Only ever called on resources carrying ccdeck's mark; one
     /// already gone is not an error.
     func remove(_ sandbox: SandboxRef) throws
@@ -113,6 +119,7 @@ extension SandboxBackend {
     public func startedAt(_ sandbox: SandboxRef) -> Date? { nil }
     public func imageMissing(exitCode: Int32, stderr: [String]) -> Bool { false }
     public func keptOutput(_ sandbox: SandboxRef, runDirectory: String) -> (Command, OutputDecoder)? { nil }
+    public func removeWhenStopped(_ sandbox: SandboxRef) -> Bool? { nil }
 }
 
 /// What a backend is, whatever the run: how it isolates, how the token and the workspace

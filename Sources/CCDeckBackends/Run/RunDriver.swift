@@ -262,6 +262,7 @@ public final class RunDriver {
         // then, while the sandbox winds down, and checked as untouched at the end.
         let earlyChanges = Joined<ChangeTracker.Comparison?>()
         let baselineMade = Joined<Void>()
+        let removedEarly = Joined<Bool?>()
         let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
         let earlyTracker = traits.writesHostWorkspace ? tracker : nil
         var firstAttempt = true
@@ -294,11 +295,15 @@ public final class RunDriver {
             followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: startRef,
                               skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id), decoder: launch.decoder,
                               deadline: request.timeout.map { (Date().addingTimeInterval($0), $0) },
-                              onFirstLine: { [backend, store, folder = store.directory(for: id), baseline = record.changesBaseline] in
+                              onFirstLine: { [backend, store, folder = store.directory(for: id), baseline = record.changesBaseline,
+                                              keep = request.keep] in
                                   if let index = store.index {
                                       // Once the sandbox is up, not beside its start. Not lowered: it
                                       // holds the index's lock, which the run's next save waits for.
                                       Thread.detachNewThread { index.checkpoint() }
+                                  }
+                                  if !keep {
+                                      removedEarly.start { backend.removeWhenStopped(startRef) }
                                   }
                                   startedAt.start {
                                       if let stamped = Self.stampedStart(runDirectory: folder) { return stamped }
@@ -348,8 +353,8 @@ public final class RunDriver {
         _ = baselineMade.wait()
         let fromClient = followed.forced ? nil : followed.status.flatMap(backend.outcome(fromClient:))
         return finish(&record, followed: followed, sinks: sinks, fromClient: fromClient, startedAt: startedAt,
-                      removedByClient: preparation.removedByClient && fromClient != nil, tracker: tracker,
-                      earlyChanges: earlyChanges)
+                      removedByClient: preparation.removedByClient && fromClient != nil, removedEarly: removedEarly,
+                      tracker: tracker, earlyChanges: earlyChanges)
     }
 
     /// Settles the run's egress: the proxy and its socket for a backend that can hold the run to
@@ -633,7 +638,7 @@ public final class RunDriver {
     ///   - startedAt: when the sandbox started, asked while the agent worked.
     ///   - removedByClient: the client removed the sandbox itself as it ended (`podman run --rm`).
     private func finish(_ record: inout RunRecord, followed: Followed, sinks: Sinks, fromClient: SandboxOutcome? = nil,
-                        startedAt: Joined<Date?>? = nil, removedByClient: Bool = false,
+                        startedAt: Joined<Date?>? = nil, removedByClient: Bool = false, removedEarly: Joined<Bool?>? = nil,
                         tracker: ChangeTracker? = nil, earlyChanges: Joined<ChangeTracker.Comparison?>? = nil) -> RunRecord {
         let progress = sinks.ingest.progress
         let ref = SandboxRef(record)
@@ -699,7 +704,16 @@ public final class RunDriver {
         }
         var removed = true
         if (!record.keep || followed.forced) && !removedByClient {
-            removed = removeWithRetry(ref, noun: noun, release: true)
+            // Removed as it stopped, beside the client's end; else now. The client has ended, so
+            // the container has stopped and its wait answers at once, unless the client was
+            // killed (a container that would not stop): that one is removed by force at once.
+            var removedAlready = false
+            if !followed.forced, let removedEarly {
+                let waited = trace.engineCallStarts(nil)  // the daemon's removal: the engine's time
+                removedAlready = (removedEarly.wait(upTo: Self.stopDeadline) ?? nil) == true
+                trace.engineCallEnded(waited)
+            }
+            if !removedAlready { removed = removeWithRetry(ref, noun: noun, release: true) }
         }
         // The engine's raw log kept beside the record is read by now: only the redacted copy stays.
         unlink(store.directory(for: record.id) + "/" + RunSpec.keptOutputName)
@@ -912,6 +926,14 @@ final class Joined<T>: @unchecked Sendable {
     func wait() -> T? {
         guard thread != nil else { return nil }
         done.wait()
+        done.signal()
+        return value
+    }
+
+    /// The value, or nil when nothing was started or it is not there within `seconds`.
+    func wait(upTo seconds: TimeInterval) -> T? {
+        guard thread != nil, done.wait(timeout: .now() + seconds) == .success else { return nil }
+        done.signal()
         return value
     }
 }
