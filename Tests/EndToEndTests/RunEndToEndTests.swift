@@ -102,8 +102,13 @@ struct RunEndToEndTests {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
         var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
         env["PATH"] = shims + ":" + (env["PATH"] ?? "/usr/bin:/bin")
+        env["CCDECK_TRACE"] = "1"
         let r = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: engine), environment: env)
         #expect(r.status == .exited(0), "\(r.output)")
+        // The trace the overhead benchmarks read: the process's steps, then the engine's share.
+        let trace = try #require(r.stderr.split(separator: "\n").first { $0.hasPrefix("ccdeck: trace: parse ") }, "\(r.stderr)")
+        #expect(trace.contains(" · summary ") && trace.contains(" | engine "), "\(trace)")
+        #expect(trace.hasSuffix(engine == "podman" ? " in 1 calls" : " in 3 calls"), "the client; docker: the image, the client, the removal: \(trace)")
         let record = try #require(RunStore(environment: env).list().first)
         #expect(record.state == .succeeded && record.exitStatus == 0 && record.phases.containerStarted != nil, "\(record)")
         #expect(record.changes?.added == 2, "\(String(describing: record.changes))")
