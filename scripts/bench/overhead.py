@@ -8,6 +8,7 @@ the run's path (`CCDECK_TRACE=1` ends a run with `| engine N ms in K calls`): wh
 itself adds, free of the engine's noise, which on a small machine moves a difference of two
 medians by 10-20 ms from one sitting to the next."""
 import json
+import random
 import re
 import statistics
 import subprocess
@@ -25,6 +26,15 @@ def run_ccdeck(cmd, env, **kwargs):
     return wall, r.returncode, (wall - float(m.group(1)) / 1000) if m else None
 
 
+def interval(ours, bare, rounds=2000):
+    """A 95% bootstrap interval of the difference of medians: how far this sitting's figure may
+    be from the machine's, given the spread of the runs themselves."""
+    rng = random.Random(15)
+    diffs = sorted(statistics.median(rng.choices(ours, k=len(ours))) - statistics.median(rng.choices(bare, k=len(bare)))
+                   for _ in range(rounds))
+    return diffs[int(0.025 * rounds)], diffs[int(0.975 * rounds) - 1]
+
+
 def report(variant, ours_name, bare_name, ours, bare, own=None):
     def fmt(xs):
         return f"median {statistics.median(xs):.3f}s  mean {statistics.mean(xs):.3f}s  min {min(xs):.3f}s  max {max(xs):.3f}s"
@@ -35,10 +45,13 @@ def report(variant, ours_name, bare_name, ours, bare, own=None):
     print(f"{variant}: {len(ours)} runs each, alternating, after one warm-up each")
     print(f"  {ours_name:<44} {fmt(ours)}")
     print(f"  {bare_name:<44} {fmt(bare)}")
-    print(f"  difference of medians {1000 * (m_ours - m_bare):+.0f} ms, ratio {m_ours / m_bare:.3f}x, "
-          f"median paired difference {1000 * paired:+.0f} ms  (target: at most +20 ms)")
+    low, high = interval(ours, bare)
+    print(f"  difference of medians {1000 * (m_ours - m_bare):+.0f} ms (95% bootstrap interval {1000 * low:+.0f} to "
+          f"{1000 * high:+.0f} ms), ratio {m_ours / m_bare:.3f}x, median paired difference {1000 * paired:+.0f} ms  "
+          f"(target: at most +20 ms)")
     if own:
         print(f"  ccdeck's own time (wall less its engine calls): median {1000 * statistics.median(own):.1f} ms, "
               f"max {1000 * max(own):.1f} ms")
     print("RESULT " + json.dumps({"variant": variant, "runs": len(ours), "ccdeck": m_ours, "bare": m_bare,
-                                  "paired": paired, "own": statistics.median(own) if own else None}))
+                                  "paired": paired, "own": statistics.median(own) if own else None,
+                                  "low": low, "high": high}))
