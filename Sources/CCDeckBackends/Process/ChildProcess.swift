@@ -114,14 +114,14 @@ public final class ChildProcess: @unchecked Sendable {
     /// that was reaped (and may be reused) is never signalled.
     private var status: ExitStatus?
     private let statusLock = NSLock()
-    /// When an engine command on the run's path started (`CCDECK_TRACE`), else 0.
-    private var tracedSince: UInt64 = 0
     private var spawnedAt: UInt64 = 0
+    /// Its life is the engine's time on the run's path (`CCDECK_TRACE`).
+    private var countsAsEngine = false
 
     /// Counts this process's life as the engine's time on the run's path (`CCDECK_TRACE`): the
     /// sandbox's own process, whatever program a backend starts it through (local mode's `sh`).
     public func countAsEngineCall() {
-        if tracedSince == 0 && PhaseTrace.shared.engineCallStarts(nil) != 0 { tracedSince = spawnedAt }
+        countsAsEngine = countsAsEngine || PhaseTrace.shared.countsAsEngine(nil)
     }
 
     private init(pid: pid_t) { self.pid = pid }
@@ -223,8 +223,8 @@ public final class ChildProcess: @unchecked Sendable {
             throw ProcessError.spawnFailed(command.executable, errno: rc)
         }
         let child = ChildProcess(pid: pid)
-        child.tracedSince = PhaseTrace.shared.engineCallStarts(path)
-        child.spawnedAt = child.tracedSince != 0 ? child.tracedSince : DispatchTime.now().uptimeNanoseconds
+        child.spawnedAt = DispatchTime.now().uptimeNanoseconds
+        child.countsAsEngine = PhaseTrace.shared.countsAsEngine(path)
         child.stdinFD = parentEnds[0]
         child.stdoutFD = parentEnds[1]
         child.stderrFD = parentEnds[2]
@@ -266,7 +266,7 @@ public final class ChildProcess: @unchecked Sendable {
         while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
         let s = Self.decode(raw)
         status = s
-        PhaseTrace.shared.engineCallEnded(tracedSince)
+        if countsAsEngine { PhaseTrace.shared.engineCall(since: spawnedAt) }
         return s
     }
 

@@ -34,8 +34,10 @@ public struct UnixHTTP: Sendable {
 
     /// `path` is sent as given: the caller escapes what goes into it (`escape`).
     public func request(_ method: String, _ path: String, body: Data? = nil) throws -> Response {
-        let traced = PhaseTrace.shared.engineCallStarts(nil)
-        defer { PhaseTrace.shared.engineCallEnded(traced) }
+        try PhaseTrace.shared.engineCall { try exchange(method, path, body: body) }
+    }
+
+    private func exchange(_ method: String, _ path: String, body: Data?) throws -> Response {
         guard let fd = LoopbackSocket.connect(unixPath: socketPath) else {
             throw Failure.cannotConnect("cannot connect to \(socketPath): \(String(cString: strerror(errno)))")
         }

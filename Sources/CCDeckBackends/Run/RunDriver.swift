@@ -257,14 +257,9 @@ public final class RunDriver {
 
         var followed: Followed
         var launch: AgentLaunch
-        let startedAt = Joined<Date?>()
-        // A workspace the sandbox mounts holds the agent's work once it gives its result: read
-        // then, while the sandbox winds down, and checked as untouched at the end.
-        let earlyChanges = Joined<ChangeTracker.Comparison?>()
-        let baselineMade = Joined<Void>()
-        let removedEarly = Joined<Bool?>()
-        let tracker = ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
-        let earlyTracker = traits.writesHostWorkspace ? tracker : nil
+        let beside = BesideTheAgent(
+            tracker: ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment),
+            comparedAtResult: traits.writesHostWorkspace)
         var firstAttempt = true
         while true {
             do { launch = try backend.start(spec, preparation: preparation) } catch {
@@ -279,7 +274,7 @@ public final class RunDriver {
                 // changed: taken while the sandbox starts (off the run's critical path), and before
                 // the prompt is written, which the agent waits for before it does anything.
                 trace.mark("start")
-                if let tracker {
+                if let tracker = beside.tracker {
                     // A folder ccdeck just made holds what it wrote: nothing to read.
                     record.changesBaseline = request.workspace == nil ? ChangeTracker.freshBaseline : tracker.begin()
                 }
@@ -289,49 +284,16 @@ public final class RunDriver {
                 try? store.save(record)
                 emit(.started(record))
             }
-            // When the sandbox really started, asked while the agent works: its end is then read
-            // from the client alone.
+            // Its sandbox as the record names it now: what runs beside the agent asks about it.
             let startRef = SandboxRef(record)
             followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: startRef,
                               skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id), decoder: launch.decoder,
                               deadline: request.timeout.map { (Date().addingTimeInterval($0), $0) },
                               onFirstLine: { [backend, store, folder = store.directory(for: id), baseline = record.changesBaseline,
                                               keep = request.keep] in
-                                  if let index = store.index {
-                                      // Once the sandbox is up, not beside its start. Not lowered: it
-                                      // holds the index's lock, which the run's next save waits for.
-                                      Thread.detachNewThread { index.checkpoint() }
-                                  }
-                                  if !keep {
-                                      removedEarly.start { backend.removeWhenStopped(startRef) }
-                                  }
-                                  startedAt.start {
-                                      if let stamped = Self.stampedStart(runDirectory: folder) { return stamped }
-                                      Command.lowerThisThread()
-                                      return backend.startedAt(startRef)
-                                  }
-                                  if earlyTracker == nil, let tracker, let baseline {
-                                      // Compared only after the sandbox's end (its workspace comes
-                                      // back then): what that needs is made now, off the run's path.
-                                      baselineMade.start {
-                                          Command.lowerThisThread()
-                                          tracker.prepare(baseline: baseline)
-                                      }
-                                  }
-                              }, onResult: { [baseline = record.changesBaseline] in
-                                  guard let tracker = earlyTracker, let baseline else { return }
-                                  // Beside the sandbox's wind-down, never competing with it for the CPU;
-                                  // written down at once, so the end of the run only checks it still holds.
-                                  earlyChanges.start {
-                                      Command.lowerThisThread()
-                                      let comparison = tracker.compare(baseline: baseline)
-                                      if let comparison {
-                                          tracker.write(comparison)
-                                          if ChangeTracker.canRemake(baseline) { tracker.discard() }
-                                      }
-                                      return comparison
-                                  }
-                              })
+                                  beside.agentUp(backend: backend, store: store, sandbox: startRef, runDirectory: folder,
+                                                 baseline: baseline, keep: keep)
+                              }, onResult: { [baseline = record.changesBaseline] in beside.resultGiven(baseline: baseline) })
             guard sinks.ingest.progress.firstEventAt == nil, !followed.stopped, let code = followed.status?.code,
                   let why = backend.startFailure(exitCode: code, stderr: followed.stderrTail) else { break }
             if firstAttempt, preparation.imageCheckedAtStart, backend.imageMissing(exitCode: code, stderr: followed.stderrTail),
@@ -350,11 +312,10 @@ public final class RunDriver {
             sinks.releaseReserve()
             throw fail(why)
         }
-        _ = baselineMade.wait()
+        _ = beside.baselineMade.wait()
         let fromClient = followed.forced ? nil : followed.status.flatMap(backend.outcome(fromClient:))
-        return finish(&record, followed: followed, sinks: sinks, fromClient: fromClient, startedAt: startedAt,
-                      removedByClient: preparation.removedByClient && fromClient != nil, removedEarly: removedEarly,
-                      tracker: tracker, earlyChanges: earlyChanges)
+        return finish(&record, followed: followed, sinks: sinks, fromClient: fromClient,
+                      removedByClient: preparation.removedByClient && fromClient != nil, beside: beside)
     }
 
     /// Settles the run's egress: the proxy and its socket for a backend that can hold the run to
@@ -464,6 +425,66 @@ public final class RunDriver {
     }
 
     // MARK: the run's two halves
+
+    /// What runs beside the agent, started as it comes up and as it gives its result, and
+    /// waited for at the run's end: when the sandbox started, its removal as it stops, the
+    /// workspace's comparison, and the index's checkpoint.
+    final class BesideTheAgent: @unchecked Sendable {
+        let tracker: ChangeTracker?
+        /// The tracker of a workspace the sandbox writes in place (its work is all there at the
+        /// result): compared then, while the sandbox winds down, and checked untouched at the end.
+        let earlyTracker: ChangeTracker?
+        let startedAt = Joined<Date?>()
+        let earlyChanges = Joined<ChangeTracker.Comparison?>()
+        let baselineMade = Joined<Void>()
+        let removedEarly = Joined<Bool?>()
+
+        init(tracker: ChangeTracker?, comparedAtResult: Bool) {
+            self.tracker = tracker
+            earlyTracker = comparedAtResult ? tracker : nil
+        }
+
+        /// The agent's first line: its sandbox is up.
+        func agentUp(backend: any SandboxBackend, store: RunStore, sandbox: SandboxRef, runDirectory: String,
+                     baseline: String?, keep: Bool) {
+            if let index = store.index {
+                // Once the sandbox is up, not beside its start. Not lowered: it holds the index's
+                // lock, which the run's next save waits for.
+                Thread.detachNewThread { index.checkpoint() }
+            }
+            if !keep { removedEarly.start { backend.removeWhenStopped(sandbox) } }
+            // When the sandbox really started: its end is then read from the client alone.
+            startedAt.start {
+                if let stamped = RunDriver.stampedStart(runDirectory: runDirectory) { return stamped }
+                Command.lowerThisThread()
+                return backend.startedAt(sandbox)
+            }
+            if earlyTracker == nil, let tracker, let baseline {
+                // Compared only after the sandbox's end (its workspace comes back then): what
+                // that needs is made now, off the run's path.
+                baselineMade.start {
+                    Command.lowerThisThread()
+                    tracker.prepare(baseline: baseline)
+                }
+            }
+        }
+
+        /// The agent's `result`: a workspace written in place holds its work.
+        func resultGiven(baseline: String?) {
+            guard let tracker = earlyTracker, let baseline else { return }
+            // Beside the sandbox's wind-down, never competing with it for the CPU; written down at
+            // once, so the end of the run only checks it still holds.
+            earlyChanges.start {
+                Command.lowerThisThread()
+                let comparison = tracker.compare(baseline: baseline)
+                if let comparison {
+                    tracker.write(comparison)
+                    if ChangeTracker.canRemake(baseline) { tracker.discard() }
+                }
+                return comparison
+            }
+        }
+    }
 
     /// Where a run's lines go: the redacted output file and its parser, the stderr log and its tail.
     final class Sinks {
@@ -635,17 +656,16 @@ public final class RunDriver {
     /// unless kept, and saves the final record.
     /// - Parameters:
     ///   - fromClient: how the agent ended, as its client's own exit status told (nothing is asked then).
-    ///   - startedAt: when the sandbox started, asked while the agent worked.
     ///   - removedByClient: the client removed the sandbox itself as it ended (`podman run --rm`).
+    ///   - beside: what ran beside the agent (a run this ccdeck started, not one it adopted).
     private func finish(_ record: inout RunRecord, followed: Followed, sinks: Sinks, fromClient: SandboxOutcome? = nil,
-                        startedAt: Joined<Date?>? = nil, removedByClient: Bool = false, removedEarly: Joined<Bool?>? = nil,
-                        tracker: ChangeTracker? = nil, earlyChanges: Joined<ChangeTracker.Comparison?>? = nil) -> RunRecord {
+                        removedByClient: Bool = false, beside: BesideTheAgent? = nil) -> RunRecord {
         let progress = sinks.ingest.progress
         let ref = SandboxRef(record)
         trace.mark("after the client")
         let outcome = fromClient ?? backend.outcome(ref)
         trace.mark(fromClient == nil ? "outcome" : "outcome (from the client)")
-        record.phases.containerStarted = outcome?.startedAt ?? (startedAt?.wait() ?? nil) ?? record.phases.containerStarted
+        record.phases.containerStarted = outcome?.startedAt ?? (beside?.startedAt.wait() ?? nil) ?? record.phases.containerStarted
             ?? Self.stampedStart(runDirectory: store.directory(for: record.id))
         record.phases.firstEvent = progress.firstEventAt ?? record.phases.firstEvent
         record.phases.result = progress.resultAt ?? record.phases.result
@@ -689,12 +709,12 @@ public final class RunDriver {
         let changed = Joined<WorkspaceChanges.Summary?>()
         let discarded = Joined<Void>()
         if let baseline = record.changesBaseline,
-           let tracker = tracker ?? ChangeTracker(workspace: record.workspace, runDirectory: store.directory(for: record.id),
+           let tracker = beside?.tracker ?? ChangeTracker(workspace: record.workspace, runDirectory: store.directory(for: record.id),
                                                   environment: environment) {
             // The reading taken (and written down) at the agent's result stands when nothing was
             // touched since (a process the agent left running may have written on); else it is
             // read again. Its private repository goes beside the final save.
-            if let early = earlyChanges?.wait() ?? nil, !followed.stopped, tracker.unchanged(since: early.began) {
+            if let early = beside?.earlyChanges.wait() ?? nil, !followed.stopped, tracker.unchanged(since: early.began) {
                 record.changes = early.changes.summary
                 discarded.start { tracker.discard() }
                 trace.mark("changes (read at the result)")
@@ -707,12 +727,9 @@ public final class RunDriver {
             // Removed as it stopped, beside the client's end; else now. The client has ended, so
             // the container has stopped and its wait answers at once, unless the client was
             // killed (a container that would not stop): that one is removed by force at once.
-            var removedAlready = false
-            if !followed.forced, let removedEarly {
-                let waited = trace.engineCallStarts(nil)  // the daemon's removal: the engine's time
-                removedAlready = (removedEarly.wait(upTo: Self.stopDeadline) ?? nil) == true
-                trace.engineCallEnded(waited)
-            }
+            // The wait is for the daemon's removal: the engine's time.
+            let removedAlready = !followed.forced
+                && beside.map { b in trace.engineCall { (b.removedEarly.wait(upTo: Self.stopDeadline) ?? nil) == true } } == true
             if !removedAlready { removed = removeWithRetry(ref, noun: noun, release: true) }
         }
         // The engine's raw log kept beside the record is read by now: only the redacted copy stays.
@@ -826,10 +843,8 @@ public enum Workspace {
         let fd = open(path + "/package.json", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
         guard fd >= 0 else { throw RunStoreError.unreadable(path + "/package.json", String(cString: strerror(errno))) }
         defer { close(fd) }
-        let bytes = Array(packageJSON.utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count else {
-            throw RunStoreError.unreadable(path + "/package.json", String(cString: strerror(errno)))
-        }
+        let error = Array(packageJSON.utf8).withUnsafeBytes { writeFully(fd, $0) }
+        guard error == 0 else { throw RunStoreError.unreadable(path + "/package.json", String(cString: strerror(error))) }
         // Past the umask: the agent's user writes here.
         chmod(path, 0o777)
         fchmod(fd, 0o666)
@@ -838,102 +853,5 @@ public enum Workspace {
             chown(path, uid, gid_t(RunnerImage.agentUID))
             fchown(fd, uid, gid_t(RunnerImage.agentUID))
         }
-    }
-}
-
-/// Where a run's own time goes: the steps between marks, in milliseconds (`CCDECK_TRACE=1`).
-/// One per process, started as the command line is read, so the steps before and after the
-/// driver (parsing, the token, the summary) are counted too.
-public final class PhaseTrace: @unchecked Sendable {
-    public static let shared = PhaseTrace(enabled: getenv("CCDECK_TRACE").map { String(cString: $0) } == "1")
-
-    let enabled: Bool
-    private let lock = NSLock()
-    private var last: UInt64 = 0
-    private var steps: [(String, Double)] = []
-    /// The engine's own time on the run's path: its commands and API calls made by the thread
-    /// that drives the run (a background question is not on the path). `wall - engine` is then
-    /// ccdeck's own time, whatever the engine's noise (scripts/bench/fixed-cost reports it).
-    private var engineNanos: UInt64 = 0
-    private var engineCalls = 0
-
-    /// The programs whose time is the engine's (the backends' clients), not ccdeck's.
-    static let engines: Set<String> = ["docker", "podman", "incus", "bwrap", "sbx", "fly", "flyctl"]
-
-    /// When an engine call that `path` makes on the run's path starts: a clock reading, or 0 when not traced.
-    func engineCallStarts(_ path: String?) -> UInt64 {
-        guard enabled, Thread.isMainThread else { return 0 }
-        if let path, !Self.engines.contains((path as NSString).lastPathComponent) { return 0 }
-        return DispatchTime.now().uptimeNanoseconds
-    }
-
-    func engineCallEnded(_ started: UInt64) {
-        guard started != 0 else { return }
-        let now = DispatchTime.now().uptimeNanoseconds
-        lock.withLock {
-            engineNanos += now - started
-            engineCalls += 1
-        }
-    }
-
-    init(enabled: Bool) { self.enabled = enabled }
-
-    public func start() {
-        guard enabled else { return }
-        lock.withLock { last = DispatchTime.now().uptimeNanoseconds }
-    }
-
-    public func mark(_ name: String) {
-        guard enabled else { return }
-        lock.withLock {
-            guard last != 0 else { return }
-            let now = DispatchTime.now().uptimeNanoseconds
-            steps.append((name, Double(now - last) / 1e6))
-            last = now
-        }
-    }
-
-    /// `record 2.1 ms · prepare 31.0 ms · …`, or nil when off; the steps are then forgotten.
-    public func take() -> String? {
-        guard enabled else { return nil }
-        return lock.withLock {
-            defer { steps = []; engineNanos = 0; engineCalls = 0 }
-            guard !steps.isEmpty else { return nil }
-            return steps.map { $0.0 + " " + String(format: "%.1f ms", $0.1) }.joined(separator: " · ")
-                + String(format: " | engine %.1f ms in %d calls", Double(engineNanos) / 1e6, engineCalls)
-        }
-    }
-}
-
-/// One value computed on another thread, waited for once.
-final class Joined<T>: @unchecked Sendable {
-    private var value: T?
-    private var thread: Thread?
-    private let done = DispatchSemaphore(value: 0)
-
-    /// Starts `body` on its own thread; a second start is ignored.
-    func start(_ body: @escaping @Sendable () -> T) {
-        guard thread == nil else { return }
-        let t = Thread { [self] in
-            value = body()
-            done.signal()
-        }
-        thread = t
-        t.start()
-    }
-
-    /// The value; nil when nothing was started.
-    func wait() -> T? {
-        guard thread != nil else { return nil }
-        done.wait()
-        done.signal()
-        return value
-    }
-
-    /// The value, or nil when nothing was started or it is not there within `seconds`.
-    func wait(upTo seconds: TimeInterval) -> T? {
-        guard thread != nil, done.wait(timeout: .now() + seconds) == .success else { return nil }
-        done.signal()
-        return value
     }
 }
