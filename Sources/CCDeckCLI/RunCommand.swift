@@ -67,6 +67,8 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let env = backendOptions.environment(ProcessInfo.processInfo.environment)
+        let store = RunStore(environment: env)
+        store.openIndexAhead()
         let request = try makeRequest(env: env)
         let backend = try chooseBackend(env: env)
         // A backend whose proxy holds the credential gets no token from ccdeck at all.
@@ -86,7 +88,7 @@ struct RunCommand: ParsableCommand {
         // The handler runs on the driver's own thread, so it may ask that driver to stop.
         final class DriverBox { var driver: RunDriver?; var deniedShown = Set<String>(); var leftoversAsked = false }
         let box = DriverBox()
-        let driver = RunDriver(backend: backend, store: RunStore(environment: env), token: token, environment: env) { update in
+        let driver = RunDriver(backend: backend, store: store, token: token, environment: env) { update in
             defer {
                 // Nowhere left to show the run (`| head`, a full disk): stop it, clean up, record it.
                 if let failure = Terminal.outputFailure {

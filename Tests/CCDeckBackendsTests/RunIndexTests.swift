@@ -107,6 +107,27 @@ import Glibc
         #expect(try again.row(id: gone.id) == nil)
     }
 
+    /// `ccdeck run` opens the index on a thread of its own while it reads its token (issue 15):
+    /// the run's first save meets that open whichever comes first, even when the open is a
+    /// first indexing of an older store, and the index ends up holding every run once.
+    @Test func anIndexOpenedAheadMeetsTheRunsFirstSave() throws {
+        try writeOldStore((0..<600).map { record($0) })
+        RunIndexes.shared.forget(store)
+        store.openIndexAhead()
+        var fresh = record(900, state: .starting)
+        let lock = try store.create(fresh)
+        defer { lock.release() }
+        fresh.state = .running
+        try store.save(fresh)
+        let index = try #require(store.index)
+        #expect(try index.count() == 601)
+        #expect(try index.row(id: fresh.id)?.state == .running)
+        // A second process's look finds the same, from the files.
+        let again = try #require(reopened())
+        #expect(try again.count() == 601 && again.isBuilt)
+        #expect(try again.row(id: fresh.id)?.state == .running)
+    }
+
     @Test func aRepairNeverUndoesAWriterThatFinishedMeanwhile() throws {
         _ = reopened()
         let index = try #require(store.index)
