@@ -204,6 +204,53 @@ import Glibc
         #expect(Set(ahead.files.map(\.path)) == ["hello.txt", "package.json"])
     }
 
+    /// The fresh folder's tree is made once for the store (issue 15: two git processes less at
+    /// every run's result); every run's repository reads it, and a run's comparison is what it
+    /// was when each run made its own.
+    @Test func aFreshFoldersTreeIsMadeOnceForTheStore() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let shared = dir + "/store"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+        var readings: [WorkspaceChanges] = []
+        for n in 1...2 {
+            try FileManager.default.createDirectory(atPath: dir + "/run\(n)", withIntermediateDirectories: true)
+            try Workspace.createFresh(at: dir + "/ws\(n)")
+            try "hi\n".write(toFile: dir + "/ws\(n)/hello.txt", atomically: false, encoding: .utf8)
+            try "{}\n".write(toFile: dir + "/ws\(n)/package.json", atomically: false, encoding: .utf8)
+            var t = try #require(ChangeTracker(workspace: dir + "/ws\(n)", runDirectory: dir + "/run\(n)",
+                                               environment: ProcessInfo.processInfo.environment))
+            t.sharedDirectory = shared
+            let comparison = try #require(t.compare(baseline: ChangeTracker.freshBaseline))
+            // Nothing of the baseline in the run's own repository: read through the store's.
+            #expect(!FileManager.default.fileExists(atPath: dir + "/run\(n)/changes.git/ccdeck-fresh-tree"))
+            #expect(!FileManager.default.fileExists(atPath: dir + "/run\(n)/changes-fresh"))
+            readings.append(t.settle(comparison))
+            #expect(!FileManager.default.fileExists(atPath: dir + "/run\(n)/changes.git"))
+        }
+        let made = try FileManager.default.contentsOfDirectory(atPath: shared)
+        #expect(made == ["fresh-\(Workspace.freshDigest).git"], "one repository, no scratch left: \(made)")
+        for reading in readings {
+            #expect(reading.files.map(\.path) == ["hello.txt", "package.json"])
+            #expect(reading.files.map(\.kind) == [.added, .modified])
+            #expect(reading.files.map(\.additions) == [1, 1] && reading.files.map(\.deletions) == [0, 6])
+        }
+        let patch = try String(contentsOfFile: dir + "/run2/changes.diff", encoding: .utf8)
+        #expect(patch.hasPrefix("diff --git a/hello.txt b/hello.txt\nnew file mode 100644\n"))
+        #expect(patch.contains("+{}\n"))
+    }
+
+    /// One git gives the three views of a comparison; paths are any bytes but NUL.
+    @Test func theCombinedDiffSplitsIntoItsThreeViews() {
+        let out = Data(":100644 100644 422c2b7 6372083 M\0a.txt\0:000000 100644 0000000 3e75765 A\0sp\tace\n.txt\0"
+            .utf8) + Data(("2\t1\ta.txt\0" + "1\t0\tsp\tace\n.txt\0\0diff --git a/a.txt b/a.txt\n").utf8)
+        let views = ChangeTracker.views(out)
+        #expect(views.nameStatus == Data("M\0a.txt\0A\0sp\tace\n.txt\0".utf8))
+        #expect(views.numstat == Data(("2\t1\ta.txt\0" + "1\t0\tsp\tace\n.txt\0").utf8))
+        #expect(views.patch == Data("diff --git a/a.txt b/a.txt\n".utf8))
+        let none = ChangeTracker.views(Data())
+        #expect(none.nameStatus.isEmpty && none.numstat.isEmpty && none.patch.isEmpty)
+    }
+
     @Test func theReadingTakenAtTheResultIsTheOneSettled() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let t = try tracker()

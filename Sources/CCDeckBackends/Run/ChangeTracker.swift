@@ -14,6 +14,10 @@ public struct ChangeTracker: Sendable {
     public let workspace: String
     public let runDirectory: String
     public var timeout: TimeInterval = 60
+    /// Where the objects of a fresh folder's tree are kept once for all runs (the store's folder),
+    /// so comparing a folder ccdeck made costs no git process for its baseline; nil: made in the
+    /// run's own repository each time.
+    public var sharedDirectory: String?
     /// The patch is kept up to this size; the list of files is always whole.
     public static let maxPatchBytes = 8 << 20
 
@@ -86,14 +90,12 @@ public struct ChangeTracker: Sendable {
         // A repository's tracked files stay tracked even when ignored: start from HEAD's tree.
         if fromGit { guard run(["read-tree", tree], env: env) != nil else { return nil } }
         guard run(["add", "-A"], env: env) != nil else { return nil }
-        // The three views of the same comparison are independent: asked side by side.
-        let common = ["diff", "--cached", "--no-renames"]
-        let nameStatus = Joined<Out?>(), numstat = Joined<Out?>()
-        nameStatus.start { run(common + ["-z", "--name-status", tree], env: env) }
-        numstat.start { run(common + ["-z", "--numstat", tree], env: env) }
-        let patchOut = run(common + ["--no-color", "--no-ext-diff", tree], env: env)
-        guard let names = nameStatus.wait() ?? nil, let numbers = numstat.wait() ?? nil else { return nil }
-        var files = WorkspaceChanges.files(nameStatus: names.data, numstat: numbers.data)
+        // The three views of the same comparison (what each file became, its lines, the patch)
+        // from one git: each process is CPU the sandbox's wind-down would otherwise have.
+        guard let combined = run(["diff", "--cached", "--no-renames", "-z", "--raw", "--numstat", "-p", "--no-color",
+                                  "--no-ext-diff", tree], env: env) else { return nil }
+        let views = Self.views(combined.data)
+        var files = WorkspaceChanges.files(nameStatus: views.nameStatus, numstat: views.numstat)
         var oldSizes: [String: Int64] = [:]
         if files.contains(where: { $0.kind == .deleted }),
            let listing = run(["ls-tree", "-r", "-l", "-z", tree], env: env) {
@@ -113,13 +115,39 @@ public struct ChangeTracker: Sendable {
                 if lstat(workspace + "/" + files[i].path, &st) == 0 { files[i].size = Int64(st.st_size) }
             }
         }
-        var patch = patchOut?.data ?? Data()
+        var patch = views.patch
         var changes = WorkspaceChanges(baseline: fromGit ? "git HEAD" : "the snapshot taken at its start", files: files)
         if patch.count > Self.maxPatchBytes {
             patch = patch.prefix(Self.maxPatchBytes)
             changes.patchCutAt = Self.maxPatchBytes
         }
         return Comparison(changes: changes, patch: patch, began: began)
+    }
+
+    /// `git diff -z --raw --numstat -p` read as its three views: the raw entries as `--name-status
+    /// -z` prints them (status, path), the numstat entries, and the patch, which follows the empty
+    /// field that ends the lists (a path is never empty).
+    static func views(_ out: Data) -> (nameStatus: Data, numstat: Data, patch: Data) {
+        let bytes = [UInt8](out)
+        var nameStatus: [UInt8] = [], numstat: [UInt8] = []
+        var i = 0
+        func field() -> ArraySlice<UInt8>? {
+            guard let end = bytes[i...].firstIndex(of: 0) else { return nil }
+            defer { i = end + 1 }
+            return bytes[i..<end]
+        }
+        // ":<mode> <mode> <object> <object> <status>\0<path>\0"
+        while i < bytes.count, bytes[i] == UInt8(ascii: ":") {
+            guard let header = field(), let path = field() else { break }
+            nameStatus += (header.split(separator: UInt8(ascii: " ")).last ?? []) + [0] + path + [0]
+        }
+        // "<added>\t<deleted>\t<path>\0"
+        while i < bytes.count, bytes[i] != 0 {
+            guard let entry = field() else { break }
+            numstat += entry + [0]
+        }
+        if i < bytes.count { i += 1 }
+        return (Data(nameStatus), Data(numstat), Data(bytes[i...]))
     }
 
     /// Writes the comparison beside the record and drops the private repository.
@@ -184,37 +212,76 @@ public struct ChangeTracker: Sendable {
         if baseline == Self.freshBaseline, initPrivate() { _ = freshTree() }
     }
 
-    /// The tree of a folder as `Workspace.createFresh` makes it, written in the private repository
-    /// (once: its id is kept there).
+    /// The tree of a folder as `Workspace.createFresh` makes it: read from the store's shared
+    /// repository (made once), else written in the private repository (once: its id is kept there).
     private func freshTree() -> String? {
-        let noted = privateRepository + "/ccdeck-fresh-tree"
-        if let data = FileManager.default.contents(atPath: noted) {
-            let tree = String(decoding: data, as: UTF8.self)
-            if !tree.isEmpty && tree.allSatisfy(\.isHexDigit) { return tree }
+        if let shared = sharedDirectory, let (objects, tree) = Self.sharedFreshTree(in: shared, using: self) {
+            // The run's repository reads the fresh tree's objects from there, never writes them.
+            guard (try? RunStore.replace(privateRepository + "/objects/info/alternates", with: Data((objects + "\n").utf8))) != nil
+            else { return nil }
+            return tree
         }
-        let folder = runDirectory + "/changes-fresh"
-        let fm = FileManager.default
-        try? fm.removeItem(atPath: folder)
-        defer { try? fm.removeItem(atPath: folder) }
-        guard (try? Workspace.createFresh(at: folder)) != nil else { return nil }
+        let noted = privateRepository + "/ccdeck-fresh-tree"
+        if let tree = Self.notedTree(noted) { return tree }
         var env = privateEnvironment(alternate: false)
-        env["GIT_WORK_TREE"] = folder
-        guard run(["add", "-A"], env: env) != nil, let tree = run(["write-tree"], env: env)?.trimmed, !tree.isEmpty else { return nil }
+        guard let tree = makeFreshTree(env: &env, scratch: runDirectory + "/changes-fresh") else { return nil }
         try? RunStore.replace(noted, with: Data(tree.utf8))
         return tree
+    }
+
+    /// A tree id kept in a file, or nil.
+    private static func notedTree(_ path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let tree = String(decoding: data, as: UTF8.self)
+        return !tree.isEmpty && tree.allSatisfy(\.isHexDigit) ? tree : nil
+    }
+
+    /// Writes a fresh folder's tree (made at `scratch`, then deleted) into the repository `env` names.
+    private func makeFreshTree(env: inout [String: String], scratch: String) -> String? {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: scratch)
+        defer { try? fm.removeItem(atPath: scratch) }
+        guard (try? Workspace.createFresh(at: scratch)) != nil else { return nil }
+        env["GIT_WORK_TREE"] = scratch
+        guard run(["add", "-A"], env: env) != nil, let tree = run(["write-tree"], env: env)?.trimmed, !tree.isEmpty else { return nil }
+        return tree
+    }
+
+    /// The store's repository of the fresh folder's tree (`fresh-<digest of its files>.git`): its
+    /// objects folder and the tree. Made by the first run that needs it, aside and then renamed
+    /// into place, so runs racing to make it never see half of one.
+    static func sharedFreshTree(in directory: String, using git: ChangeTracker) -> (objects: String, tree: String)? {
+        let repository = directory + "/fresh-" + Workspace.freshDigest + ".git"
+        let noted = repository + "/ccdeck-fresh-tree"
+        if let tree = notedTree(noted) { return (repository + "/objects", tree) }
+        let scratch = directory + "/.fresh-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let made = scratch + "/repository.git"
+        guard initBare(made) else { return nil }
+        var env = ["GIT_DIR": made, "GIT_INDEX_FILE": scratch + "/index"]
+        guard let tree = git.makeFreshTree(env: &env, scratch: scratch + "/fresh"),
+              (try? RunStore.replace(made + "/ccdeck-fresh-tree", with: Data(tree.utf8))) != nil else { return nil }
+        // Another run may have put its own in place meanwhile: the same tree, kept.
+        _ = rename(made, repository)
+        return notedTree(noted).map { (repository + "/objects", $0) }
     }
 
     /// The private bare repository, made by hand: what `git init --bare` writes that git needs
     /// (HEAD, objects, refs) costs no process, and it is taken while the sandbox starts.
     private func initPrivate() -> Bool {
+        FileManager.default.fileExists(atPath: privateRepository + "/HEAD") || Self.initBare(privateRepository)
+    }
+
+    /// A bare repository made by hand at `path`; its files written without a sync (a run's
+    /// scratch, like the record: it outlives ccdeck, not necessarily a power cut).
+    static func initBare(_ path: String) -> Bool {
         let fm = FileManager.default
-        if fm.fileExists(atPath: privateRepository + "/HEAD") { return true }
         do {
             for folder in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {
-                try fm.createDirectory(atPath: privateRepository + "/" + folder, withIntermediateDirectories: true)
+                try fm.createDirectory(atPath: path + "/" + folder, withIntermediateDirectories: true)
             }
-            try Data("[core]\n\trepositoryformatversion = 0\n\tbare = true\n".utf8).write(to: URL(fileURLWithPath: privateRepository + "/config"))
-            try Data("ref: refs/heads/main\n".utf8).write(to: URL(fileURLWithPath: privateRepository + "/HEAD"))
+            try RunStore.replace(path + "/config", with: Data("[core]\n\trepositoryformatversion = 0\n\tbare = true\n".utf8))
+            try RunStore.replace(path + "/HEAD", with: Data("ref: refs/heads/main\n".utf8))
             return true
         } catch {
             return false
