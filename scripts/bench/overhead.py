@@ -6,8 +6,12 @@ ccdeck's own time, and a last line of JSON for scripts/bench/fixed-cost.
 ccdeck's own time is its wall time less the time its engine's commands and API calls took on
 the run's path (`CCDECK_TRACE=1` ends a run with `| engine N ms in K calls`): what ccdeck
 itself adds, free of the engine's noise, which on a small machine moves a difference of two
-medians by 10-20 ms from one sitting to the next."""
+medians by 10-20 ms from one sitting to the next.
+
+`BENCH_RAW=FILE` appends every run's wall time (and ccdeck's own time) to FILE, a JSON line per
+variant, for a closer look at the spread than the summary gives."""
 import json
+import os
 import random
 import re
 import statistics
@@ -52,6 +56,9 @@ def report(variant, ours_name, bare_name, ours, bare, own=None):
     if own:
         print(f"  ccdeck's own time (wall less its engine calls): median {1000 * statistics.median(own):.1f} ms, "
               f"max {1000 * max(own):.1f} ms")
+    if os.environ.get("BENCH_RAW"):
+        with open(os.environ["BENCH_RAW"], "a") as f:
+            f.write(json.dumps({"variant": variant, "ccdeck": ours, "bare": bare, "own": own}) + "\n")
     print("RESULT " + json.dumps({"variant": variant, "runs": len(ours), "ccdeck": m_ours, "bare": m_bare,
                                   "paired": paired, "own": statistics.median(own) if own else None,
                                   "low": low, "high": high}))
