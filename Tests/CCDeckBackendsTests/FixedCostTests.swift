@@ -217,9 +217,8 @@ import Glibc
             try Workspace.createFresh(at: dir + "/ws\(n)")
             try "hi\n".write(toFile: dir + "/ws\(n)/hello.txt", atomically: false, encoding: .utf8)
             try "{}\n".write(toFile: dir + "/ws\(n)/package.json", atomically: false, encoding: .utf8)
-            var t = try #require(ChangeTracker(workspace: dir + "/ws\(n)", runDirectory: dir + "/run\(n)",
-                                               environment: ProcessInfo.processInfo.environment))
-            t.sharedDirectory = shared
+            let t = try #require(ChangeTracker(workspace: dir + "/ws\(n)", runDirectory: dir + "/run\(n)",
+                                               environment: ProcessInfo.processInfo.environment, sharedDirectory: shared))
             let comparison = try #require(t.compare(baseline: ChangeTracker.freshBaseline))
             // Nothing of the baseline in the run's own repository: read through the store's.
             #expect(!FileManager.default.fileExists(atPath: dir + "/run\(n)/changes.git/ccdeck-fresh-tree"))

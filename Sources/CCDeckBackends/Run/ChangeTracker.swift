@@ -17,7 +17,7 @@ public struct ChangeTracker: Sendable {
     /// Where the objects of a fresh folder's tree are kept once for all runs (the store's folder),
     /// so comparing a folder ccdeck made costs no git process for its baseline; nil: made in the
     /// run's own repository each time.
-    public var sharedDirectory: String?
+    public let sharedDirectory: String?
     /// The patch is kept up to this size; the list of files is always whole.
     public static let maxPatchBytes = 8 << 20
 
@@ -25,11 +25,12 @@ public struct ChangeTracker: Sendable {
     var userRepository: String { workspace + "/.git" }
 
     /// nil when git is not installed (the run then records no changes, and says nothing is known).
-    public init?(workspace: String, runDirectory: String, environment: [String: String]) {
+    public init?(workspace: String, runDirectory: String, environment: [String: String], sharedDirectory: String? = nil) {
         guard let git = ChildProcess.resolve("git", environment: environment) else { return nil }
         self.git = git
         self.workspace = workspace
         self.runDirectory = runDirectory
+        self.sharedDirectory = sharedDirectory
     }
 
     /// The baseline, taken before the agent starts: `git:<tree>` for a repository with a `HEAD`,

@@ -258,8 +258,8 @@ public final class RunDriver {
         var followed: Followed
         var launch: AgentLaunch
         let beside = BesideTheAgent(
-            tracker: ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment)
-                .map { var t = $0; t.sharedDirectory = store.root; return t },
+            tracker: ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment,
+                                   sharedDirectory: store.root),
             comparedAtResult: traits.writesHostWorkspace)
         var firstAttempt = true
         while true {
@@ -711,7 +711,7 @@ public final class RunDriver {
         let discarded = Joined<Void>()
         if let baseline = record.changesBaseline,
            let tracker = beside?.tracker ?? ChangeTracker(workspace: record.workspace, runDirectory: store.directory(for: record.id),
-                                                  environment: environment).map({ var t = $0; t.sharedDirectory = store.root; return t }) {
+                                                  environment: environment, sharedDirectory: store.root) {
             // The reading taken (and written down) at the agent's result stands when nothing was
             // touched since (a process the agent left running may have written on); else it is
             // read again. Its private repository goes beside the final save.
@@ -834,8 +834,6 @@ public enum Workspace {
 
         """
 
-    /// Creates the directory with a minimal `package.json`, writable by the image's `agent` user.
-    /// It lives inside the run's 0700 directory, so opening it to uid 1000 exposes it to no one else.
     /// A digest of what `createFresh` writes (FNV-1a, stable across processes): the store's
     /// repository of the fresh folder's tree is named after it, so a ccdeck that writes other
     /// files there makes its own.
@@ -847,6 +845,8 @@ public enum Workspace {
         return String(hash, radix: 16)
     }()
 
+    /// Creates the directory with a minimal `package.json`, writable by the image's `agent` user.
+    /// It lives inside the run's 0700 directory, so opening it to uid 1000 exposes it to no one else.
     public static func createFresh(at path: String) throws {
         // Plain system calls: the folder is made on every run's path to its start.
         if mkdir(path, 0o777) != 0 && errno != EEXIST {
