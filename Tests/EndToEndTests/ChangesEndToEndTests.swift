@@ -75,6 +75,26 @@ struct ChangesEndToEndTests {
         #expect(tmux.waitFor("EXIT:0", timeout: 20, history: true) != nil)
     }
 
+    /// A big folder's snapshot takes seconds, and Claude Code waits only ~3 s for its prompt on
+    /// stdin before it exits ("Input must be provided either through stdin…"): the snapshot is
+    /// taken before the sandbox starts, so the prompt never waits for it. Here git takes 4 s for
+    /// the snapshot's tree (a wrapper first on PATH), as a 59 MB folder did on this machine.
+    @Test func aSlowSnapshotNeverKeepsThePromptFromTheAgent() throws {
+        let ws = try project(git: false)
+        let slow = home.path + "/slow-git"
+        try FileManager.default.createDirectory(atPath: slow, withIntermediateDirectories: true)
+        let real = try #require(ChildProcess.resolve("git", environment: EngineEnvironment.host))
+        try "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = write-tree ] && sleep 4; done\nexec \(real) \"$@\"\n"
+            .write(toFile: slow + "/git", atomically: true, encoding: .utf8)
+        chmod(slow + "/git", 0o755)
+        let model = try ModelServer(scenario: "changes", logDirectory: home.path)
+        var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
+        env["PATH"] = slow + ":" + (env["PATH"] ?? "/usr/bin:/bin")
+        let r = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker", extra: ["--workspace", ws]), environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        try expectTheChanges(env, baseline: "the snapshot taken at its start")
+    }
+
     @Test func aGitRepositoryAgainstItsHeadLeftUntouched() throws {
         let ws = try project(git: true)
         func git(_ args: String...) throws -> String {

@@ -261,6 +261,20 @@ public final class RunDriver {
             tracker: ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment,
                                    sharedDirectory: store.root),
             comparedAtResult: traits.writesHostWorkspace)
+        // What the workspace holds before the agent can touch it, to say afterwards what it
+        // changed: taken before the sandbox starts, never while it does. The agent waits only
+        // ~3 s for its prompt on stdin (Claude Code then exits "Input must be provided either
+        // through stdin…"), and a big folder's snapshot takes longer (a 59 MB folder of 5,000
+        // files: 1.5–3.8 s). A folder ccdeck just made holds what it wrote: nothing to read.
+        if let tracker = beside.tracker {
+            record.changesBaseline = request.workspace == nil ? ChangeTracker.freshBaseline : tracker.begin()
+            if cancel.check() {
+                tracker.discard()
+                sinks.releaseReserve()
+                return stoppedBeforeStart(&record)
+            }
+        }
+        trace.mark("baseline")
         var firstAttempt = true
         while true {
             do { launch = try backend.start(spec, preparation: preparation) } catch {
@@ -271,15 +285,7 @@ public final class RunDriver {
             }
             launch.process.countAsEngineCall()
             if firstAttempt {
-                // What the workspace holds before the agent touches it, to say afterwards what it
-                // changed: taken while the sandbox starts (off the run's critical path), and before
-                // the prompt is written, which the agent waits for before it does anything.
                 trace.mark("start")
-                if let tracker = beside.tracker {
-                    // A folder ccdeck just made holds what it wrote: nothing to read.
-                    record.changesBaseline = request.workspace == nil ? ChangeTracker.freshBaseline : tracker.begin()
-                }
-                trace.mark("baseline")
                 record.state = .running
                 record.sandboxID = launch.sandboxID
                 try? store.save(record)
