@@ -238,6 +238,24 @@ import Glibc
         #expect(patch.contains("+{}\n"))
     }
 
+    /// A plain folder's snapshot is one git process before the start (`add -A` into the private
+    /// index); its tree is written when first compared, and every later reading compares with
+    /// that same snapshot, however the index moved on.
+    @Test func aPlainFoldersSnapshotIsItsIndexUntilFirstCompared() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t = try tracker()
+        let baseline = try #require(t.begin())
+        #expect(baseline == ChangeTracker.indexBaseline)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/changes.git/ccdeck-baseline-tree"), "no tree yet")
+        try "b\n".write(toFile: dir + "/ws/sub/a.txt", atomically: false, encoding: .utf8)
+        let first = try #require(t.compare(baseline: baseline))
+        #expect(first.changes.files.map(\.path) == ["sub/a.txt"] && first.changes.files.map(\.kind) == [.modified])
+        try "n\n".write(toFile: dir + "/ws/new.txt", atomically: false, encoding: .utf8)
+        let second = try #require(t.compare(baseline: baseline))
+        #expect(second.changes.files.map(\.path) == ["new.txt", "sub/a.txt"], "against the start, not the first reading")
+        #expect(!ChangeTracker.canRemake(baseline), "the snapshot lives only in the private repository")
+    }
+
     /// One git gives the three views of a comparison; paths are any bytes but NUL.
     @Test func theCombinedDiffSplitsIntoItsThreeViews() {
         let out = Data(":100644 100644 422c2b7 6372083 M\0a.txt\0:000000 100644 0000000 3e75765 A\0sp\tace\n.txt\0"

@@ -34,16 +34,30 @@ public struct ChangeTracker: Sendable {
     }
 
     /// The baseline, taken before the agent starts: `git:<tree>` for a repository with a `HEAD`,
-    /// else `snapshot:<tree>` of the folder as it is (its own `.gitignore` files honoured).
+    /// else the folder as it is (its own `.gitignore` files honoured) in the private index
+    /// (`snapshot-index:1`), whose tree is written when first compared.
     public func begin() -> String? {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: userRepository, isDirectory: &isDir), isDir.boolValue,
            let tree = run(["rev-parse", "--verify", "-q", "HEAD^{tree}"], env: ["GIT_DIR": userRepository])?.trimmed, !tree.isEmpty {
             return "git:" + tree
         }
-        guard initPrivate(), run(["add", "-A"], env: privateEnvironment(alternate: false)) != nil,
-              let tree = run(["write-tree"], env: privateEnvironment(alternate: false))?.trimmed, !tree.isEmpty else { return nil }
-        return "snapshot:" + tree
+        guard initPrivate(), run(["add", "-A"], env: privateEnvironment(alternate: false)) != nil else { return nil }
+        return Self.indexBaseline
+    }
+
+    /// A plain folder's baseline held in the private index: one git process on the way to the
+    /// sandbox's start (`add -A`); its tree is written from that index when first compared,
+    /// beside the sandbox's wind-down, and noted (`ccdeck-baseline-tree`) before the index moves on.
+    public static let indexBaseline = "snapshot-index:1"
+
+    /// The tree of the index baseline: noted, or written now from the untouched private index.
+    private func indexTree() -> String? {
+        let noted = privateRepository + "/ccdeck-baseline-tree"
+        if let tree = Self.notedTree(noted) { return tree }
+        guard let tree = run(["write-tree"], env: privateEnvironment(alternate: false))?.trimmed, !tree.isEmpty,
+              (try? RunStore.replace(noted, with: Data(tree.utf8))) != nil else { return nil }
+        return tree
     }
 
     /// What changed since `baseline`; writes `changes.json` and `changes.diff` beside the record
@@ -82,6 +96,9 @@ public struct ChangeTracker: Sendable {
         var (kind, base) = (parts[0], parts[1])
         if baseline == Self.freshBaseline {
             guard let made = freshTree() else { return nil }
+            (kind, base) = ("snapshot", made)
+        } else if baseline == Self.indexBaseline {
+            guard let made = indexTree() else { return nil }
             (kind, base) = ("snapshot", made)
         }
         let tree = base
@@ -211,6 +228,7 @@ public struct ChangeTracker: Sendable {
     /// so a comparison that waits for the sandbox's end (a workspace copied back) finds it made.
     public func prepare(baseline: String) {
         if baseline == Self.freshBaseline, initPrivate() { _ = freshTree() }
+        if baseline == Self.indexBaseline { _ = indexTree() }
     }
 
     /// The tree of a folder as `Workspace.createFresh` makes it: read from the store's shared
