@@ -234,7 +234,7 @@ public struct ChangeTracker: Sendable {
     /// The tree of a folder as `Workspace.createFresh` makes it: read from the store's shared
     /// repository (made once), else written in the private repository (once: its id is kept there).
     private func freshTree() -> String? {
-        if let shared = sharedDirectory, let (objects, tree) = Self.sharedFreshTree(in: shared, using: self) {
+        if let (objects, tree) = sharedFreshTree() {
             // The run's repository reads the fresh tree's objects from there, never writes them.
             guard (try? RunStore.replace(privateRepository + "/objects/info/alternates", with: Data((objects + "\n").utf8))) != nil
             else { return nil }
@@ -242,8 +242,7 @@ public struct ChangeTracker: Sendable {
         }
         let noted = privateRepository + "/ccdeck-fresh-tree"
         if let tree = Self.notedTree(noted) { return tree }
-        var env = privateEnvironment(alternate: false)
-        guard let tree = makeFreshTree(env: &env, scratch: runDirectory + "/changes-fresh") else { return nil }
+        guard let tree = makeFreshTree(env: privateEnvironment(alternate: false), scratch: runDirectory + "/changes-fresh") else { return nil }
         try? RunStore.replace(noted, with: Data(tree.utf8))
         return tree
     }
@@ -256,12 +255,12 @@ public struct ChangeTracker: Sendable {
     }
 
     /// Writes a fresh folder's tree (made at `scratch`, then deleted) into the repository `env` names.
-    private func makeFreshTree(env: inout [String: String], scratch: String) -> String? {
+    private func makeFreshTree(env: [String: String], scratch: String) -> String? {
         let fm = FileManager.default
         try? fm.removeItem(atPath: scratch)
         defer { try? fm.removeItem(atPath: scratch) }
         guard (try? Workspace.createFresh(at: scratch)) != nil else { return nil }
-        env["GIT_WORK_TREE"] = scratch
+        let env = env.merging(["GIT_WORK_TREE": scratch]) { $1 }
         guard run(["add", "-A"], env: env) != nil, let tree = run(["write-tree"], env: env)?.trimmed, !tree.isEmpty else { return nil }
         return tree
     }
@@ -269,31 +268,31 @@ public struct ChangeTracker: Sendable {
     /// The store's repository of the fresh folder's tree (`fresh-<digest of its files>.git`): its
     /// objects folder and the tree. Made by the first run that needs it, aside and then renamed
     /// into place, so runs racing to make it never see half of one.
-    static func sharedFreshTree(in directory: String, using git: ChangeTracker) -> (objects: String, tree: String)? {
+    private func sharedFreshTree() -> (objects: String, tree: String)? {
+        guard let directory = sharedDirectory else { return nil }
         let repository = directory + "/fresh-" + Workspace.freshDigest + ".git"
         let noted = repository + "/ccdeck-fresh-tree"
-        if let tree = notedTree(noted) { return (repository + "/objects", tree) }
+        if let tree = Self.notedTree(noted) { return (repository + "/objects", tree) }
         let scratch = directory + "/.fresh-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let made = scratch + "/repository.git"
-        guard initBare(made) else { return nil }
-        var env = ["GIT_DIR": made, "GIT_INDEX_FILE": scratch + "/index"]
-        guard let tree = git.makeFreshTree(env: &env, scratch: scratch + "/fresh"),
+        guard Self.initBare(made),
+              let tree = makeFreshTree(env: ["GIT_DIR": made, "GIT_INDEX_FILE": scratch + "/index"], scratch: scratch + "/fresh"),
               (try? RunStore.replace(made + "/ccdeck-fresh-tree", with: Data(tree.utf8))) != nil else { return nil }
         // Another run may have put its own in place meanwhile: the same tree, kept.
         _ = rename(made, repository)
-        return notedTree(noted).map { (repository + "/objects", $0) }
+        return Self.notedTree(noted).map { (repository + "/objects", $0) }
     }
 
     /// The private bare repository, made by hand: what `git init --bare` writes that git needs
-    /// (HEAD, objects, refs) costs no process, and it is taken while the sandbox starts.
+    /// (HEAD, objects, refs) costs no process, on the way to the sandbox's start.
     private func initPrivate() -> Bool {
         FileManager.default.fileExists(atPath: privateRepository + "/HEAD") || Self.initBare(privateRepository)
     }
 
     /// A bare repository made by hand at `path`; its files written without a sync (a run's
     /// scratch, like the record: it outlives ccdeck, not necessarily a power cut).
-    static func initBare(_ path: String) -> Bool {
+    private static func initBare(_ path: String) -> Bool {
         let fm = FileManager.default
         do {
             for folder in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {

@@ -258,8 +258,7 @@ public final class RunDriver {
         var followed: Followed
         var launch: AgentLaunch
         let beside = BesideTheAgent(
-            tracker: ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment,
-                                   sharedDirectory: store.root),
+            tracker: changeTracker(workspace: workspace, id: id),
             comparedAtResult: traits.writesHostWorkspace)
         // What the workspace holds before the agent can touch it, to say afterwards what it
         // changed: taken before the sandbox starts, never while it does. The agent waits only
@@ -716,8 +715,7 @@ public final class RunDriver {
         let changed = Joined<WorkspaceChanges.Summary?>()
         let discarded = Joined<Void>()
         if let baseline = record.changesBaseline,
-           let tracker = beside?.tracker ?? ChangeTracker(workspace: record.workspace, runDirectory: store.directory(for: record.id),
-                                                  environment: environment, sharedDirectory: store.root) {
+           let tracker = beside?.tracker ?? changeTracker(workspace: record.workspace, id: record.id) {
             // The reading taken (and written down) at the agent's result stands when nothing was
             // touched since (a process the agent left running may have written on); else it is
             // read again. Its private repository goes beside the final save.
@@ -765,6 +763,13 @@ public final class RunDriver {
         _ = discarded.wait()
         trace.mark("private repository dropped")
         return record
+    }
+
+    /// The run's change tracker (nil without git): its private repository in the run's folder,
+    /// the fresh folder's tree shared by the store.
+    private func changeTracker(workspace: String, id: String) -> ChangeTracker? {
+        ChangeTracker(workspace: workspace, runDirectory: store.directory(for: id), environment: environment,
+                      sharedDirectory: store.root)
     }
 
     /// When the engine started the sandbox, from the stamp it wrote in the run's folder (see
