@@ -16,6 +16,7 @@ import random
 import re
 import statistics
 import subprocess
+import sys
 import time
 
 ENGINE = re.compile(rb"\| engine ([0-9.]+) ms in [0-9]+ calls")
@@ -28,6 +29,23 @@ def run_ccdeck(cmd, env, **kwargs):
     wall = time.perf_counter() - start
     m = ENGINE.search(r.stderr)
     return wall, r.returncode, (wall - float(m.group(1)) / 1000) if m else None
+
+
+def alternate(runs, kinds, what):
+    """Runs every kind `runs` times, each round in turn, the order reversed every other round so
+    that drift falls on every kind alike. A kind is `fn(i) -> (seconds, exit status, own
+    seconds or None)`; a run that fails ends the benchmark. Returns ({kind: [seconds]},
+    {kind: [own seconds or None]})."""
+    times = {k: [] for k in kinds}
+    own = {k: [] for k in kinds}
+    for i in range(runs):
+        for k in (list(kinds) if i % 2 == 0 else list(reversed(kinds))):
+            took, rc, mine = kinds[k](i)
+            if rc != 0:
+                sys.exit(f"{what}: {k} run {i} exited {rc}")
+            times[k].append(took)
+            own[k].append(mine)
+    return times, own
 
 
 def interval(ours, bare, rounds=2000):
