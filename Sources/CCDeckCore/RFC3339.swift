@@ -25,6 +25,15 @@ public enum RFC3339 {
             + "\(two(parts.tm_sec)).\(msText)Z"
     }
 
+    /// The UTC calendar fields of an instant, to the second (rounded down).
+    public static func civil(_ date: Date) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        return (Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
+                Int(parts.tm_min), Int(parts.tm_sec))
+    }
+
     /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`: a fraction is kept to the millisecond (engines
     /// print nanoseconds); nil for anything else.
     public static func parse(_ s: String) -> Date? {

@@ -208,12 +208,16 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
 
     public var wallTime: TimeInterval? { endedAt.map { $0.timeIntervalSince(createdAt) } }
 
-    /// A fresh id: sortable by time, short enough to type, unique enough for one host.
+    /// A fresh id: sortable by time, short enough to type, unique enough for one host. (UTC from
+    /// `gmtime_r`: a Foundation `Calendar` with a time zone loads ICU, ~0.5 ms of every run.)
     public static func newID(at date: Date, random: UInt32 = UInt32.random(in: 0 ... .max)) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return String(format: "%04d%02d%02d-%02d%02d%02d-%04x", c.year!, c.month!, c.day!, c.hour!, c.minute!,
-                      c.second!, random & 0xFFFF)
+        let (year, month, day, hour, minute, second) = RFC3339.civil(date)
+        func digits(_ n: Int, _ width: Int) -> String {
+            let text = String(n)
+            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        }
+        let suffix = String(random & 0xFFFF, radix: 16)
+        return digits(year, 4) + digits(month, 2) + digits(day, 2) + "-" + digits(hour, 2) + digits(minute, 2)
+            + digits(second, 2) + "-" + String(repeating: "0", count: 4 - suffix.count) + suffix
     }
 }

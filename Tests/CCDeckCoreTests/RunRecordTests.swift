@@ -8,6 +8,9 @@ import Testing
     @Test func idsSortByTime() {
         #expect(RunRecord.newID(at: start, random: 0xA3F9) == "20261129-014512-a3f9")
         #expect(RunRecord.newID(at: start.addingTimeInterval(1), random: 0) > RunRecord.newID(at: start, random: 0xFFFF))
+        // Every field keeps its width; a fraction of a second never rounds up; only the low 16 bits.
+        #expect(RunRecord.newID(at: Date(timeIntervalSince1970: 946_684_799.999), random: 0x1_0005) == "19991231-235959-0005")
+        #expect(RunRecord.newID(at: Date(timeIntervalSince1970: 1_801_789_322), random: 0x00A0) == "20270205-010202-00a0")
     }
 
     @Test func progressCountsTurnsAndCost() {
