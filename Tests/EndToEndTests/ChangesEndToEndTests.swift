@@ -75,17 +75,27 @@ struct ChangesEndToEndTests {
         #expect(tmux.waitFor("EXIT:0", timeout: 20, history: true) != nil)
     }
 
-    /// A big folder's snapshot takes seconds, and Claude Code waits only ~3 s for its prompt on
-    /// stdin before it exits ("Input must be provided either through stdin…"): the snapshot is
-    /// taken before the sandbox starts, so the prompt never waits for it. Here git takes 4 s for
-    /// the snapshot's tree (a wrapper first on PATH), as a 59 MB folder did on this machine.
+    /// A big folder's snapshot takes seconds, and Claude Code waits only ~3 s for the first
+    /// bytes of its prompt on stdin before it exits ("Input must be provided either through
+    /// stdin…"). The snapshot is read while the sandbox starts, the prompt already written, its
+    /// end held until the snapshot is whole: the agent neither gives up nor acts before it.
+    /// Here git takes 4 s for the snapshot (a wrapper first on PATH), as a 59 MB folder did.
     @Test func aSlowSnapshotNeverKeepsThePromptFromTheAgent() throws {
         let ws = try project(git: false)
         let slow = home.path + "/slow-git"
         try FileManager.default.createDirectory(atPath: slow, withIntermediateDirectories: true)
         let real = try #require(ChildProcess.resolve("git", environment: EngineEnvironment.host))
-        try "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = write-tree ] && sleep 4; done\nexec \(real) \"$@\"\n"
-            .write(toFile: slow + "/git", atomically: true, encoding: .utf8)
+        // The first `add` (the snapshot) is slow, and notes when it ended.
+        try """
+            #!/bin/sh
+            for a in "$@"; do
+              if [ "$a" = add ] && mkdir "\(slow)/first-add" 2>/dev/null; then
+                \(real) "$@"; s=$?; sleep 4; date -u +%s.%N > "\(slow)/snapshot-ended"; exit $s
+              fi
+            done
+            exec \(real) "$@"
+
+            """.write(toFile: slow + "/git", atomically: true, encoding: .utf8)
         chmod(slow + "/git", 0o755)
         let model = try ModelServer(scenario: "changes", logDirectory: home.path)
         var env = EngineEnvironment.runEnvironment(home: home.path, model: model, token: EngineEnvironment.canaryToken())
@@ -93,6 +103,12 @@ struct ChangesEndToEndTests {
         let r = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker", extra: ["--workspace", ws]), environment: env)
         #expect(r.status == .exited(0), "\(r.output)")
         try expectTheChanges(env, baseline: "the snapshot taken at its start")
+        // The container was up before the snapshot was whole: the start did not wait for it.
+        let ended = try #require(Double(String(contentsOfFile: slow + "/snapshot-ended", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let record = try #require(RunStore(environment: env).list().first)
+        let started = try #require(record.phases.containerStarted)
+        #expect(started.timeIntervalSince1970 < ended, "container started \(started), snapshot ended \(ended)")
     }
 
     @Test func aGitRepositoryAgainstItsHeadLeftUntouched() throws {

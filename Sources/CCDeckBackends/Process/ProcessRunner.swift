@@ -73,6 +73,19 @@ public enum ProcessRunner {
         return false
     }
 
+    /// Writes what of `input` a started child's stdin pipe takes now, without waiting for the
+    /// child to read; stdin stays open. Returns the rest, for `stream` to write and end.
+    public static func writeWithoutWaiting(_ child: ChildProcess, _ input: Data) -> Data {
+        guard child.stdinFD >= 0, !input.isEmpty else { return input }
+        _ = fcntl(child.stdinFD, F_SETFL, fcntl(child.stdinFD, F_GETFL) | O_NONBLOCK)
+        var written = 0
+        while written < input.count {
+            let n = input.withUnsafeBytes { raw in write(child.stdinFD, raw.baseAddress! + written, raw.count - written) }
+            if n > 0 { written += n } else if n < 0 && errno == EINTR { continue } else { break }
+        }
+        return Data(input.dropFirst(written))
+    }
+
     /// Streams a running child's stdout and stderr as lines until both close, then waits for it.
     ///
     /// - Parameters:

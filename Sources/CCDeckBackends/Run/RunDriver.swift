@@ -261,30 +261,33 @@ public final class RunDriver {
             tracker: changeTracker(workspace: workspace, id: id),
             comparedAtResult: traits.writesHostWorkspace)
         // What the workspace holds before the agent can touch it, to say afterwards what it
-        // changed: taken before the sandbox starts, never while it does. The agent waits only
-        // ~3 s for its prompt on stdin (Claude Code then exits "Input must be provided either
-        // through stdin…"), and a big folder's snapshot takes longer (a 59 MB folder of 5,000
-        // files: 1.5–3.8 s). A folder ccdeck just made holds what it wrote: nothing to read.
-        if let tracker = beside.tracker {
-            record.changesBaseline = request.workspace == nil ? ChangeTracker.freshBaseline : tracker.begin()
-            if cancel.check() {
-                tracker.discard()
-                sinks.releaseReserve()
-                return stoppedBeforeStart(&record)
-            }
-        }
-        trace.mark("baseline")
+        // changed. A folder ccdeck just made holds what it wrote: nothing to read. A user's folder
+        // is read while its sandbox starts (a 59 MB folder of 5,000 files takes 1.5–3.8 s): the
+        // agent acts on nothing before its prompt ends, and the prompt's end (stdin closed) waits
+        // for the snapshot. The prompt's text goes in first: Claude Code gives up on a stdin
+        // that says nothing for ~3 s ("Input must be provided either through stdin…"), but once
+        // it has read something it waits for the end, however long.
+        if beside.tracker != nil, request.workspace == nil { record.changesBaseline = ChangeTracker.freshBaseline }
+        var snapshotDue = request.workspace != nil ? beside.tracker : nil
         var firstAttempt = true
         while true {
             do { launch = try backend.start(spec, preparation: preparation) } catch {
                 // Whatever got as far as existing goes again.
                 if !request.keep { try? backend.release(ref) }
+                snapshotDue?.discard()
                 sinks.releaseReserve()
                 throw fail("\(error)")
             }
             launch.process.countAsEngineCall()
+            var input = launch.stdinPrefix + Data(request.prompt.utf8)
+            if firstAttempt { trace.mark("start") }
+            if let tracker = snapshotDue {
+                snapshotDue = nil
+                input = ProcessRunner.writeWithoutWaiting(launch.process, input)
+                record.changesBaseline = tracker.begin()
+                trace.mark("baseline (beside the start)")
+            }
             if firstAttempt {
-                trace.mark("start")
                 record.state = .running
                 record.sandboxID = launch.sandboxID
                 try? store.save(record)
@@ -292,7 +295,7 @@ public final class RunDriver {
             }
             // Its sandbox as the record names it now: what runs beside the agent asks about it.
             let startRef = SandboxRef(record)
-            followed = follow(launch.process, input: launch.stdinPrefix + Data(request.prompt.utf8), sinks: sinks, ref: startRef,
+            followed = follow(launch.process, input: input, sinks: sinks, ref: startRef,
                               skip: (0, 0), cancel: cancel, runDirectory: store.directory(for: id), decoder: launch.decoder,
                               deadline: request.timeout.map { (Date().addingTimeInterval($0), $0) },
                               onFirstLine: { [backend, store, folder = store.directory(for: id), baseline = record.changesBaseline,
