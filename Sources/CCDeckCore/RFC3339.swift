@@ -12,17 +12,17 @@ public enum RFC3339 {
     /// UTC, milliseconds, `Z`.
     public static func format(_ date: Date) -> String {
         let millis = (date.timeIntervalSince1970 * 1000).rounded()
-        let seconds = time_t((millis / 1000).rounded(.down))
-        let ms = Int(millis - Double(seconds) * 1000)
-        var t = seconds
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let msText = ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)"
-        let year = Int(parts.tm_year) + 1900
-        let yearText = year < 1000 ? String(repeating: "0", count: 4 - String(year).count) + String(year) : String(year)
-        return "\(yearText)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):"
-            + "\(two(parts.tm_sec)).\(msText)Z"
+        let seconds = (millis / 1000).rounded(.down)
+        let ms = Int(millis - seconds * 1000)
+        let c = civil(Date(timeIntervalSince1970: seconds))
+        return digits(c.year, 4) + "-" + digits(c.month, 2) + "-" + digits(c.day, 2) + "T" + digits(c.hour, 2) + ":"
+            + digits(c.minute, 2) + ":" + digits(c.second, 2) + "." + digits(ms, 3) + "Z"
+    }
+
+    /// `n` in decimal, zero-padded to `width`.
+    public static func digits(_ n: Int, _ width: Int) -> String {
+        let text = String(n)
+        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }
 
     /// The UTC calendar fields of an instant, to the second (rounded down).

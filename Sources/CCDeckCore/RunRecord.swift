@@ -211,13 +211,9 @@ public struct RunRecord: Sendable, Codable, Equatable, Identifiable {
     /// A fresh id: sortable by time, short enough to type, unique enough for one host. (UTC from
     /// `gmtime_r`: a Foundation `Calendar` with a time zone loads ICU, ~0.5 ms of every run.)
     public static func newID(at date: Date, random: UInt32 = UInt32.random(in: 0 ... .max)) -> String {
-        let (year, month, day, hour, minute, second) = RFC3339.civil(date)
-        func digits(_ n: Int, _ width: Int) -> String {
-            let text = String(n)
-            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
-        }
+        let c = RFC3339.civil(date), digits = RFC3339.digits
         let suffix = String(random & 0xFFFF, radix: 16)
-        return digits(year, 4) + digits(month, 2) + digits(day, 2) + "-" + digits(hour, 2) + digits(minute, 2)
-            + digits(second, 2) + "-" + String(repeating: "0", count: 4 - suffix.count) + suffix
+        return digits(c.year, 4) + digits(c.month, 2) + digits(c.day, 2) + "-" + digits(c.hour, 2) + digits(c.minute, 2)
+            + digits(c.second, 2) + "-" + String(repeating: "0", count: 4 - suffix.count) + suffix
     }
 }
