@@ -21,7 +21,7 @@ public struct BackendKind: RawRepresentable, Hashable, Sendable, Codable, Compar
     public static func < (a: BackendKind, b: BackendKind) -> Bool { a.rawValue < b.rawValue }
 
     /// How people write it: `docker-sandbox` reads `docker sandbox`.
-    public var displayName: String { InertText.line(rawValue.replacingOccurrences(of: "-", with: " ")) }
+    public var displayName: String { InertText.line(String(rawValue.map { $0 == "-" ? " " : $0 })) }
     public var description: String { displayName }
 
     // The names ccdeck's own backends register under (records and labels keep these strings).

@@ -61,6 +61,13 @@ public enum InertText {
             v.value < 0x20 || v.value == 0x7F || (0x80...0x9F).contains(v.value)
         }
     }
+
+    /// True when every line of the text would reach a terminal unchanged (its newlines aside).
+    public static func linesAreInert(_ text: some StringProtocol) -> Bool {
+        !text.unicodeScalars.contains { v in
+            (v.value < 0x20 && v.value != 0x0A) || v.value == 0x7F || (0x80...0x9F).contains(v.value)
+        }
+    }
 }
 
 extension InertText {

@@ -10,6 +10,14 @@ import Testing
         #expect(line == "a␛]0;pwned␇b␛[2Jc␛]52;c;Zm9v␇d␛[10;10He␍f\u{FFFD}31mg␡")
     }
 
+    @Test func linesAreInertAllowsNewlinesOnly() {
+        #expect(InertText.linesAreInert("one\ntwo 日本語\n"))
+        #expect(!InertText.linesAreInert("one\r\ntwo"))
+        #expect(!InertText.linesAreInert("a\u{1B}[2Jb\nc"))
+        #expect(!InertText.linesAreInert("a\u{9B}31m"))
+        #expect(!InertText.linesAreInert("tab\there"))
+    }
+
     @Test func tabsExpand() {
         #expect(InertText.line("a\tb", tabWidth: 4) == "a   b")
         #expect(InertText.line("\tx", tabWidth: 4) == "    x")
