@@ -23,6 +23,16 @@ import Glibc
         #expect(whole.status == 404 && whole.text == "hello world")
     }
 
+    @Test func headerNamesAnyCaseValuesTrimmedChunkSizesInEitherHex() throws {
+        let sized = try #require(UnixHTTP.parse(Data("HTTP/1.1 200 OK\r\ncontent-LENGTH: \t3 \r\n\r\nabcdef".utf8), complete: false))
+        #expect(sized.text == "abc")
+        let head = "HTTP/1.1 200 OK\r\nX-Other: a:b\r\nTRANSFER-ENCODING:  Chunked\r\n\r\n"
+        let body = String(repeating: "x", count: 26)
+        let joined = try #require(UnixHTTP.parse(Data((head + "1A\r\n\(body)\r\n0\r\n\r\n").utf8), complete: false))
+        #expect(joined.text == body)
+        #expect(UnixHTTP.parse(Data((head + "1a\r\n\(body)\r").utf8), complete: false) == nil)
+    }
+
     @Test func noContentAndAnAnswerEndedByTheClose() throws {
         #expect(UnixHTTP.parse(Data("HTTP/1.1 204 No Content\r\n\r\n".utf8), complete: false)?.status == 204)
         let closed = try #require(UnixHTTP.parse(Data("HTTP/1.0 200 OK\r\n\r\nall of it".utf8), complete: true))
