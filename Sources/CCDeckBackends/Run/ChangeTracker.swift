@@ -8,7 +8,9 @@ import Glibc
 /// repository state: a private bare repository in the run's folder (`changes.git`) holds the
 /// snapshot of a plain folder and the objects git makes while comparing; a workspace that is a
 /// git repository is compared against its own `HEAD` tree, read through an alternate object
-/// directory, so its `HEAD`, index and object store are left as they were.
+/// directory, so its `HEAD`, index and object store are left as they were. A folder ccdeck made
+/// is read against the store's repository of its tree (read only), with the run's own index and
+/// object folder (`changes-index`, `changes-objects`): no repository is made for it.
 public struct ChangeTracker: Sendable {
     public let git: String
     public let workspace: String
@@ -22,6 +24,9 @@ public struct ChangeTracker: Sendable {
     public static let maxPatchBytes = 8 << 20
 
     var privateRepository: String { runDirectory + "/changes.git" }
+    /// What reading a fresh folder against the store's tree writes: the run's index and objects.
+    var runIndex: String { runDirectory + "/changes-index" }
+    var runObjects: String { runDirectory + "/changes-objects" }
     var userRepository: String { workspace + "/.git" }
 
     /// nil when git is not installed (the run then records no changes, and says nothing is known).
@@ -91,20 +96,30 @@ public struct ChangeTracker: Sendable {
     /// What changed since `baseline`, read now; writes nothing beside the record yet.
     public func compare(baseline: String) -> Comparison? {
         let parts = baseline.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2, initPrivate() else { return nil }
+        guard parts.count == 2 else { return nil }
         let began = Self.fileSystemNow()
         var (kind, base) = (parts[0], parts[1])
-        if baseline == Self.freshBaseline {
-            guard let made = freshTree() else { return nil }
-            (kind, base) = ("snapshot", made)
-        } else if baseline == Self.indexBaseline {
-            guard let made = indexTree() else { return nil }
-            (kind, base) = ("snapshot", made)
+        let env: [String: String]
+        if baseline == Self.freshBaseline, let shared = sharedFreshTree(),
+           mkdir(runObjects, 0o777) == 0 || errno == EEXIST {
+            // The store's repository of the fresh tree, read only: no repository made per run.
+            (kind, base) = ("snapshot", shared.tree)
+            env = ["GIT_DIR": shared.repository, "GIT_WORK_TREE": workspace, "GIT_INDEX_FILE": runIndex,
+                   "GIT_OBJECT_DIRECTORY": runObjects, "GIT_ALTERNATE_OBJECT_DIRECTORIES": shared.repository + "/objects"]
+        } else {
+            guard initPrivate() else { return nil }
+            if baseline == Self.freshBaseline {
+                guard let made = freshTree() else { return nil }
+                (kind, base) = ("snapshot", made)
+            } else if baseline == Self.indexBaseline {
+                guard let made = indexTree() else { return nil }
+                (kind, base) = ("snapshot", made)
+            }
+            env = privateEnvironment(alternate: kind == "git")
         }
         let tree = base
         guard tree.allSatisfy(\.isHexDigit) else { return nil }
         let fromGit = kind == "git"
-        let env = privateEnvironment(alternate: fromGit)
         // A repository's tracked files stay tracked even when ignored: start from HEAD's tree.
         if fromGit { guard run(["read-tree", tree], env: env) != nil else { return nil } }
         guard run(["add", "-A"], env: env) != nil else { return nil }
@@ -184,9 +199,12 @@ public struct ChangeTracker: Sendable {
         }
     }
 
-    /// Drops the private repository (once nothing will be read again).
+    /// Drops the private repository, or the index and objects a fresh folder's reading wrote
+    /// (once nothing will be read again).
     public func discard() {
         try? FileManager.default.removeItem(atPath: privateRepository)
+        unlink(runIndex)
+        try? FileManager.default.removeItem(atPath: runObjects)
     }
 
     /// The clock the kernel stamps files with (the coarse wall clock): a change made after this
@@ -227,17 +245,17 @@ public struct ChangeTracker: Sendable {
     /// Makes what a comparison with `baseline` needs before the agent ends (a fresh folder's tree),
     /// so a comparison that waits for the sandbox's end (a workspace copied back) finds it made.
     public func prepare(baseline: String) {
-        if baseline == Self.freshBaseline, initPrivate() { _ = freshTree() }
+        if baseline == Self.freshBaseline, sharedFreshTree() == nil, initPrivate() { _ = freshTree() }
         if baseline == Self.indexBaseline { _ = indexTree() }
     }
 
     /// The tree of a folder as `Workspace.createFresh` makes it: read from the store's shared
     /// repository (made once), else written in the private repository (once: its id is kept there).
     private func freshTree() -> String? {
-        if let (objects, tree) = sharedFreshTree() {
+        if let (repository, tree) = sharedFreshTree() {
             // The run's repository reads the fresh tree's objects from there, never writes them.
-            guard (try? RunStore.replace(privateRepository + "/objects/info/alternates", with: Data((objects + "\n").utf8))) != nil
-            else { return nil }
+            let alternates = privateRepository + "/objects/info/alternates"
+            guard (try? RunStore.replace(alternates, with: Data((repository + "/objects\n").utf8))) != nil else { return nil }
             return tree
         }
         let noted = privateRepository + "/ccdeck-fresh-tree"
@@ -268,11 +286,11 @@ public struct ChangeTracker: Sendable {
     /// The store's repository of the fresh folder's tree (`fresh-<digest of its files>.git`): its
     /// objects folder and the tree. Made by the first run that needs it, aside and then renamed
     /// into place, so runs racing to make it never see half of one.
-    private func sharedFreshTree() -> (objects: String, tree: String)? {
+    private func sharedFreshTree() -> (repository: String, tree: String)? {
         guard let directory = sharedDirectory else { return nil }
         let repository = directory + "/fresh-" + Workspace.freshDigest + ".git"
         let noted = repository + "/ccdeck-fresh-tree"
-        if let tree = Self.notedTree(noted) { return (repository + "/objects", tree) }
+        if let tree = Self.notedTree(noted) { return (repository, tree) }
         let scratch = directory + "/.fresh-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let made = scratch + "/repository.git"
@@ -281,7 +299,7 @@ public struct ChangeTracker: Sendable {
               (try? RunStore.replace(made + "/ccdeck-fresh-tree", with: Data(tree.utf8))) != nil else { return nil }
         // Another run may have put its own in place meanwhile: the same tree, kept.
         _ = rename(made, repository)
-        return Self.notedTree(noted).map { (repository + "/objects", $0) }
+        return Self.notedTree(noted).map { (repository, $0) }
     }
 
     /// The private bare repository, made by hand: what `git init --bare` writes that git needs
