@@ -284,7 +284,7 @@ public struct ChangeTracker: Sendable {
     }
 
     /// The store's repository of the fresh folder's tree (`fresh-<digest of its files>.git`): its
-    /// objects folder and the tree. Made by the first run that needs it, aside and then renamed
+    /// path and the tree. Made by the first run that needs it, aside and then renamed
     /// into place, so runs racing to make it never see half of one.
     private func sharedFreshTree() -> (repository: String, tree: String)? {
         guard let directory = sharedDirectory else { return nil }
