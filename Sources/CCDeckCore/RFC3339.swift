@@ -20,13 +20,13 @@ public enum RFC3339 {
     }
 
     /// `n` in decimal, zero-padded to `width`.
-    public static func digits(_ n: Int, _ width: Int) -> String {
+    static func digits(_ n: Int, _ width: Int) -> String {
         let text = String(n)
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }
 
     /// The UTC calendar fields of an instant, to the second (rounded down).
-    public static func civil(_ date: Date) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
+    static func civil(_ date: Date) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
         var t = time_t(date.timeIntervalSince1970.rounded(.down))
         var parts = tm()
         gmtime_r(&t, &parts)

@@ -81,7 +81,8 @@ public struct UnixHTTP: Sendable {
     static func parse(_ data: Data, complete: Bool) -> Response? {
         let bytes = [UInt8](data)
         guard let end = find([0x0D, 0x0A, 0x0D, 0x0A], in: bytes, from: 0) else { return nil }
-        let lines = split(bytes[..<end], on: [0x0D, 0x0A])
+        // The head's lines end with CRLF: split at LF, the CR dropped.
+        let lines = bytes[..<end].split(separator: 0x0A, omittingEmptySubsequences: false).map { $0.last == 0x0D ? $0.dropLast() : $0 }
         let statusParts = lines.first?.split(separator: 0x20) ?? []
         guard statusParts.count >= 2, statusParts[0].starts(with: Array("HTTP/1.".utf8)),
               let status = Int(String(decoding: statusParts[1], as: UTF8.self)) else { return nil }
@@ -133,19 +134,6 @@ public struct UnixHTTP: Sendable {
             i += 1
         }
         return nil
-    }
-
-    /// The pieces of `bytes` between occurrences of `separator` (CRLF: the header's lines).
-    private static func split(_ bytes: ArraySlice<UInt8>, on separator: [UInt8]) -> [ArraySlice<UInt8>] {
-        let whole = Array(bytes)
-        var pieces: [ArraySlice<UInt8>] = []
-        var i = 0
-        while let next = find(separator, in: whole, from: i) {
-            pieces.append(whole[i..<next])
-            i = next + separator.count
-        }
-        pieces.append(whole[i...])
-        return pieces
     }
 
     private static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {

@@ -100,12 +100,8 @@ public struct ChangeTracker: Sendable {
         let began = Self.fileSystemNow()
         var (kind, base) = (parts[0], parts[1])
         let env: [String: String]
-        if baseline == Self.freshBaseline, let shared = sharedFreshTree(),
-           mkdir(runObjects, 0o777) == 0 || errno == EEXIST {
-            // The store's repository of the fresh tree, read only: no repository made per run.
-            (kind, base) = ("snapshot", shared.tree)
-            env = ["GIT_DIR": shared.repository, "GIT_WORK_TREE": workspace, "GIT_INDEX_FILE": runIndex,
-                   "GIT_OBJECT_DIRECTORY": runObjects, "GIT_ALTERNATE_OBJECT_DIRECTORIES": shared.repository + "/objects"]
+        if baseline == Self.freshBaseline, let shared = sharedFreshTree(), let readOnly = sharedEnvironment(shared.repository) {
+            (kind, base, env) = ("snapshot", shared.tree, readOnly)
         } else {
             guard initPrivate() else { return nil }
             if baseline == Self.freshBaseline {
@@ -249,15 +245,9 @@ public struct ChangeTracker: Sendable {
         if baseline == Self.indexBaseline { _ = indexTree() }
     }
 
-    /// The tree of a folder as `Workspace.createFresh` makes it: read from the store's shared
-    /// repository (made once), else written in the private repository (once: its id is kept there).
+    /// The tree of a folder as `Workspace.createFresh` makes it, written in the private repository
+    /// (once: its id is kept there), when the store keeps none.
     private func freshTree() -> String? {
-        if let (repository, tree) = sharedFreshTree() {
-            // The run's repository reads the fresh tree's objects from there, never writes them.
-            let alternates = privateRepository + "/objects/info/alternates"
-            guard (try? RunStore.replace(alternates, with: Data((repository + "/objects\n").utf8))) != nil else { return nil }
-            return tree
-        }
         let noted = privateRepository + "/ccdeck-fresh-tree"
         if let tree = Self.notedTree(noted) { return tree }
         guard let tree = makeFreshTree(env: privateEnvironment(alternate: false), scratch: runDirectory + "/changes-fresh") else { return nil }
@@ -322,6 +312,14 @@ public struct ChangeTracker: Sendable {
         } catch {
             return false
         }
+    }
+
+    /// The store's repository of the fresh tree over the workspace, read only (no repository made
+    /// per run): the run's own index, and its own folder for the objects `add -A` writes.
+    private func sharedEnvironment(_ repository: String) -> [String: String]? {
+        guard mkdir(runObjects, 0o777) == 0 || errno == EEXIST else { return nil }
+        return ["GIT_DIR": repository, "GIT_WORK_TREE": workspace, "GIT_INDEX_FILE": runIndex,
+                "GIT_OBJECT_DIRECTORY": runObjects, "GIT_ALTERNATE_OBJECT_DIRECTORIES": repository + "/objects"]
     }
 
     /// The private repository over the workspace, its own index; with `alternate`, the user's

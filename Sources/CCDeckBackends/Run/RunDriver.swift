@@ -268,26 +268,25 @@ public final class RunDriver {
         // that says nothing for ~3 s ("Input must be provided either through stdin…"), but once
         // it has read something it waits for the end, however long.
         if beside.tracker != nil, request.workspace == nil { record.changesBaseline = ChangeTracker.freshBaseline }
-        var snapshotDue = request.workspace != nil ? beside.tracker : nil
+        let snapshot = request.workspace != nil ? beside.tracker : nil
         var firstAttempt = true
         while true {
             do { launch = try backend.start(spec, preparation: preparation) } catch {
                 // Whatever got as far as existing goes again.
                 if !request.keep { try? backend.release(ref) }
-                snapshotDue?.discard()
+                snapshot?.discard()
                 sinks.releaseReserve()
                 throw fail("\(error)")
             }
             launch.process.countAsEngineCall()
             var input = launch.stdinPrefix + Data(request.prompt.utf8)
-            if firstAttempt { trace.mark("start") }
-            if let tracker = snapshotDue {
-                snapshotDue = nil
-                input = ProcessRunner.writeWithoutWaiting(launch.process, input)
-                record.changesBaseline = tracker.begin()
-                trace.mark("baseline (beside the start)")
-            }
             if firstAttempt {
+                trace.mark("start")
+                if let snapshot {
+                    input = ProcessRunner.writeWithoutWaiting(launch.process, input)
+                    record.changesBaseline = snapshot.begin()
+                    trace.mark("baseline (beside the start)")
+                }
                 record.state = .running
                 record.sandboxID = launch.sandboxID
                 try? store.save(record)
