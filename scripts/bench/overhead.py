@@ -19,6 +19,25 @@ import subprocess
 import sys
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# A token of the right shape: the scripted model accepts anything, ccdeck checks the shape.
+TOKEN = "sk-ant-oat01-BENCHMARK" + "x" * 80
+
+
+def model_server(*extra):
+    """Starts the scripted model (write_and_bash: Write, Bash, final text): (process, its port)."""
+    server = subprocess.Popen([sys.executable, os.path.join(ROOT, "Tests/Fixtures/model_server.py"),
+                               "--scenario", "write_and_bash", "--port", "0", *extra],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return server, int(server.stdout.readline().split()[1])
+
+
+def agent_environment(port, **extra):
+    """This environment, plus what Claude Code needs to talk to the scripted model at `port`."""
+    return dict(os.environ, CLAUDE_CODE_OAUTH_TOKEN=TOKEN, ANTHROPIC_BASE_URL=f"http://127.0.0.1:{port}",
+                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", CLAUDE_CODE_MAX_RETRIES="0", **extra)
+
+
 ENGINE = re.compile(rb"\| engine ([0-9.]+) ms in [0-9]+ calls")
 
 
