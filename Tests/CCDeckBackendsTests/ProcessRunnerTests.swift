@@ -26,6 +26,15 @@ import _CCDeckTestSupport
         #expect(out.stdout == "hello\n")
     }
 
+    /// A child that prints more than a pipe holds before it reads a stdin larger than a pipe
+    /// holds: the input goes as the pipe takes it while the output is read, so neither waits.
+    @Test func aLargeStdinAndALargeOutputDoNotWaitOnEachOther() throws {
+        let out = try ProcessRunner.run(Command("sh", ["-c", "head -c 1000000 /dev/zero | tr '\\0' x; wc -c"], environment: env),
+                                        input: Data(repeating: UInt8(ascii: "y"), count: 2_000_000), timeout: 60)
+        #expect(!out.timedOut)
+        #expect(out.stdout.utf8.count == 1_000_008 && out.stdout.hasSuffix("x2000000\n"), "\(out.stdout.suffix(20))")
+    }
+
     @Test func timeoutKillsTheWholeProcessGroup() throws {
         let start = Date()
         let out = try ProcessRunner.run(Command("sh", ["-c", "sleep 30 & sleep 30; echo never"], environment: env), timeout: 0.5)

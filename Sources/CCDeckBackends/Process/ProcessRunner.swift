@@ -29,8 +29,12 @@ public enum ProcessRunner {
     public static func run(_ command: Command, input: Data? = nil, timeout: TimeInterval? = nil) throws -> Output {
         let child = try ChildProcess.spawn(command, stdin: input == nil ? .null : .pipe)
         var out = Data(), err = Data()
-        var pendingInput = input ?? Data()
+        let pendingInput = input ?? Data()
+        var inputSent = 0
         if input != nil && pendingInput.isEmpty { child.closeStdin() }
+        // Written as the pipe takes it: a blocking write of more than the pipe holds would wait
+        // for a child that is itself waiting for its output to be read.
+        if child.stdinFD >= 0 { _ = fcntl(child.stdinFD, F_SETFL, fcntl(child.stdinFD, F_GETFL) | O_NONBLOCK) }
         let deadline = timeout.map { Date().addingTimeInterval($0) }
         var timedOut = false
         var open: [Int32: Bool] = [child.stdoutFD: true, child.stderrFD: true]
@@ -47,9 +51,11 @@ public enum ProcessRunner {
             if n < 0 { if errno == EINTR { continue } else { break } }
             for p in fds where p.revents != 0 {
                 if p.fd == child.stdinFD {
-                    let written = pendingInput.withUnsafeBytes { write(p.fd, $0.baseAddress, $0.count) }
-                    if written > 0 { pendingInput.removeFirst(written) }
-                    if written < 0 || pendingInput.isEmpty { child.closeStdin() }
+                    let written = pendingInput.withUnsafeBytes { raw in
+                        write(p.fd, raw.baseAddress! + inputSent, raw.count - inputSent)
+                    }
+                    if written > 0 { inputSent += written }
+                    if (written < 0 && errno != EAGAIN && errno != EINTR) || inputSent == pendingInput.count { child.closeStdin() }
                     continue
                 }
                 let more = p.fd == child.stdoutFD ? readChunk(p.fd, into: &out) : readChunk(p.fd, into: &err)
