@@ -233,13 +233,17 @@ struct RunEndToEndTests {
         for path in [base, own] { chown(path, uid, gid) }
         // The build folder may sit where the user cannot reach it (a CI clone under a private folder).
         let binary = base + "/ccdeck"
-        try FileManager.default.copyItem(atPath: TestPaths.ccdeckBinary, toPath: binary)
-        chmod(binary, 0o755)
+        // Copied by `install`, whose descriptor on the new file dies with it: a copy written from
+        // this process could be inherited by a child another test spawns meanwhile, and running
+        // the copy would then fail "Text file busy".
+        func install(_ source: String, _ target: String) throws {
+            let out = try ProcessRunner.run(Command("install", ["-m", "755", source, target]), timeout: 60)
+            #expect(out.status.succeeded, "\(out.stderr)")
+        }
+        try install(TestPaths.ccdeckBinary, binary)
         // Its egress bridge beside it: the run is held to the allowlist (no --network=host), so the
         // agent reaches the model through the proxy's socket from inside the user namespace.
-        let bridge = (TestPaths.ccdeckBinary as NSString).deletingLastPathComponent + "/ccdeck-netbridge"
-        try FileManager.default.copyItem(atPath: bridge, toPath: base + "/ccdeck-netbridge")
-        chmod(base + "/ccdeck-netbridge", 0o755)
+        try install((TestPaths.ccdeckBinary as NSString).deletingLastPathComponent + "/ccdeck-netbridge", base + "/ccdeck-netbridge")
         let shared = home.path + "/shared-\(UUID().uuidString.prefix(8))"  // root's, mode 1777
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
         chmod(shared, 0o1777)
