@@ -128,7 +128,15 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         let rootless = geteuid() != 0 && isRootless()
         var plan = try Self.userPlan(engine: engine, rootless: rootless, owner: spec.workspaceOwner,
                                      invoker: FileOwner(uid: geteuid(), gid: getegid()), workspace: spec.workspace)
-        if apiSocket != nil {
+        if let client = DockerDirectRun.findClient(environment: environment),
+           let ping = try api("GET", "/_ping", what: "docker ping"), ping.succeeded {
+            // Started without the CLI (`start`): the create request is the image check, as
+            // `--pull=never` is when the CLI starts it after all (a runtime argument it alone knows).
+            // The daemon is asked first whether it answers at all (~0.2 ms): one that is down or
+            // hung is told so here, before anything is created.
+            plan.choices["client"] = client
+            plan.imageCheckedAtStart = true
+        } else if apiSocket != nil {
             // Asking dockerd over its socket costs well under a millisecond.
             plan.builtImage = try ensureImage(spec.image, buildIfMissing: build, cancel: cancel, progress: progress)
         } else {
@@ -339,8 +347,18 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {
         var env = spec.environment
         if let token = spec.token { env[token.name] = token.value }  // the engine client's own environment only
-        let child = try ChildProcess.spawn(Command(executable, runArguments(spec, preparation: preparation), environment: env),
-                                           stdin: .pipe)
+        let args = runArguments(spec, preparation: preparation)
+        if let client = preparation.choices["client"], let socket = apiSocket,
+           let request = DockerDirectRun.createRequest(args, environment: env) {
+            // The same container, asked of dockerd by ccdeck-dockerrun; its description (which
+            // may hold the token's value) goes first on the client's stdin, never in argv.
+            var clientEnvironment = spec.environment
+            if let token = spec.token { clientEnvironment[token.name] = nil }
+            let child = try ChildProcess.spawn(Command(client, [socket, request.name, String(Int(queryTimeout))],
+                                                       environment: clientEnvironment), stdin: .pipe)
+            return AgentLaunch(process: child, stdinPrefix: DockerDirectRun.stdinPrefix(body: request.body))
+        }
+        let child = try ChildProcess.spawn(Command(executable, args, environment: env), stdin: .pipe)
         return AgentLaunch(process: child)
     }
 
@@ -483,6 +501,9 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
     public func startFailure(exitCode: Int32, stderr: [String]) -> String? {
         guard exitCode == 125 else { return nil }
         let line = RunJudgement.meaningfulLine(stderr) ?? "exit status 125"
+        if Self.isDaemonDown(line) || line.contains("did not answer within") {
+            return "\(executable) could not start the container, its daemon is down or not answering: \(line)"
+        }
         if stderr.contains(where: { $0.localizedCaseInsensitiveContains("runtime") && $0.contains("runsc") }),
            let problem = gvisorProblem() {
             return problem

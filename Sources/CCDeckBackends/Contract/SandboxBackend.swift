@@ -338,10 +338,7 @@ public struct EgressEndpoint: Sendable, Equatable {
 
     /// `ccdeck-netbridge` beside the running ccdeck (or `CCDECK_NETBRIDGE`).
     public static func findBridge(environment: [String: String]) -> String? {
-        if let given = environment["CCDECK_NETBRIDGE"], !given.isEmpty { return access(given, X_OK) == 0 ? given : nil }
-        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        let candidate = (exe as NSString).deletingLastPathComponent + "/ccdeck-netbridge"
-        return access(candidate, X_OK) == 0 ? candidate : nil
+        BundledHelper.find("ccdeck-netbridge", variable: "CCDECK_NETBRIDGE", environment: environment)
     }
 }
 
