@@ -128,7 +128,7 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         let rootless = geteuid() != 0 && isRootless()
         var plan = try Self.userPlan(engine: engine, rootless: rootless, owner: spec.workspaceOwner,
                                      invoker: FileOwner(uid: geteuid(), gid: getegid()), workspace: spec.workspace)
-        if let client = DockerDirectRun.findClient(environment: environment),
+        if apiSocket != nil, let client = DockerDirectRun.findClient(environment: environment),
            let ping = try api("GET", "/_ping", what: "docker ping"), ping.succeeded {
             // Started without the CLI (`start`): the create request is the image check, as
             // `--pull=never` is when the CLI starts it after all (a runtime argument it alone knows).
