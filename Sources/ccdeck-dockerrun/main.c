@@ -64,6 +64,12 @@ static int dial(void) {
     return fd;
 }
 
+// A read that waited `limit` seconds for the daemon (SO_RCVTIMEO) and got nothing.
+static void timed_out(void) {
+    fprintf(stderr, "docker: the Docker daemon at unix://%s did not answer within %ld s\n", socket_path, limit);
+    exit(125);
+}
+
 // A growing buffer.
 typedef struct { char *p; size_t n, cap; } buf_t;
 
@@ -105,10 +111,7 @@ static int read_head(int fd, buf_t *b, size_t *body) {
         }
         ssize_t r = read(fd, chunk, sizeof chunk);
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            fprintf(stderr, "docker: the Docker daemon at unix://%s did not answer within %ld s\n", socket_path, limit);
-            exit(125);
-        }
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) timed_out();
         if (r <= 0) fail("the Docker daemon's answer", "it closed the connection");
         append(b, chunk, (size_t)r);
     }
@@ -121,10 +124,7 @@ static void rest(int fd, buf_t *b, size_t at, buf_t *out) {
     ssize_t r;
     while ((r = read(fd, chunk, sizeof chunk)) != 0) {
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            fprintf(stderr, "docker: the Docker daemon at unix://%s did not answer within %ld s\n", socket_path, limit);
-            exit(125);
-        }
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) timed_out();
         if (r < 0) fail("the Docker daemon's answer", strerror(errno));
         append(b, chunk, (size_t)r);
     }
@@ -224,6 +224,13 @@ static size_t demux(const unsigned char *p, size_t n) {
     return used;
 }
 
+// Passes on the whole frames `frames` holds, keeping a partial one for the next read.
+static void drain(buf_t *frames) {
+    size_t used = demux((unsigned char *)frames->p, frames->n);
+    memmove(frames->p, frames->p + used, frames->n - used);
+    frames->n -= used;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: ccdeck-dockerrun SOCKET NAME [SECONDS] < LENGTH NEWLINE CREATE-BODY STDIN...\n");
@@ -286,9 +293,7 @@ int main(int argc, char **argv) {
     // Pump: stdin to the container, its frames out, until its output ends.
     buf_t frames = {0};
     append(&frames, head.p + at, head.n - at);
-    size_t used = demux((unsigned char *)frames.p, frames.n);
-    memmove(frames.p, frames.p + used, frames.n - used);
-    frames.n -= used;
+    drain(&frames);
     size_t sent = 0;
     int stdin_open = 1;
     char chunk[65536];
@@ -322,9 +327,7 @@ int main(int argc, char **argv) {
             if (r < 0 && errno == EINTR) continue;
             if (r <= 0) break;
             append(&frames, chunk, (size_t)r);
-            used = demux((unsigned char *)frames.p, frames.n);
-            memmove(frames.p, frames.p + used, frames.n - used);
-            frames.n -= used;
+            drain(&frames);
         }
     }
     close(stream);

@@ -351,11 +351,10 @@ public struct ContainerBackend: SandboxBackend, ImageBuilder {
         if let client = preparation.choices["client"], let socket = apiSocket,
            let request = DockerDirectRun.createRequest(args, environment: env) {
             // The same container, asked of dockerd by ccdeck-dockerrun; its description (which
-            // may hold the token's value) goes first on the client's stdin, never in argv.
-            var clientEnvironment = spec.environment
-            if let token = spec.token { clientEnvironment[token.name] = nil }
+            // may hold the token's value) goes first on the client's stdin, never in argv, and
+            // the client's environment is the spec's, which never holds the token.
             let child = try ChildProcess.spawn(Command(client, [socket, request.name, String(Int(queryTimeout))],
-                                                       environment: clientEnvironment), stdin: .pipe)
+                                                       environment: spec.environment), stdin: .pipe)
             return AgentLaunch(process: child, stdinPrefix: DockerDirectRun.stdinPrefix(body: request.body))
         }
         let child = try ChildProcess.spawn(Command(executable, args, environment: env), stdin: .pipe)

@@ -1,8 +1,4 @@
-import CCDeckCore
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `docker run -i …` without the docker CLI: the same arguments turned into the Engine API's
 /// create request, which `ccdeck-dockerrun` (a small static C client beside ccdeck) sends to
@@ -37,9 +33,11 @@ public enum DockerDirectRun {
         }
         while i < arguments.count, arguments[i].hasPrefix("-") {
             let arg = arguments[i]
-            let (flag, inline) = arg.hasPrefix("--") && arg.contains("=")
-                ? (String(arg[..<arg.firstIndex(of: "=")!]), Optional(String(arg[arg.index(after: arg.firstIndex(of: "=")!)...])))
-                : (arg, nil)
+            var flag = arg, inline: String?
+            if arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") {
+                flag = String(arg[..<eq])
+                inline = String(arg[arg.index(after: eq)...])
+            }
             switch flag {
             case "-i": interactive = true
             case "--pull" where inline == "never": break  // the API never pulls
@@ -123,16 +121,5 @@ public enum DockerDirectRun {
         }
         out.append(UInt8(ascii: "\""))
         return String(decoding: out, as: UTF8.self)
-    }
-}
-
-/// A small static program shipped beside ccdeck (`ccdeck-netbridge`, `ccdeck-dockerrun`), or
-/// the one `variable` names.
-public enum BundledHelper {
-    public static func find(_ name: String, variable: String, environment: [String: String]) -> String? {
-        if let given = environment[variable], !given.isEmpty { return access(given, X_OK) == 0 ? given : nil }
-        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        let candidate = (exe as NSString).deletingLastPathComponent + "/" + name
-        return access(candidate, X_OK) == 0 ? candidate : nil
     }
 }

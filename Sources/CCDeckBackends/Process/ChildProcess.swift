@@ -275,3 +275,14 @@ public final class ChildProcess: @unchecked Sendable {
         return sig == 0 ? .exited((raw >> 8) & 0xFF) : .signaled(sig)
     }
 }
+
+/// A small static program shipped beside ccdeck (`ccdeck-netbridge`, `ccdeck-dockerrun`), or
+/// the one `variable` names.
+public enum BundledHelper {
+    public static func find(_ name: String, variable: String, environment: [String: String]) -> String? {
+        if let given = environment[variable], !given.isEmpty { return access(given, X_OK) == 0 ? given : nil }
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let candidate = (exe as NSString).deletingLastPathComponent + "/" + name
+        return access(candidate, X_OK) == 0 ? candidate : nil
+    }
+}
