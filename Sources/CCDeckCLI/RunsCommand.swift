@@ -204,8 +204,8 @@ struct RunsCommand: ParsableCommand {
             if let egress = record.egress {
                 var text = egress.enforcementText
                 if egress.enforcement == .allowlist {
-                    text += ": " + egress.hosts.joined(separator: ", ") + "; \(egress.allowedConnections) connection"
-                        + (egress.allowedConnections == 1 ? "" : "s") + " allowed"
+                    // A tunnel (https) or one plain-http request: each is one decision.
+                    text += ": " + egress.hosts.joined(separator: ", ") + "; \(egress.allowedConnections) allowed"
                 }
                 rows.append(("egress", text))
                 if !egress.denied.isEmpty {

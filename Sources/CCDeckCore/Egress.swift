@@ -122,6 +122,7 @@ public struct EgressRecord: Sendable, Codable, Equatable {
 
     public var enforcement: Enforcement
     public var hosts: [String]
+    /// Allowed tunnels and plain-http requests (several may share a kept connection); the name is the record's.
     public var allowedConnections: Int
     public var denied: [Denied]
     /// Why a run was not held to its list (`not-enforced`).

@@ -5,8 +5,11 @@ import Glibc
 #endif
 
 /// A tiny HTTP/1.1 server for the egress tests: the host an agent is (or is not) allowed to
-/// reach. `/redirect` answers 302 to `redirectTo`; anything else 200 with `body`. It keeps every
-/// request head it received, so a test can say it was reached, or never was.
+/// reach. `/redirect` answers 302 to `redirectTo`; a path with `keepalive` in it keeps the
+/// connection for the next request (unless the request says `Connection: close`); `/nolength` answers with no length (its end is the close);
+/// a HEAD is answered with a length and no body; anything else 200 with `body` and the close.
+/// It keeps every request head and body it received and counts its connections, so a test can
+/// say it was reached, how, or that it never was.
 public final class TestHTTPServer: @unchecked Sendable {
     public let port: UInt16
     public let body = "hello from the test server\n"
@@ -14,6 +17,8 @@ public final class TestHTTPServer: @unchecked Sendable {
     private let fd: Int32
     private let lock = NSLock()
     private var heads: [String] = []
+    private var bodies: [String] = []
+    private var accepted = 0
 
     /// - Parameter any: listen on every address (a sandbox with its own network must not reach it).
     public init(any: Bool = false, redirectTo: String = "http://denied.invalid/") throws {
@@ -24,6 +29,7 @@ public final class TestHTTPServer: @unchecked Sendable {
             while true {
                 let c = accept(listener, nil, nil)
                 if c < 0 { if errno == EINTR { continue }; return }
+                lock.withLock { accepted += 1 }
                 Thread { [self] in serve(c) }.start()
             }
         }.start()
@@ -36,25 +42,74 @@ public final class TestHTTPServer: @unchecked Sendable {
 
     /// The request heads received so far.
     public var requests: [String] { lock.withLock { heads } }
+    /// The request bodies received so far (chunked ones decoded), in the same order.
+    public var requestBodies: [String] { lock.withLock { bodies } }
+    /// The connections accepted so far.
+    public var connections: Int { lock.withLock { accepted } }
 
     private func serve(_ c: Int32) {
         defer { close(c) }
         var data = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 4096)
-        while !String(decoding: data, as: UTF8.self).contains("\r\n\r\n") {
+        func more() -> Bool {
             let n = recv(c, &buf, buf.count, 0)
-            if n <= 0 { return }
-            data += buf[0..<n]
+            if n > 0 { data += buf[0..<n] }
+            return n > 0
         }
-        let head = String(decoding: data, as: UTF8.self).components(separatedBy: "\r\n\r\n")[0]
-        lock.withLock { heads.append(head) }
-        let path = head.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
-        // `/keepalive` answers as a server that would keep the connection (and then closes it).
-        let connection = path.hasSuffix("/keepalive") ? "Connection: keep-alive\r\nKeep-Alive: timeout=5" : "Connection: close"
-        let response = path.hasSuffix("/redirect")
-            ? "HTTP/1.1 302 Found\r\nLocation: \(redirectTo)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            : "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\(connection)\r\n\r\n\(body)"
-        _ = response.withCString { send(c, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        func take(_ n: Int) -> [UInt8]? {
+            while data.count < n { guard more() else { return nil } }
+            defer { data.removeFirst(n) }
+            return Array(data[..<n])
+        }
+        func line() -> String? {
+            while !data.contains(0x0A) { guard more() else { return nil } }
+            let end = data.firstIndex(of: 0x0A)!
+            defer { data.removeFirst(end + 1) }
+            return String(decoding: data[..<end], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        while true {
+            var headEnd: Range<Int>?
+            while true {
+                headEnd = data.firstRange(of: [13, 10, 13, 10])
+                if headEnd != nil { break }
+                guard more() else { return }
+            }
+            let head = String(decoding: data[..<headEnd!.lowerBound], as: UTF8.self)
+            data.removeFirst(headEnd!.upperBound)
+            let fields = head.lowercased().components(separatedBy: "\r\n")
+            var received = [UInt8]()
+            if fields.contains(where: { $0.hasPrefix("transfer-encoding:") && $0.contains("chunked") }) {
+                while let size = line().flatMap({ Int($0.split(separator: ";")[0], radix: 16) }), size > 0 {
+                    guard let chunk = take(size + 2) else { return }
+                    received += chunk.dropLast(2)
+                }
+                while let trailer = line(), !trailer.isEmpty {}
+            } else if let length = fields.first(where: { $0.hasPrefix("content-length:") })
+                        .flatMap({ Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) }) {
+                guard let got = take(length) else { return }
+                received = got
+            }
+            lock.withLock {
+                heads.append(head)
+                bodies.append(String(decoding: received, as: UTF8.self))
+            }
+            let parts = head.split(separator: " ")
+            let path = parts.dropFirst().first.map(String.init) ?? "/"
+            let keep = path.contains("keepalive") && !head.lowercased().contains("\r\nconnection: close")
+            let response: String
+            if parts.first == "HEAD" {
+                response = "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nConnection: keep-alive\r\n\r\n"
+            } else if path.hasSuffix("/redirect") {
+                response = "HTTP/1.1 302 Found\r\nLocation: \(redirectTo)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else if path.hasSuffix("/nolength") {
+                response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n\(body)"
+            } else {
+                response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n"
+                    + (keep ? "Connection: keep-alive\r\nKeep-Alive: timeout=5" : "Connection: close") + "\r\n\r\n\(body)"
+            }
+            _ = response.withCString { send(c, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            guard keep || parts.first == "HEAD" else { return }
+        }
     }
 }
 

@@ -161,6 +161,15 @@ public final class EgressProxy: @unchecked Sendable {
             refuse(client, 400, "not an HTTP proxy request", method: "?", host: "", port: 0)
             return
         }
+        if request.method == "CONNECT" {
+            tunnel(client, request, rest: rest)
+        } else {
+            relayPlain(client, first: request, rest: rest)
+        }
+    }
+
+    /// `CONNECT host:port`: decided, then the bytes both ways until either side ends.
+    private func tunnel(_ client: Int32, _ request: ProxyRequest, rest: [UInt8]) {
         guard policy.allows(request.host) else {
             refuse(client, 403, "not on this run's egress allowlist", method: request.method, host: request.host, port: request.port)
             return
@@ -177,15 +186,147 @@ public final class EgressProxy: @unchecked Sendable {
         guard track(upstream) else { return }
         defer { untrack(upstream) }
         decide(request.method, request.host, request.port, allowed: true, reason: nil)
-        if request.method == "CONNECT" {
-            guard Self.sendAll(client, Array("HTTP/1.1 200 Connection established\r\n\r\n".utf8)) else { return }
-            if !rest.isEmpty, !Self.sendAll(upstream, rest) { return }
-        } else {
-            guard Self.sendAll(upstream, request.forwardedHead + rest) else { return }
+        guard Self.sendAll(client, Array("HTTP/1.1 200 Connection established\r\n\r\n".utf8)) else { return }
+        if !rest.isEmpty, !Self.sendAll(upstream, rest) { return }
+        Self.splice(client, upstream)
+    }
+
+    /// What comes next from a plain-http client: a request, or the refusal its head earned.
+    private enum NextRequest {
+        case request(ProxyRequest)
+        case refusal(Int, String)
+    }
+
+    /// Plain http on one client connection, kept open for as long as the client and the upstream
+    /// keep it (as a direct connection would be: a new connection per request costs an agent a
+    /// few ms each time). Each request's head is read whole, decided by its own URL's host and
+    /// forwarded in origin form; its body is passed on as its framing says, and every answer is
+    /// passed back unchanged. The connection stays with one upstream while requests name its
+    /// host and port; a request naming another waits until the answers before it are through,
+    /// then goes to its own upstream, decided afresh. No byte of a request goes anywhere before
+    /// its head is decided, and only to the upstream of that head's host.
+    private func relayPlain(_ client: Int32, first: ProxyRequest, rest: [UInt8]) {
+        var next: NextRequest? = .request(first)
+        var input = rest                    // from the client, not yet passed on
+        var body = BodyFraming(.done)       // the request body being passed on
+        var upstream: (fd: Int32, host: String, port: Int)?
+        var awaiting: [String] = []         // the methods of the requests whose answers are still to come
+        var answers = AnswerReader()
+        var clientEnded = false
+        var headDeadline: Date?
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        func dropUpstream() {
+            guard let fd = upstream?.fd else { return }
+            untrack(fd)
+            close(fd)
+            upstream = nil
         }
-        // A plain request's answer is told to end the connection: a client that kept it for its
-        // next request would race the upstream's close and see its request reset.
-        Self.splice(client, upstream, closeResponse: request.method != "CONNECT")
+        defer { dropUpstream() }
+        /// A decided request's head and as much of its body as has come, in one write.
+        func forward(_ request: ProxyRequest, _ framing: BodyFraming, to fd: Int32) -> Bool {
+            decide(request.method, request.host, request.port, allowed: true, reason: nil)
+            (body, next, headDeadline) = (framing, nil, nil)
+            awaiting.append(request.method)
+            guard let n = body.consume(input[...]) else { return false }
+            defer { input.removeFirst(n) }
+            return Self.sendAll(fd, request.forwardedHead + input[..<n])
+        }
+
+        while true {
+            if case .request(let request) = next, let framing = request.body, let to = upstream,
+               to.host == request.host, to.port == request.port {
+                // The same upstream: on at once, even while earlier answers are coming.
+                guard forward(request, framing, to: to.fd) else { return }
+            } else if let pending = next, awaiting.isEmpty {
+                // Another upstream, or a refusal: every answer before it has been passed back.
+                dropUpstream()
+                guard case .request(let request) = pending else {
+                    if case .refusal(let status, let why) = pending { refuse(client, status, why, method: "?", host: "", port: 0) }
+                    return
+                }
+                if request.method == "CONNECT" {
+                    // A tunnel after plain requests: the connection is the tunnel's from here.
+                    tunnel(client, request, rest: input)
+                    return
+                }
+                guard let framing = request.body else {
+                    refuse(client, 400, "the request's body length is ambiguous (Content-Length with Transfer-Encoding, "
+                           + "lengths that disagree, or a coding other than chunked)", method: request.method, host: "", port: 0)
+                    return
+                }
+                guard policy.allows(request.host) else {
+                    refuse(client, 403, "not on this run's egress allowlist", method: request.method, host: request.host,
+                           port: request.port)
+                    return
+                }
+                switch Self.connect(host: request.host, port: request.port, timeout: connectTimeout) {
+                case .failure(let why):
+                    refuse(client, 502, why, method: request.method, host: request.host, port: request.port, allowedByList: true)
+                    return
+                case .success(let fd):
+                    guard track(fd) else { close(fd); return }
+                    upstream = (fd, request.host, request.port)
+                }
+                answers = AnswerReader()
+                guard forward(request, framing, to: upstream!.fd) else { return }
+            }
+
+            if next == nil, !input.isEmpty {
+                if !body.isDone, let to = upstream?.fd {
+                    // The request's body, as far as its framing says.
+                    guard let n = body.consume(input[...]), Self.sendAll(to, Array(input[..<n])) else { return }
+                    input.removeFirst(n)
+                    continue
+                }
+                if let end = Self.headEnd(input) {
+                    next = ProxyRequest(head: Array(input[..<end])).map { .request($0) } ?? .refusal(400, "not an HTTP proxy request")
+                    input.removeFirst(end)
+                    continue
+                }
+                if input.count >= Self.maxHead {
+                    (next, input) = (.refusal(431, "request head too large"), [])
+                    continue
+                }
+                if headDeadline == nil { headDeadline = Date().addingTimeInterval(headTimeout) }
+            }
+            if clientEnded, awaiting.isEmpty, next == nil { return }
+
+            // Wait for the client (unless a request of its is waiting its turn) and the upstream.
+            let readClient = next == nil && !clientEnded
+            var fds = [pollfd(fd: readClient ? client : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: upstream?.fd ?? -1, events: Int16(POLLIN), revents: 0)]
+            var wait: Int32 = -1
+            if readClient, let deadline = headDeadline {
+                wait = Int32(max(0, min(deadline.timeIntervalSinceNow * 1000, Double(Int32.max))).rounded(.up))
+            }
+            let r = poll(&fds, 2, wait)
+            if r < 0 { if errno == EINTR { continue }; return }
+            if r == 0 {
+                (next, input) = (.refusal(408, "request head not sent within \(Int(headTimeout))s"), [])
+                continue
+            }
+            if fds[1].revents != 0, let from = upstream?.fd {
+                let n = recv(from, &buffer, buffer.count, 0)
+                if n < 0 && errno == EINTR { continue }
+                // The upstream closed (an answer that runs until the close ends with it): so does the client's.
+                guard n > 0, Self.sendAll(client, Array(buffer[0..<n])) else { return }
+                let ended = answers.read(buffer[0..<n], methods: awaiting)
+                awaiting.removeFirst(min(ended, awaiting.count))
+            }
+            if fds[0].revents != 0 {
+                let n = recv(client, &buffer, buffer.count, 0)
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { return }
+                if n == 0 {
+                    clientEnded = true
+                    // Passed on, as a half-close; a client that ends between requests ends the connection.
+                    if let to = upstream?.fd { shutdown(to, Int32(SHUT_WR)) }
+                    if awaiting.isEmpty, body.isDone { return }
+                } else {
+                    input += buffer[0..<n]
+                }
+            }
+        }
     }
 
     private func refuse(_ client: Int32, _ status: Int, _ why: String, method: String, host: String, port: Int,
@@ -244,12 +385,10 @@ public final class EgressProxy: @unchecked Sendable {
     }
 
     /// Both directions until both have ended (a half-close is passed on) or either breaks.
-    /// With `closeResponse`, the head of what `b` answers says `Connection: close`.
-    static func splice(_ a: Int32, _ b: Int32, closeResponse: Bool = false) {
+    static func splice(_ a: Int32, _ b: Int32) {
         var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
         var open = [true, true]
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
-        var pendingHead: [UInt8]? = closeResponse ? [] : nil
         while open[0] || open[1] {
             for i in 0..<2 { fds[i].fd = open[i] ? (i == 0 ? a : b) : -1 }
             let r = poll(&fds, 2, -1)
@@ -257,45 +396,16 @@ public final class EgressProxy: @unchecked Sendable {
             for i in 0..<2 where open[i] && fds[i].revents != 0 {
                 let from = i == 0 ? a : b, to = i == 0 ? b : a
                 let n = recv(from, &buffer, buffer.count, 0)
-                if n > 0, i == 1, var head = pendingHead {
-                    // The answer's head is held back until whole, then passed on rewritten.
-                    head += buffer[0..<n]
-                    if let end = headEnd(head) {
-                        pendingHead = nil
-                        guard sendAll(to, closingHead(Array(head[..<end])) + Array(head[end...])) else { return }
-                    } else if head.count > maxHead {
-                        pendingHead = nil
-                        guard sendAll(to, head) else { return }
-                    } else {
-                        pendingHead = head
-                    }
-                } else if n > 0 {
+                if n > 0 {
                     guard sendAll(to, Array(buffer[0..<n])) else { return }
                 } else if n == 0 {
                     open[i] = false
-                    if i == 1, let head = pendingHead, !head.isEmpty {
-                        pendingHead = nil
-                        _ = sendAll(to, head)
-                    }
                     shutdown(to, Int32(SHUT_WR))
                 } else if errno != EINTR {
                     return
                 }
             }
         }
-    }
-
-    /// A response head with its connection headers replaced by `Connection: close`.
-    static func closingHead(_ head: [UInt8]) -> [UInt8] {
-        let text = String(decoding: head, as: UTF8.self)
-        var lines = text.components(separatedBy: "\r\n").filter { !$0.isEmpty }
-        guard !lines.isEmpty else { return head }
-        let status = lines.removeFirst()
-        let kept = lines.filter { line in
-            let name = line.split(separator: ":", maxSplits: 1).first.map { $0.lowercased().trimmingCharacters(in: .whitespaces) } ?? ""
-            return !["connection", "keep-alive", "proxy-connection"].contains(name)
-        }
-        return Array(([status] + kept + ["Connection: close"]).joined(separator: "\r\n").utf8) + Array("\r\n\r\n".utf8)
     }
 
     enum Connected { case success(Int32), failure(String) }
@@ -335,6 +445,10 @@ public final class EgressProxy: @unchecked Sendable {
             if r == 0 {
                 let flags = fcntl(fd, F_GETFL)
                 _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
+                // Each write passed on as it comes: with Nagle, a request's body sent after its
+                // head waits for the upstream's delayed ACK (40 ms) on a kept connection.
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                 return .success(fd)
             }
             why = String(cString: strerror(errno))
@@ -354,8 +468,10 @@ struct ProxyRequest {
     var method: String
     var host: String
     var port: Int
-    /// For plain http: the head to send upstream (origin-form target, no proxy headers, one request).
+    /// For plain http: the head to send upstream (origin-form target, no proxy headers).
     var forwardedHead: [UInt8] = []
+    /// For plain http: where its body ends; nil when its head leaves that ambiguous.
+    var body: BodyFraming?
 
     init?(head: [UInt8]) {
         guard let text = String(validating: head, as: UTF8.self) else { return nil }
@@ -381,15 +497,23 @@ struct ProxyRequest {
         if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
         var out = "\(method) \(path) \(parts[2])\r\n"
         var sawHost = false
+        var closing = false
         for line in lines where !line.isEmpty {
             let name = line.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
-            if ["proxy-connection", "proxy-authorization", "connection", "keep-alive"].contains(name) { continue }
+            if name == "connection" || name == "proxy-connection" {
+                // Hop-by-hop, not passed on; only a client's `close` is (an upgrade never is).
+                closing = closing || line.dropFirst(name.count + 1).split(separator: ",")
+                    .contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
+                continue
+            }
+            if ["proxy-authorization", "keep-alive"].contains(name) { continue }
             if name == "host" { sawHost = true; out += "Host: \(authority)\r\n"; continue }
             out += line + "\r\n"
         }
         if !sawHost { out += "Host: \(authority)\r\n" }
-        out += "Connection: close\r\n\r\n"
-        forwardedHead = Array(out.utf8)
+        if closing { out += "Connection: close\r\n" }
+        forwardedHead = Array((out + "\r\n").utf8)
+        body = BodyFraming.request(HTTPHead(head[...]))
     }
 
     /// `host:port`, `[v6]:port`; the host checked as a host.
