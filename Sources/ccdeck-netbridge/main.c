@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -163,6 +164,10 @@ int main(int argc, char **argv) {
         if (fds[0].revents) {
             int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
             if (c < 0) continue;
+            // A relay passes each write on as it comes: Nagle would hold an answer's second
+            // small write for the agent's delayed ACK (40 ms on a kept connection).
+            int one = 1;
+            setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             pthread_t t;
             if (pthread_create(&t, &attr, pass, (void *)(long)c) != 0) close(c);
         }
