@@ -99,7 +99,19 @@ func ingest(lines count: Int, fixture: String, keep: Bool) throws {
 }
 
 var args = Array(CommandLine.arguments.dropFirst())
-let usage = "usage: ccdeck-bench ingest [--lines N] [--fixture PATH] [--keep] | egress [--requests N]"
+let usage = "usage: ccdeck-bench ingest [--lines N] [--fixture PATH] [--keep] | egress [--requests N] | proxy SOCKET HOST..."
+if args.first == "proxy" {
+    // The egress proxy alone, for benchmarks that hold a sandbox to an allowlist without ccdeck.
+    let proxyUsage = "usage: ccdeck-bench proxy SOCKET HOST..."
+    guard args.count >= 3 else { fail(proxyUsage) }
+    do {
+        let proxy = try EgressProxy(policy: EgressPolicy(hosts: Array(args.dropFirst(2))), logPath: nil)
+        try proxy.listen(unixPath: args[1])
+        print("listening on \(args[1])")
+        fflush(nil)
+        while true { pause() }
+    } catch { fail("\(error)") }
+}
 if args.first == "egress" {
     var requests = 2000
     if args.count == 3, args[1] == "--requests", let n = Int(args[2]), n > 0 { requests = n } else if args.count != 1 { fail(usage) }
