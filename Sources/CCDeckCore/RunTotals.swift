@@ -47,8 +47,11 @@ public struct RunTotals: Sendable, Codable, Equatable {
         var all = RunTotals()
         var per: [String: RunTotals] = [:]
         for r in items {
-            var t = RunTotals()
             let day = r.day
+            // A run that ended before this week counts nowhere, not even as a backend's empty line
+            // (the index hands over only this week's and the live ones).
+            guard r.live || day >= week else { continue }
+            var t = RunTotals()
             if r.live {
                 t.live = 1
             } else if day >= today && day <= now.addingTimeInterval(60) {

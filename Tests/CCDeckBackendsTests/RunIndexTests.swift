@@ -174,7 +174,10 @@ import Glibc
     @Test func totalsFromTheIndexAreTheRecordsTotals() throws {
         _ = reopened()
         let now = Date()
-        for n in 0..<30 { try save(record(n, state: n % 3 == 0 ? .failed : .succeeded, at: now.addingTimeInterval(-2 * 86_400))) }
+        // Today, five days ago (this week or the last, by the day), ten days ago (always before this week).
+        for n in 0..<30 {
+            try save(record(n, state: n % 3 == 0 ? .failed : .succeeded, at: now.addingTimeInterval(-Double(n % 3) * 5 * 86_400)))
+        }
         let fromRecords = RunTotals.of(store.list(), now: now, byBackend: true)
         #expect(store.totals(now: now, byBackend: true) == fromRecords)
     }

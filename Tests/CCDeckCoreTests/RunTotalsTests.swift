@@ -33,7 +33,8 @@ import Testing
         #expect(t.live == 1 && t.finishedToday == 2 && t.failedToday == 1)
         #expect(abs(t.costToday - 0.30) < 1e-9 && abs(t.costThisWeek - 1.30) < 1e-9)
         #expect(t.line == "1 live · today 2 finished, 1 failed, $0.30 · this week $1.30")
-        #expect(t.byBackend?["podman"]?.failedToday == 1 && t.byBackend?["local"]?.costThisWeek == 0)
+        #expect(t.byBackend?["podman"]?.failedToday == 1)
+        #expect(t.byBackend?["local"] == nil, "a backend whose runs all ended last week has no line, as from the index")
         #expect(t.backendLines.first == "podman: 0 live · today 1 finished, 1 failed, $0.05 · this week $1.05")
         // A run whose driver is gone is not live.
         #expect(RunTotals.of(records, now: now, calendar: utc, isLive: { _ in false }).live == 0)
