@@ -36,10 +36,8 @@ struct BodyFraming: Equatable {
     static func request(_ head: HTTPHead) -> BodyFraming? {
         // `Content-Length : 5` or a folded line: a server may read a length the proxy did not.
         guard head.wellFormed else { return nil }
-        let codings = head.values("transfer-encoding").flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        let lengths = head.values("content-length").flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+        let codings = head.list("transfer-encoding").map { $0.lowercased() }
+        let lengths = head.list("content-length")
         if !codings.isEmpty {
             guard codings == ["chunked"], lengths.isEmpty else { return nil }
             return BodyFraming(.chunkSize)
@@ -52,11 +50,9 @@ struct BodyFraming: Equatable {
     /// 304; chunked; `Content-Length`; else until the upstream closes.
     static func response(_ head: HTTPHead, status: Int, method: String) -> BodyFraming {
         if method == "HEAD" || (100..<200).contains(status) || status == 204 || status == 304 { return BodyFraming(.done) }
-        let codings = head.values("transfer-encoding").flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let codings = head.list("transfer-encoding").map { $0.lowercased() }
         if !codings.isEmpty { return BodyFraming(codings.last == "chunked" ? .chunkSize : .untilClose) }
-        let lengths = head.values("content-length").flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+        let lengths = head.list("content-length")
         guard !lengths.isEmpty, let length = Self.length(lengths) else { return BodyFraming(.untilClose) }
         return BodyFraming(length == 0 ? .done : .length(length))
     }
@@ -143,7 +139,12 @@ struct HTTPHead {
         self.fields = fields
     }
 
-    func values(_ name: String) -> [String] { fields.filter { $0.name == name }.map(\.value) }
+    /// The elements of every `name` field, comma-separated lists joined (an empty element kept: `5,` is not `5`).
+    func list(_ name: String) -> [String] {
+        fields.filter { $0.name == name }
+            .flatMap { $0.value.split(separator: ",", omittingEmptySubsequences: false) }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+    }
 
     /// An answer's status code (`HTTP/1.1 200 OK`).
     var status: Int? {
