@@ -474,9 +474,9 @@ struct ProxyRequest {
     var body: BodyFraming?
 
     init?(head: [UInt8]) {
-        guard let text = String(validating: head, as: UTF8.self) else { return nil }
-        var lines = text.components(separatedBy: "\r\n")
-        let parts = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
+        guard String(validating: head, as: UTF8.self) != nil else { return nil }
+        let parsed = HTTPHead(head[...])
+        let parts = parsed.startLine.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[2].hasPrefix("HTTP/1."),
               parts[0].allSatisfy({ $0.isASCII && ($0.isUppercase || $0 == "-") }), !parts[0].isEmpty else { return nil }
         method = String(parts[0])
@@ -497,23 +497,19 @@ struct ProxyRequest {
         if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
         var out = "\(method) \(path) \(parts[2])\r\n"
         var sawHost = false
-        var closing = false
-        for line in lines where !line.isEmpty {
-            let name = line.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
-            if name == "connection" || name == "proxy-connection" {
-                // Hop-by-hop, not passed on; only a client's `close` is (an upgrade never is).
-                closing = closing || line.dropFirst(name.count + 1).split(separator: ",")
-                    .contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
-                continue
-            }
-            if ["proxy-authorization", "keep-alive"].contains(name) { continue }
-            if name == "host" { sawHost = true; out += "Host: \(authority)\r\n"; continue }
-            out += line + "\r\n"
+        for field in parsed.fields {
+            // Hop-by-hop fields are the proxy's own, not passed on; only a client's `close` is (below).
+            if ["connection", "proxy-connection", "proxy-authorization", "keep-alive"].contains(field.name) { continue }
+            if field.name == "host" { sawHost = true; out += "Host: \(authority)\r\n"; continue }
+            out += field.line + "\r\n"
         }
         if !sawHost { out += "Host: \(authority)\r\n" }
-        if closing { out += "Connection: close\r\n" }
+        if (parsed.list("connection") + parsed.list("proxy-connection")).contains(where: { $0.lowercased() == "close" }) {
+            out += "Connection: close\r\n"
+        }
         forwardedHead = Array((out + "\r\n").utf8)
-        body = BodyFraming.request(HTTPHead(head[...]))
+        // A line the head cannot be read by leaves the body's length unknown too: refused (400).
+        body = BodyFraming.request(parsed)
     }
 
     /// `host:port`, `[v6]:port`; the host checked as a host.

@@ -118,7 +118,8 @@ struct BodyFraming: Equatable {
 /// A message head's start line and fields (names lowercased), as sent.
 struct HTTPHead {
     var startLine: String
-    var fields: [(name: String, value: String)]
+    /// Each field: its name lowercased, its value trimmed, and its line as sent.
+    var fields: [(name: String, value: String, line: String)]
     /// Every field line is `name: value`, the name a token (no space before the colon, no folding).
     var wellFormed = true
 
@@ -127,14 +128,15 @@ struct HTTPHead {
         let text = String(decoding: bytes, as: UTF8.self)
         var lines = text.components(separatedBy: "\r\n")
         startLine = lines.removeFirst()
-        var fields: [(name: String, value: String)] = []
+        var fields: [(name: String, value: String, line: String)] = []
         for line in lines where !line.isEmpty {
             guard let colon = line.firstIndex(of: ":"), colon != line.startIndex,
                   !line[..<colon].contains(where: { $0 == " " || $0 == "\t" }) else {
                 wellFormed = false
                 continue
             }
-            fields.append((String(line[..<colon]).lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+            fields.append((String(line[..<colon]).lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces),
+                           line))
         }
         self.fields = fields
     }
