@@ -128,3 +128,31 @@ public final class ArgvWatcher: @unchecked Sendable {
         return false
     }
 }
+
+/// An engine's CLI that notes each command it is asked (its first word) before running the real
+/// one: which calls a run made through the CLI rather than the engine's socket.
+public struct NotedCommands: Sendable {
+    /// `environment` with the noting CLI first on its PATH.
+    public let environment: [String: String]
+    public let log: String
+
+    /// Puts a noting `tool` in `home`/bin; nil when there is no real `tool` to run.
+    public init?(_ tool: String, in home: TemporaryDirectory, environment: [String: String]) {
+        guard let real = ChildProcess.resolve(tool, environment: EngineEnvironment.host) else { return nil }
+        log = home.path + "/\(tool)-commands-\(UUID().uuidString.prefix(6)).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        home.write("bin/\(tool)", "#!/bin/sh\necho \"$1\" >> \"$CCDECK_TEST_NOTES_\(tool)\"\nexec '\(real)' \"$@\"\n", mode: 0o755)
+        var env = environment
+        env["PATH"] = home.path + "/bin:" + (env["PATH"] ?? "/usr/bin:/bin")
+        env["CCDECK_TEST_NOTES_\(tool)"] = log
+        self.environment = env
+    }
+
+    /// The commands asked so far, in order.
+    public var commands: [String] {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    /// Forgets the commands asked so far.
+    public func clear() { FileManager.default.createFile(atPath: log, contents: nil) }
+}

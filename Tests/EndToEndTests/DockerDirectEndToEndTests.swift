@@ -13,31 +13,17 @@ import Glibc
 struct DockerDirectEndToEndTests {
     let home = TemporaryDirectory("ccdeck-e2e-direct")
 
-    /// An environment whose `docker` notes each command it is asked (its first word), then runs
-    /// the real one; and the file it notes them in.
-    func notingDocker(_ env: [String: String]) throws -> (env: [String: String], log: String) {
-        let real = try #require(ChildProcess.resolve("docker", environment: EngineEnvironment.host))
-        let log = home.path + "/docker-commands.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        home.write("bin/docker", "#!/bin/sh\necho \"$1\" >> '\(log)'\nexec '\(real)' \"$@\"\n", mode: 0o755)
-        var env = env
-        env["PATH"] = home.path + "/bin:" + (env["PATH"] ?? "/usr/bin:/bin")
-        return (env, log)
-    }
-
-    func commands(_ log: String) -> [String] {
-        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-    }
-
     @Test func aDockerRunDoesItsWorkWithoutTheCLI() throws {
         let canary = EngineEnvironment.canaryToken()
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
-        let (env, log) = try notingDocker(EngineEnvironment.runEnvironment(home: home.path, model: model, token: canary))
+        let noted = try #require(NotedCommands("docker", in: home, environment: EngineEnvironment.runEnvironment(
+            home: home.path, model: model, token: canary)))
+        let env = noted.environment
         let watcher = ArgvWatcher(needle: canary)
         let r = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker"), environment: env)
         let (hits, scans) = watcher.stop()
         #expect(r.status == .exited(0), "\(r.output)")
-        #expect(!commands(log).contains("run"), "the docker CLI started the run: \(commands(log))")
+        #expect(!noted.commands.contains("run"), "the docker CLI started the run: \(noted.commands)")
         let record = try #require(RunStore(environment: env).list().first)
         #expect(record.state == .succeeded && record.turns == 3)
         #expect(try String(contentsOfFile: record.workspace + "/hello.txt", encoding: .utf8) == "hello from ccdeck\n")
@@ -60,12 +46,13 @@ struct DockerDirectEndToEndTests {
     @Test(arguments: [(["--runtime-arg=--memory=1g"], false), ([], true)])
     func theCLIStartsWhatOnlyItKnows(extra: [String], off: Bool) throws {
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
-        var (env, log) = try notingDocker(EngineEnvironment.runEnvironment(home: home.path, model: model,
-                                                                           token: EngineEnvironment.canaryToken()))
+        let noted = try #require(NotedCommands("docker", in: home, environment: EngineEnvironment.runEnvironment(
+            home: home.path, model: model, token: EngineEnvironment.canaryToken())))
+        var env = noted.environment
         if off { env["CCDECK_DOCKERRUN"] = "off" }
         let r = try CCDeckInvocation.run(EngineEnvironment.runArguments(engine: "docker", extra: extra), environment: env)
         #expect(r.status == .exited(0), "\(r.output)")
-        #expect(commands(log).contains("run"), "\(commands(log))")
+        #expect(noted.commands.contains("run"), "\(noted.commands)")
         let record = try #require(RunStore(environment: env).list().first)
         #expect(record.state == .succeeded)
         #expect(try String(contentsOfFile: record.workspace + "/hello.txt", encoding: .utf8) == "hello from ccdeck\n")

@@ -1,4 +1,4 @@
-import CCDeckBackends
+@testable import CCDeckBackends
 import CCDeckCore
 import Foundation
 import Testing
@@ -225,6 +225,68 @@ struct IncusEndToEndTests {
         let rm = try CCDeckInvocation.run(["sandboxes", "rm", name], environment: env)
         #expect(rm.status == .exited(0) && rm.stdout.contains("removed incus instance \(name)"), "\(rm.output)")
         #expect(try instances(store: store).isEmpty)
+    }
+
+    /// An ephemeral instance is launched and removed over incusd's socket, not by two CLI calls
+    /// (each ~16 ms of client start, issue 15); only the agent's `incus exec` is the CLI's. So is
+    /// `sandboxes rm` of a running persistent instance (stopped, then deleted).
+    @Test func anEphemeralRunIsLaunchedAndRemovedOverTheSocket() throws {
+        let workspace = try project("over-socket", owner: 1000)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let noted = try #require(NotedCommands("incus", in: home, environment: EngineEnvironment.runEnvironment(
+            home: home.path, model: model, token: EngineEnvironment.canaryToken())))
+        let env = noted.environment
+        let store = RunStore(environment: env)
+        defer { for name in (try? instances(store: store)) ?? [] { _ = try? incus(["delete", "-f", name]) } }
+        let r = try CCDeckInvocation.run(EngineEnvironment.incusArguments(model: model, extra: ["--workspace", workspace, "--ephemeral"]),
+                                         environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(noted.commands == ["exec"], "\(noted.commands)")
+        let record = try #require(store.list().first)
+        #expect(record.state == .succeeded && record.turns == 3)
+        #expect(FileOwner.of(workspace + "/hello.txt") == FileOwner(uid: 1000, gid: 1000))
+        #expect(try instances(store: store).isEmpty)
+        #expect(try incus(["list", record.sandbox, "--format", "csv", "-c", "n"]).stdout.isEmpty)
+
+        // A persistent instance, running after its run: `sandboxes rm` stops it and deletes it.
+        let kept = try CCDeckInvocation.run(EngineEnvironment.incusArguments(model: model, extra: ["--workspace", workspace]),
+                                            environment: env)
+        #expect(kept.status == .exited(0), "\(kept.output)")
+        let name = try #require(try instances(store: store).first)
+        #expect(try incus(["list", name, "--format", "csv", "-c", "s"]).stdout.contains("RUNNING"))
+        noted.clear()
+        let rm = try CCDeckInvocation.run(["sandboxes", "rm", name], environment: env)
+        #expect(rm.status == .exited(0) && rm.stdout.contains("removed incus instance \(name)"), "\(rm.output)")
+        #expect(!noted.commands.contains("delete"), "\(noted.commands)")
+        #expect(try instances(store: store).isEmpty)
+        // Gone already: a second removal is no error (as `incus delete -f` of a missing one is not for ccdeck).
+        #expect(try IncusBackend(environment: env).removeByAPI(name))
+    }
+
+    /// When incusd's socket is not ccdeck's to use (here: the default remote is another name, as
+    /// it is for a remote daemon), the run launches and removes with the CLI, as before.
+    @Test func withoutTheSocketTheCLILaunchesAndRemoves() throws {
+        let conf = home.path + "/incus-conf"
+        try FileManager.default.createDirectory(atPath: conf, withIntermediateDirectories: true)
+        home.write("incus-conf/config.yml", "default-remote: viaunix\nremotes:\n  viaunix:\n"
+                   + "    addr: unix:///var/lib/incus/unix.socket\n    protocol: incus\n")
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
+        let noted = try #require(NotedCommands("incus", in: home, environment: EngineEnvironment.runEnvironment(
+            home: home.path, model: model, token: EngineEnvironment.canaryToken())))
+        var env = noted.environment
+        env["INCUS_CONF"] = conf
+        #expect(IncusBackend(environment: env).apiSocket == nil)
+        let store = RunStore(environment: env)
+        defer { for name in (try? instances(store: store)) ?? [] { _ = try? incus(["delete", "-f", name]) } }
+        let r = try CCDeckInvocation.run(EngineEnvironment.incusArguments(model: model, extra: ["--ephemeral"]), environment: env)
+        #expect(r.status == .exited(0), "\(r.output)")
+        #expect(noted.commands.contains("launch") && noted.commands.contains("exec") && noted.commands.contains("delete"),
+                "\(noted.commands)")
+        #expect(try instances(store: store).isEmpty)
+        let missing = try CCDeckInvocation.run(["run", "--mode", "incus", "--image", "ccdeck-no-such-alias"], environment: env)
+        #expect(missing.status == .exited(2)
+                && missing.stderr.contains("the incus image ccdeck-no-such-alias is missing: build it with `ccdeck image build --runtime incus"),
+                "\(missing.output)")
     }
 
     /// `ccdeck image build --runtime incus` makes an image alias from a Dockerfile (built with docker,

@@ -168,14 +168,47 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
             progress("reusing instance \(name)")
             return prep
         }
-        // A new instance in one call: its config and devices as YAML on stdin (none of it secret).
-        var args = ["launch", try imageAlias(for: spec.image), name]
+        // A new instance in one request to incusd, made and started (none of it secret); the CLI's
+        // `incus launch` is the same request and a client start (~16 ms) and a question before it.
+        let alias = try imageAlias(for: spec.image)
+        let config = Self.instanceConfig(spec, user: user, ephemeral: ephemeral)
+        let launch = LaunchRequest(name: name, source: .init(alias: alias), ephemeral: ephemeral,
+                                   profiles: spec.options["profile"], config: config, devices: devices)
+        switch try act("POST", "/1.0/instances", launch, what: "incus launch") {
+        case .done?: return prep
+        case .failed(let why)?, .notFound(let why)?:
+            // incusd says "Image not provided" for an alias it does not have: ask, to say what to do.
+            if api("/1.0/images/aliases/" + UnixHTTP.escape(alias)) == .null { throw Self.missingImage(alias) }
+            throw Self.launchFailure(why)
+        case nil: break  // the socket is not ccdeck's to use: the CLI, as the user would
+        }
+        var args = ["launch", alias, name]
         if ephemeral { args.append("--ephemeral") }
         for profile in spec.options["profile"] ?? [] { args += ["-p", profile] }
-        let out = try query(args, input: Data(Self.instanceYAML(spec, user: user, ephemeral: ephemeral, devices: devices).utf8),
-                            what: "incus launch")
-        guard out.status.succeeded else { throw Self.launchFailure(out, image: spec.image) }
+        let out = try query(args, input: Data(Self.instanceYAML(config: config, devices: devices).utf8), what: "incus launch")
+        guard out.status.succeeded else {
+            let why = out.stderrSummary
+            if why.localizedCaseInsensitiveContains("image") && Self.isNotFound(why) { throw Self.missingImage(alias) }
+            throw Self.launchFailure(why)
+        }
         return prep
+    }
+
+    /// `POST /1.0/instances`: what `incus launch` asks for (incusd starts it: `instance_create_start`).
+    struct LaunchRequest: Encodable {
+        struct Source: Encodable {
+            var type = "image"
+            var alias: String
+        }
+        var name: String
+        var type = "container"
+        var source: Source
+        var ephemeral: Bool
+        /// nil: the default profile, as `incus launch` without `-p`.
+        var profiles: [String]?
+        var config: [String: String]
+        var devices: [String: [String: String]]
+        var start = true
     }
 
     /// The devices a run's instance has: the workspace (uid-shifted) and those `--device` adds.
@@ -201,8 +234,8 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
         return fields.compactMapValues(\.stringValue)
     }
 
-    /// `incus launch`'s YAML: ccdeck's init, its mark, the user's `-c` keys, and the devices.
-    static func instanceYAML(_ spec: RunSpec, user: AgentUser, ephemeral: Bool, devices: [String: [String: String]]) -> String {
+    /// A new instance's config: ccdeck's init, its mark, and the user's `-c` keys.
+    static func instanceConfig(_ spec: RunSpec, user: AgentUser, ephemeral: Bool) -> [String: String] {
         var config: [String: String] = ["raw.lxc": "lxc.init.cmd=\(initPath)"]
         var mark = spec.mark
         mark[Mark.prefix + "workspace"] = spec.workspace
@@ -214,6 +247,11 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
             let pair = kv.split(separator: "=", maxSplits: 1).map(String.init)
             config[pair[0]] = pair.count > 1 ? pair[1] : ""
         }
+        return config
+    }
+
+    /// `incus launch`'s YAML on stdin: the config and the devices.
+    static func instanceYAML(config: [String: String], devices: [String: [String: String]]) -> String {
         var yaml = "config:\n"
         for (k, v) in config.sorted(by: { $0.key < $1.key }) { yaml += "  \(yamlString(k)): \(yamlString(v))\n" }
         yaml += "devices:\n"
@@ -249,14 +287,13 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
         return have.contains(bare) ? bare : full
     }
 
-    /// incus's refusal, in words that say what to do.
-    static func launchFailure(_ out: ProcessRunner.Output, image: String) -> BackendError {
-        let why = out.stderrSummary
-        let alias = alias(for: image)
-        if why.localizedCaseInsensitiveContains("image") && isNotFound(why) {
-            return .refused("the incus image \(alias) is missing: build it with `ccdeck image build --runtime incus"
-                            + (alias == Self.alias(for: RunnerImage.defaultTag) ? "`" : " --tag \(alias)`"))
-        }
+    static func missingImage(_ alias: String) -> BackendError {
+        .refused("the incus image \(alias) is missing: build it with `ccdeck image build --runtime incus"
+                 + (alias == Self.alias(for: RunnerImage.defaultTag) ? "`" : " --tag \(alias)`"))
+    }
+
+    /// incus's refusal to launch, in words that say what to do.
+    static func launchFailure(_ why: String) -> BackendError {
         if why.localizedCaseInsensitiveContains("root disk") || why.localizedCaseInsensitiveContains("root device") {
             return .refused("incus has no root disk for the instance: "
                             + "incus profile device add default root disk path=/ pool=default (\(why))")
@@ -317,10 +354,46 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
     public func outcome(_ sandbox: SandboxRef) -> SandboxOutcome? { nil }
 
     public func remove(_ sandbox: SandboxRef) throws {
+        if try removeByAPI(sandbox.name) { return }
         let out = try query(["delete", "-f", sandbox.name], what: "incus delete")
         if !out.status.succeeded && !Self.isNotFound(out.stderrSummary) {
             throw BackendError.commandFailed("incus delete \(InertText.line(sandbox.name))", out.stderrSummary)
         }
+    }
+
+    /// `incus delete -f` over incusd's socket, as the CLI does it without its start: a running
+    /// instance is stopped at once (an ephemeral one goes with it), then deleted; one already gone
+    /// is fine. false when the socket is not ccdeck's to use.
+    func removeByAPI(_ name: String) throws -> Bool {
+        guard let found = api("/1.0/instances/" + UnixHTTP.escape(name)) else { return false }
+        guard found != .null else { return true }
+        let path = "/1.0/instances/" + UnixHTTP.escape(name)
+        let what = "incus delete \(InertText.line(name))"
+        let status = found["status_code"]?.wholeNumber(in: 0...999) ?? 0
+        if status != 0 && status != Self.stoppedCode {
+            let stop = StateRequest(action: "stop", force: true, timeout: -1)
+            switch try act("PUT", path + "/state", stop, what: what) {
+            case nil: return false
+            case .failed(let why)?: throw BackendError.commandFailed(what, why)
+            case .done?, .notFound?: break
+            }
+            if found["ephemeral"] == .bool(true) { return true }
+        }
+        switch try act("DELETE", path, Optional<StateRequest>.none, what: what) {
+        case nil: return false
+        case .failed(let why)?: throw BackendError.commandFailed(what, why)
+        case .done?, .notFound?: return true
+        }
+    }
+
+    /// incusd's status code of a stopped instance.
+    static let stoppedCode = 102
+
+    /// `PUT /1.0/instances/NAME/state`.
+    struct StateRequest: Encodable {
+        var action: String
+        var force: Bool
+        var timeout: Int
     }
 
     /// A persistent instance stays for the next run as it is (the run left no file with a secret
@@ -330,14 +403,29 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
     }
 
     public func resources(store: String) throws -> [SandboxResource] {
+        if let items = allInstances() { return Self.parseInstances(items, store: store) }
         let out = try query(["list", "\(Self.keyPrefix)store=\(store)", "--format", "json"], what: "incus list")
         guard out.status.succeeded else { throw BackendError.commandFailed("incus list", out.stderrSummary) }
         return Self.parseInstances(out.stdout, store: store)
     }
 
+    /// Every instance with its config and status, over incusd's socket (what `incus list
+    /// --format json` reads, without its client start); nil when the CLI must be asked.
+    func allInstances() -> JSONValue? {
+        guard let items = api("/1.0/instances?recursion=1"), case .array = items else { return nil }
+        return items
+    }
+
     public func foreignResources(store: String) throws -> [SandboxResource] {
-        let out = try query(["list", "--format", "json"], what: "incus list")
-        guard out.status.succeeded, case .array(let items)? = JSONValue.parse(Data(out.stdout.utf8)) else { return [] }
+        let items: JSONValue
+        if let all = allInstances() {
+            items = all
+        } else {
+            let out = try query(["list", "--format", "json"], what: "incus list")
+            guard out.status.succeeded, let listed = JSONValue.parse(Data(out.stdout.utf8)) else { return [] }
+            items = listed
+        }
+        guard case .array(let items) = items else { return [] }
         return items.compactMap { item in
             guard let name = item["name"]?.stringValue, item["config"]?[Self.keyPrefix + "store"]?.stringValue != store else { return nil }
             return SandboxResource(id: name, name: name, backend: kind, runID: nil,
@@ -348,7 +436,12 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
 
     /// `incus list --format json`: an array of instances; only those carrying this store's mark.
     static func parseInstances(_ text: String, store: String) -> [SandboxResource] {
-        guard case .array(let items)? = JSONValue.parse(Data(text.utf8)) else { return [] }
+        JSONValue.parse(Data(text.utf8)).map { parseInstances($0, store: store) } ?? []
+    }
+
+    /// The instances (`incus list`'s JSON, or incusd's own) that carry this store's mark.
+    static func parseInstances(_ list: JSONValue, store: String) -> [SandboxResource] {
+        guard case .array(let items) = list else { return [] }
         return items.compactMap { item in
             guard let name = item["name"]?.stringValue, let config = item["config"],
                   config[keyPrefix + "store"]?.stringValue == store else { return nil }
@@ -424,6 +517,56 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
     }
 
     // MARK: helpers
+
+    /// What incusd made of a request that acts: done, refused (its words), or not found.
+    enum Acted: Equatable {
+        case done
+        case failed(String)
+        case notFound(String)
+    }
+
+    /// A request that makes incusd act (launch, stop, delete), followed to the end of the
+    /// operation it starts. nil when nothing could be asked: no socket, or not ccdeck's to use
+    /// (the CLI is asked instead; a user outside incus-admin reaches incusd through another).
+    func act<Body: Encodable>(_ method: String, _ path: String, _ body: Body?, what: String) throws -> Acted? {
+        guard let socket = apiSocket else { return nil }
+        let http = UnixHTTP(socketPath: socket, timeout: queryTimeout)
+        let answer: UnixHTTP.Response
+        do {
+            answer = try http.request(method, path, body: try body.map { try JSONEncoder().encode($0) })
+        } catch UnixHTTP.Failure.cannotConnect {
+            return nil
+        } catch UnixHTTP.Failure.timedOut {
+            throw BackendError.timedOut(what, queryTimeout)
+        } catch {
+            throw BackendError.commandFailed(what, "incusd gave no answer (\(error))")
+        }
+        let reply = JSONValue.parse(answer.body)
+        let why = InertText.line(reply?["error"]?.stringValue ?? answer.text)
+        if answer.status == 404 { return .notFound(why) }
+        guard answer.succeeded, let reply else { return .failed(why) }
+        guard reply["type"]?.stringValue == "async", let operation = reply["operation"]?.stringValue else { return .done }
+        // incusd holds the answer until the operation ends (or the timeout passes; then it says Running).
+        var waiting = http
+        waiting.timeout = queryTimeout + 5
+        let ended: UnixHTTP.Response
+        do {
+            ended = try waiting.get(operation + "/wait?timeout=\(Int(queryTimeout.rounded(.up)))")
+        } catch UnixHTTP.Failure.timedOut {
+            throw BackendError.timedOut(what, queryTimeout)
+        } catch {
+            throw BackendError.commandFailed(what, "incusd gave no answer (\(error))")
+        }
+        let result = JSONValue.parse(ended.body)
+        if let error = result?["error"]?.stringValue, !error.isEmpty { return .failed(InertText.line(error)) }
+        switch result?["metadata"]?["status"]?.stringValue {
+        case "Success": return .done
+        case "Running", "Pending": throw BackendError.timedOut(what, queryTimeout)
+        default:
+            let err = result?["metadata"]?["err"]?.stringValue ?? ""
+            return .failed(InertText.line(err.isEmpty ? ended.text : err))
+        }
+    }
 
     /// incus translates its messages: ccdeck reads them in English.
     var cEnvironment: [String: String] {
