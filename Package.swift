@@ -32,7 +32,11 @@ let package = Package(
         .executableTarget(name: "ccdeck-netbridge", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // `docker run -i` spoken straight to dockerd's socket (C, static: starts in well under a
         // millisecond, where the docker CLI takes 10-20 ms on every run's path).
-        .executableTarget(name: "ccdeck-dockerrun", linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        .executableTarget(name: "ccdeck-dockerrun", dependencies: ["CHelperIO"], linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // `incus exec -T` spoken straight to incusd's socket (C, static), for the same reason.
+        .executableTarget(name: "ccdeck-incusexec", dependencies: ["CHelperIO"], linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // What those two share: HTTP/1.1 over a unix socket, a request body from stdin.
+        .target(name: "CHelperIO"),
         .executableTarget(name: "ccdeck-bench", dependencies: ["CCDeckCore", "CCDeckBackends", "CCDeckTUI"]),
         // Domain and pure logic: no terminal, no processes.
         .target(name: "CCDeckCore"),
@@ -53,7 +57,7 @@ let package = Package(
         // the proof that a backend is one file and one registration line.
         .target(name: "CCDeckTestBackend", dependencies: ["CCDeckCore", "CCDeckBackends"], path: "Tests/TestBackend"),
         .executableTarget(name: "ccdeck-testhost", dependencies: ["CCDeckCLI", "CCDeckTestBackend"], path: "Tests/TestHost"),
-        .testTarget(name: "EndToEndTests", dependencies: ["ccdeck", "ccdeck-testhost", "ccdeck-netbridge", "ccdeck-dockerrun",
+        .testTarget(name: "EndToEndTests", dependencies: ["ccdeck", "ccdeck-testhost", "ccdeck-netbridge", "ccdeck-dockerrun", "ccdeck-incusexec",
                                                                 "_CCDeckTestSupport"]),
     ]
 )

@@ -22,139 +22,48 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-static const char *socket_path;
-static char name[256];  // percent-encoded
-static long limit;      // seconds the daemon has to answer each request; 0: no limit
+#include "helperio.h"
 
-// Gives the daemon `seconds` (0: forever) to say something on `fd`.
-static void answer_within(int fd, long seconds) {
-    struct timeval t = {.tv_sec = seconds};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, sizeof t);
-}
+static char name[256];  // percent-encoded
 
 static void fail(const char *what, const char *why) {
     fprintf(stderr, "docker: %s: %s\n", what, why);
     exit(125);
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return 0;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 1;
-}
-
-static int dial(void) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(socket_path) >= sizeof addr.sun_path) fail("cannot connect to the Docker daemon", "socket path too long");
-    strcpy(addr.sun_path, socket_path);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        fprintf(stderr, "docker: Cannot connect to the Docker daemon at unix://%s. Is the docker daemon running?\n", socket_path);
-        exit(125);
-    }
-    return fd;
+static void cannot_connect(const char *socket_path, const char *why) {
+    (void)why;
+    fprintf(stderr, "docker: Cannot connect to the Docker daemon at unix://%s. Is the docker daemon running?\n", socket_path);
+    exit(125);
 }
 
 // A read that waited `limit` seconds for the daemon (SO_RCVTIMEO) and got nothing.
-static void timed_out(void) {
+static void timed_out(const char *socket_path, long limit) {
     fprintf(stderr, "docker: the Docker daemon at unix://%s did not answer within %ld s\n", socket_path, limit);
     exit(125);
 }
 
-// A growing buffer.
-typedef struct { char *p; size_t n, cap; } buf_t;
-
-static void append(buf_t *b, const char *p, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        if (!(b->p = realloc(b->p, b->cap))) fail("out of memory", "realloc");
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
 // Sends one request; `upgrade` asks for the raw stream (attach).
 static int request(const char *method, const char *path, const char *body, size_t length, int upgrade) {
-    int fd = dial();
+    int fd = hio_dial();
     char head[1024];
     int n = snprintf(head, sizeof head,
                      "%s %s HTTP/1.1\r\nHost: docker\r\nUser-Agent: ccdeck-dockerrun\r\n%s"
                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
                      method, path, upgrade ? "Connection: Upgrade\r\nUpgrade: tcp\r\n" : "Connection: close\r\n", length);
-    if (n <= 0 || (size_t)n >= sizeof head || !write_all(fd, head, (size_t)n) || (length && !write_all(fd, body, length)))
+    if (n <= 0 || (size_t)n >= sizeof head || !hio_write_all(fd, head, (size_t)n) || (length && !hio_write_all(fd, body, length)))
         fail("cannot talk to the Docker daemon", strerror(errno));
-    answer_within(fd, limit);
     return fd;
-}
-
-// Reads a response's head (status line and headers) into `b`; returns the status and leaves
-// what came after the head in `b` from offset *body.
-static int read_head(int fd, buf_t *b, size_t *body) {
-    char chunk[4096];
-    for (;;) {
-        char *end = b->p ? strstr(b->p, "\r\n\r\n") : NULL;
-        if (end) {
-            *body = (size_t)(end - b->p) + 4;
-            int status = 0;
-            if (sscanf(b->p, "HTTP/%*d.%*d %d", &status) != 1) fail("the Docker daemon's answer", "not HTTP");
-            return status;
-        }
-        ssize_t r = read(fd, chunk, sizeof chunk);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) timed_out();
-        if (r <= 0) fail("the Docker daemon's answer", "it closed the connection");
-        append(b, chunk, (size_t)r);
-    }
-}
-
-// The rest of an answer to a request sent with "Connection: close", whose head `b` holds (what
-// follows it from `at`): its body, unchunked, into `out`.
-static void rest(int fd, buf_t *b, size_t at, buf_t *out) {
-    char chunk[4096];
-    ssize_t r;
-    while ((r = read(fd, chunk, sizeof chunk)) != 0) {
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) timed_out();
-        if (r < 0) fail("the Docker daemon's answer", strerror(errno));
-        append(b, chunk, (size_t)r);
-    }
-    close(fd);
-    b->p[at - 2] = 0;  // the head, alone, for the header search
-    int chunked = strcasestr(b->p, "\r\ntransfer-encoding: chunked") != NULL;
-    const char *p = b->p + at, *end = b->p + b->n;
-    if (!chunked) {
-        append(out, p, (size_t)(end - p));
-    } else {
-        while (p < end) {
-            char *after;
-            unsigned long size = strtoul(p, &after, 16);
-            const char *line_end = strstr(p, "\r\n");
-            if (!line_end || size == 0 || line_end + 2 + size > end) break;
-            append(out, line_end + 2, size);
-            p = line_end + 2 + size + 2;
-        }
-    }
-    if (!out->p) append(out, "", 0);
-    free(b->p);
-    *b = (buf_t){0};
 }
 
 // The whole answer to a request sent with "Connection: close": its status and body.
 static int answer(int fd, buf_t *out) {
     buf_t b = {0};
     size_t at;
-    int status = read_head(fd, &b, &at);
-    rest(fd, &b, at, out);
+    int status = hio_read_head(fd, &b, &at);
+    hio_rest(fd, &b, at, out);
     return status;
 }
 
@@ -179,35 +88,6 @@ static int call(const char *method, const char *path, const char *body, size_t l
     return answer(request(method, path, body, length, 0), out);
 }
 
-// Reads stdin's first line (the body's length) and the body itself; what follows is the agent's.
-static char *read_body(size_t *length, buf_t *rest) {
-    buf_t b = {0};
-    char chunk[65536];
-    for (;;) {
-        char *nl = b.p ? memchr(b.p, '\n', b.n) : NULL;
-        if (nl) {
-            char *after;
-            unsigned long want = strtoul(b.p, &after, 10);
-            if (after != nl || want == 0 || want > (64ul << 20)) fail("ccdeck-dockerrun", "stdin does not start with a body length");
-            size_t start = (size_t)(nl - b.p) + 1;
-            if (b.n - start >= want) {
-                char *body = malloc(want + 1);
-                if (!body) fail("out of memory", "malloc");
-                memcpy(body, b.p + start, want);
-                body[want] = 0;
-                append(rest, b.p + start + want, b.n - start - want);
-                free(b.p);
-                *length = want;
-                return body;
-            }
-        }
-        ssize_t r = read(0, chunk, sizeof chunk);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) fail("ccdeck-dockerrun", "stdin ended before the container's description");
-        append(&b, chunk, (size_t)r);
-    }
-}
-
 // Splits the attach stream's frames (8 bytes: stream, 0, 0, 0, big-endian size; then the
 // bytes) onto stdout and stderr. Returns how much of `p` it used. A reader gone from stdout
 // ends this client, as it ends the CLI: the container runs on.
@@ -218,7 +98,7 @@ static size_t demux(const unsigned char *p, size_t n) {
         size_t size = ((size_t)h[4] << 24) | ((size_t)h[5] << 16) | ((size_t)h[6] << 8) | h[7];
         if (n - used - 8 < size) break;
         int fd = h[0] == 2 ? 2 : 1;
-        if (!write_all(fd, (const char *)h + 8, size) && fd == 1) exit(141);
+        if (!hio_write_all(fd, (const char *)h + 8, size) && fd == 1) exit(141);
         used += 8 + size;
     }
     return used;
@@ -236,19 +116,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: ccdeck-dockerrun SOCKET NAME [SECONDS] < LENGTH NEWLINE CREATE-BODY STDIN...\n");
         return 125;
     }
-    socket_path = argv[1];
-    limit = argc == 4 ? strtol(argv[3], NULL, 10) : 0;
-    size_t w = 0;
-    for (const unsigned char *c = (const unsigned char *)argv[2]; *c && w + 4 < sizeof name; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr("-_.", *c)) {
-            name[w++] = (char)*c;
-        } else {
-            w += (size_t)snprintf(name + w, 4, "%%%02X", *c);
-        }
-    }
+    hio = (hio_client){.socket_path = argv[1], .limit = argc == 4 ? strtol(argv[3], NULL, 10) : 0,
+                       .fail = fail, .cannot_connect = cannot_connect, .timed_out = timed_out};
+    hio_path_name(argv[2], name, sizeof name);
     size_t length;
     buf_t input = {0};
-    char *body = read_body(&length, &input);
+    char *body = hio_read_body(&length, &input, "ccdeck-dockerrun");
     char path[512];
     buf_t out = {0};
 
@@ -263,10 +136,10 @@ int main(int argc, char **argv) {
     int stream = request("POST", path, "", 0, 1);
     buf_t head = {0};
     size_t at;
-    status = read_head(stream, &head, &at);
+    status = hio_read_head(stream, &head, &at);
     if (status != 101 && status != 200) {
         out.n = 0;
-        rest(stream, &head, at, &out);
+        hio_rest(stream, &head, at, &out);
         refused(&out, status);
     }
 
@@ -276,23 +149,23 @@ int main(int argc, char **argv) {
     int waiter = request("POST", path, "", 0, 0);
     buf_t waited = {0};
     size_t waited_at;
-    status = read_head(waiter, &waited, &waited_at);
+    status = hio_read_head(waiter, &waited, &waited_at);
     if (status != 200) {
         out.n = 0;
-        rest(waiter, &waited, waited_at, &out);
+        hio_rest(waiter, &waited, waited_at, &out);
         refused(&out, status);
     }
 
-    answer_within(waiter, 0);  // its exit may be hours away
+    hio_answer_within(waiter, 0);  // its exit may be hours away
 
     out.n = 0;
     status = call("POST", (snprintf(path, sizeof path, "/containers/%s/start", name), path), "", 0, &out);
     if (status != 204 && status != 304) refused(&out, status);
-    answer_within(stream, 0);
+    hio_answer_within(stream, 0);
 
     // Pump: stdin to the container, its frames out, until its output ends.
     buf_t frames = {0};
-    append(&frames, head.p + at, head.n - at);
+    hio_append(&frames, head.p + at, head.n - at);
     drain(&frames);
     size_t sent = 0;
     int stdin_open = 1;
@@ -316,7 +189,7 @@ int main(int argc, char **argv) {
             ssize_t r = read(0, chunk, sizeof chunk);
             if (r > 0) {
                 if (sent == input.n) sent = input.n = 0;
-                append(&input, chunk, (size_t)r);
+                hio_append(&input, chunk, (size_t)r);
             } else if (r == 0 || errno != EINTR) {
                 stdin_open = 0;
                 if (sent == input.n) shutdown(stream, SHUT_WR);  // the container's stdin ends
@@ -326,7 +199,7 @@ int main(int argc, char **argv) {
             ssize_t r = read(stream, chunk, sizeof chunk);
             if (r < 0 && errno == EINTR) continue;
             if (r <= 0) break;
-            append(&frames, chunk, (size_t)r);
+            hio_append(&frames, chunk, (size_t)r);
             drain(&frames);
         }
     }
@@ -334,7 +207,7 @@ int main(int argc, char **argv) {
 
     // Its output has ended: it has stopped, or is about to.
     out.n = 0;
-    rest(waiter, &waited, waited_at, &out);
+    hio_rest(waiter, &waited, waited_at, &out);
     const char *code = strstr(out.p, "\"StatusCode\":");
     if (!code) fail("the Docker daemon's answer", "no StatusCode");
     return (int)(strtol(code + 13, NULL, 10) & 0xFF);

@@ -227,9 +227,9 @@ struct IncusEndToEndTests {
         #expect(try instances(store: store).isEmpty)
     }
 
-    /// An ephemeral instance is launched and removed over incusd's socket, not by two CLI calls
-    /// (each ~16 ms of client start, issue 15); only the agent's `incus exec` is the CLI's. So is
-    /// `sandboxes rm` of a running persistent instance (stopped, then deleted).
+    /// An ephemeral instance is launched, run in and removed over incusd's socket, not by three
+    /// CLI calls (each ~16 ms of client start, issue 15): the agent's exec by ccdeck-incusexec.
+    /// So is `sandboxes rm` of a running persistent instance (stopped, then deleted).
     @Test func anEphemeralRunIsLaunchedAndRemovedOverTheSocket() throws {
         let workspace = try project("over-socket", owner: 1000)
         let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path)
@@ -241,7 +241,7 @@ struct IncusEndToEndTests {
         let r = try CCDeckInvocation.run(EngineEnvironment.incusArguments(model: model, extra: ["--workspace", workspace, "--ephemeral"]),
                                          environment: env)
         #expect(r.status == .exited(0), "\(r.output)")
-        #expect(noted.commands == ["exec"], "\(noted.commands)")
+        #expect(noted.commands.isEmpty, "\(noted.commands)")
         let record = try #require(store.list().first)
         #expect(record.state == .succeeded && record.turns == 3)
         #expect(FileOwner.of(workspace + "/hello.txt") == FileOwner(uid: 1000, gid: 1000))
@@ -261,6 +261,50 @@ struct IncusEndToEndTests {
         #expect(try instances(store: store).isEmpty)
         // Gone already: a second removal is no error (as `incus delete -f` of a missing one is not for ccdeck).
         #expect(try IncusBackend(environment: env).removeByAPI(name))
+    }
+
+    /// ccdeck-incusexec against a real incusd, as `incus exec -T` behaves: stdin of any size
+    /// arrives whole and its end is seen, stdout and stderr come back apart, the exit status is
+    /// the command's, SIGTERM reaches the command, and incusd's refusal is one line, status 1.
+    @Test func theExecClientBehavesAsTheCLIDoes() throws {
+        let name = "ccdeck-exec-\(UUID().uuidString.prefix(6).lowercased())"
+        let launched = try incus(["launch", EngineEnvironment.incusImage, name, "--ephemeral", "-c", "raw.lxc=lxc.init.cmd=/ccdeck-init"])
+        try #require(launched.status.succeeded, "\(launched.stderr)")
+        defer { _ = try? incus(["delete", "-f", name]) }
+        let client = (TestPaths.ccdeckBinary as NSString).deletingLastPathComponent + "/ccdeck-incusexec"
+        func exec(_ script: String, input: Data, instance: String? = nil) throws -> ProcessRunner.Output {
+            let body = Data(#"{"command":["/bin/sh","-c",\#(DockerDirectRun.quote(script))],"wait-for-websocket":true,"interactive":false,"#.utf8)
+                + Data(#""environment":{},"user":1000,"group":1000,"cwd":"/"}"#.utf8)
+            return try ProcessRunner.run(Command(client, ["/var/lib/incus/unix.socket", instance ?? name, "30"], environment: EngineEnvironment.host),
+                                         input: Data("\(body.count)\n".utf8) + body + input, timeout: 60)
+        }
+        let big = Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        let counted = try exec("wc -c; echo to-stderr >&2; exit 3", input: big)
+        #expect(counted.status == .exited(3) && counted.stdout == "3000000\n" && counted.stderr == "to-stderr\n", "\(counted)")
+        // A command that never reads its stdin still ends, its output whole.
+        let unread = try exec("head -c 2000000 /dev/zero | wc -c", input: big)
+        #expect(unread.status == .exited(0) && unread.stdout == "2000000\n", "\(unread)")
+
+        // SIGTERM to the client reaches the command, once it runs (as the CLI forwards it).
+        let script = "trap 'echo got-term; exit 7' TERM; echo ready; sleep 30 & wait"
+        let body = #"{"command":["/bin/sh","-c",\#(DockerDirectRun.quote(script))],"wait-for-websocket":true,"interactive":false,"#
+            + #""environment":{},"user":1000,"group":1000,"cwd":"/"}"#
+        var env = EngineEnvironment.host
+        env["PREFIX"] = "\(body.utf8.count)\n" + body
+        env["CLIENT"] = client
+        env["NAME"] = name
+        let signalled = try ProcessRunner.run(Command("/bin/sh", ["-c", """
+            d=$(mktemp -d); mkfifo "$d/in"; exec 4<>"$d/in"
+            "$CLIENT" /var/lib/incus/unix.socket "$NAME" 30 < "$d/in" > "$d/out" & c=$!
+            printf '%s' "$PREFIX" >&4
+            i=0; until grep -q ready "$d/out" || [ $i -ge 300 ]; do sleep 0.1; i=$((i+1)); done
+            kill -TERM $c; wait $c; echo "rc=$?"; cat "$d/out"; exec 4>&-; rm -rf "$d"
+            """], environment: env), timeout: 90)
+        #expect(signalled.stdout == "rc=7\nready\ngot-term\n", "\(signalled)")
+
+        let refused = try exec("true", input: Data(), instance: "ccdeck-no-such-instance")
+        #expect(refused.status == .exited(1) && refused.stderr.hasPrefix("Error: ") && refused.stderr.contains("not found")
+                && refused.stderr.split(separator: "\n").count == 1, "\(refused)")
     }
 
     /// When incusd's socket is not ccdeck's to use (here: the default remote is another name, as

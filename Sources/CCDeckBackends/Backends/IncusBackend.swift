@@ -153,20 +153,18 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
         let name = ephemeral ? spec.sandboxName : Self.persistentName(workspace: spec.workspace, store: spec.mark[Mark.store] ?? "")
         let user = AgentUser(spec.workspaceOwner)
         let who = user.uid == 0 ? "root" : user.uid == UInt32(RunnerImage.agentUID) ? "the image's agent user" : "the workspace's owner"
-        let prep = Preparation(agentUser: "uid \(user.uid):\(user.gid) (\(who)), in \(ephemeral ? "an ephemeral" : "a persistent") instance",
+        var prep = Preparation(agentUser: "uid \(user.uid):\(user.gid) (\(who)), in \(ephemeral ? "an ephemeral" : "a persistent") instance",
                                userArguments: [], sandboxName: name, persistent: !ephemeral)
+        // incusd answered on its socket: the agent is started by ccdeck-incusexec, not the CLI.
+        func overSocket() {
+            if let client = Self.execClient(environment: environment) { prep.choices["client"] = client }
+        }
 
-        if !ephemeral, let existing = try instance(name) {
-            // The workspace's own instance: one look, and a call more only when something changed.
-            if existing["status"]?.stringValue?.uppercased() != "RUNNING" { try run(["start", name], what: "incus start \(name)") }
-            for (device, settings) in devices.sorted(by: { $0.key < $1.key })
-            where Self.deviceSettings(existing["devices"]?[device]) != settings {
-                _ = try? query(["config", "device", "remove", name, device], what: "incus config device remove")
-                try run(["config", "device", "add", name, device] + settings.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" },
-                        what: "incus config device add \(device)")
-            }
-            progress("reusing instance \(name)")
-            return prep
+        if !ephemeral, let found = api("/1.0/instances/" + UnixHTTP.escape(name)) {
+            overSocket()
+            if found != .null { return try reuse(found, name: name, devices: devices, prep: prep, progress: progress) }
+        } else if !ephemeral, let existing = try instance(name) {
+            return try reuse(existing, name: name, devices: devices, prep: prep, progress: progress)
         }
         // A new instance in one request to incusd, made and started (none of it secret); the CLI's
         // `incus launch` is the same request and a client start (~16 ms) and a question before it.
@@ -175,7 +173,9 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
         let launch = LaunchRequest(name: name, source: .init(alias: alias), ephemeral: ephemeral,
                                    profiles: spec.options["profile"], config: config, devices: devices)
         switch try act("POST", "/1.0/instances", launch, what: "incus launch") {
-        case .done?: return prep
+        case .done?:
+            overSocket()
+            return prep
         case .failed(let why)?, .notFound(let why)?:
             // incusd says "Image not provided" for an alias it does not have: ask, to say what to do.
             if api("/1.0/images/aliases/" + UnixHTTP.escape(alias)) == .null { throw Self.missingImage(alias) }
@@ -191,6 +191,20 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
             if why.localizedCaseInsensitiveContains("image") && Self.isNotFound(why) { throw Self.missingImage(alias) }
             throw Self.launchFailure(why)
         }
+        return prep
+    }
+
+    /// The workspace's own instance: one look, and a call more only when something changed.
+    func reuse(_ existing: JSONValue, name: String, devices: [String: [String: String]], prep: Preparation,
+               progress: (String) -> Void) throws -> Preparation {
+        if existing["status"]?.stringValue?.uppercased() != "RUNNING" { try run(["start", name], what: "incus start \(name)") }
+        for (device, settings) in devices.sorted(by: { $0.key < $1.key })
+        where Self.deviceSettings(existing["devices"]?[device]) != settings {
+            _ = try? query(["config", "device", "remove", name, device], what: "incus config device remove")
+            try run(["config", "device", "add", name, device] + settings.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" },
+                    what: "incus config device add \(device)")
+        }
+        progress("reusing instance \(name)")
         return prep
     }
 
@@ -338,10 +352,43 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
     public func start(_ spec: RunSpec, preparation: Preparation) throws -> AgentLaunch {
         let name = preparation.sandboxName ?? spec.sandboxName
         let user = AgentUser(spec.workspaceOwner)
+        let script = Self.agentScript(runID: spec.id)
+        if let client = preparation.choices["client"], let socket = apiSocket {
+            // The exec request `incus exec -T` sends, made by ccdeck-incusexec (no client start);
+            // it goes on the client's stdin ahead of the variables and the prompt.
+            let request = ExecRequest(command: ["/bin/sh", "-c", script], environment: environment["TERM"].map { ["TERM": $0] } ?? [:],
+                                      user: user.uid, group: user.gid, cwd: "/workspace")
+            let body = try JSONEncoder().encode(request)
+            let child = try ChildProcess.spawn(Command(client, [socket, name, String(Int(queryTimeout))], environment: cEnvironment),
+                                               stdin: .pipe)
+            return AgentLaunch(process: child, stdinPrefix: Data("\(body.count)\n".utf8) + body + Self.variables(spec, user: user))
+        }
         let args = ["exec", name, "-T", "--user", "\(user.uid)", "--group", "\(user.gid)", "--cwd", "/workspace",
-                    "--", "/bin/sh", "-c", Self.agentScript(runID: spec.id)]
+                    "--", "/bin/sh", "-c", script]
         let child = try ChildProcess.spawn(Command("incus", args, environment: cEnvironment), stdin: .pipe)
         return AgentLaunch(process: child, stdinPrefix: Self.variables(spec, user: user))
+    }
+
+    /// `POST /1.0/instances/NAME/exec`, as `incus exec -T --user U --group G --cwd C` sends it.
+    struct ExecRequest: Encodable {
+        var command: [String]
+        var environment: [String: String]
+        var user: UInt32
+        var group: UInt32
+        var cwd: String
+        var waitForWebsocket = true
+        var interactive = false
+
+        enum CodingKeys: String, CodingKey {
+            case command, environment, user, group, cwd, interactive
+            case waitForWebsocket = "wait-for-websocket"
+        }
+    }
+
+    /// The exec client beside ccdeck (`CCDECK_INCUSEXEC` names another; `off` keeps the CLI).
+    static func execClient(environment: [String: String]) -> String? {
+        if environment["CCDECK_INCUSEXEC"] == "off" { return nil }
+        return BundledHelper.find("ccdeck-incusexec", variable: "CCDECK_INCUSEXEC", environment: environment)
     }
 
     public func stop(_ sandbox: SandboxRef) -> Bool {
