@@ -335,13 +335,19 @@ public struct ChangeTracker: Sendable {
         var trimmed: String { String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
     }
 
-    /// git with no user or system config (no hooks, no pagers, no surprises), a bounded wait.
+    /// git with no user or system config (no hooks, no pagers, no surprises), a bounded wait, in
+    /// its work tree. In it always: a command that needs no work tree (`write-tree`) does not
+    /// go there itself, yet writes the index back, and git looks at an entry as old as that index
+    /// (written in the same second) by its path from where it runs; from elsewhere the file is
+    /// not found, the entry is not marked for a second look, and a same-size rewrite in that
+    /// second was never seen (1 run in 30 lost a change that way).
     private func run(_ args: [String], env extra: [String: String]) -> Out? {
         var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
                    "HOME": runDirectory, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"]
         env.merge(extra) { $1 }
-        guard let out = try? ProcessRunner.run(Command(git, ["-c", "core.quotepath=false", "-c", "core.autocrlf=false",
-                                                             "--no-optional-locks"] + args, environment: env),
+        let place = env["GIT_WORK_TREE"].map { ["-C", $0] } ?? []
+        guard let out = try? ProcessRunner.run(Command(git, place + ["-c", "core.quotepath=false", "-c", "core.autocrlf=false",
+                                                                     "--no-optional-locks"] + args, environment: env),
                                                timeout: timeout),
               out.status.succeeded else { return nil }
         return Out(data: Data(out.stdout.utf8))
