@@ -142,3 +142,14 @@ void hio_path_name(const char *name, char *out, size_t size) {
     }
     out[w] = 0;
 }
+
+void hio_start(int argc, char **argv, const char *usage, int usage_status, hio_client client, char *name, size_t size) {
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s\n", usage);
+        exit(usage_status);
+    }
+    hio = client;
+    hio.socket_path = argv[1];
+    hio.limit = argc == 4 ? strtol(argv[3], NULL, 10) : 0;
+    hio_path_name(argv[2], name, size);
+}

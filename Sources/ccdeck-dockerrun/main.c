@@ -112,13 +112,8 @@ static void drain(buf_t *frames) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: ccdeck-dockerrun SOCKET NAME [SECONDS] < LENGTH NEWLINE CREATE-BODY STDIN...\n");
-        return 125;
-    }
-    hio = (hio_client){.socket_path = argv[1], .limit = argc == 4 ? strtol(argv[3], NULL, 10) : 0,
-                       .fail = fail, .cannot_connect = cannot_connect, .timed_out = timed_out};
-    hio_path_name(argv[2], name, sizeof name);
+    hio_start(argc, argv, "ccdeck-dockerrun SOCKET NAME [SECONDS] < LENGTH NEWLINE CREATE-BODY STDIN...", 125,
+              (hio_client){.fail = fail, .cannot_connect = cannot_connect, .timed_out = timed_out}, name, sizeof name);
     size_t length;
     buf_t input = {0};
     char *body = hio_read_body(&length, &input, "ccdeck-dockerrun");

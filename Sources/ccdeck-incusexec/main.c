@@ -220,15 +220,10 @@ static volatile sig_atomic_t pending_signal;
 static void noted(int sig) { pending_signal = sig; }
 
 int main(int argc, char **argv) {
-    if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: ccdeck-incusexec SOCKET INSTANCE [SECONDS] < LENGTH NEWLINE EXEC-BODY STDIN...\n");
-        return 1;
-    }
-    hio = (hio_client){.socket_path = argv[1], .limit = argc == 4 ? strtol(argv[3], NULL, 10) : 0,
-                       .fail = fail, .cannot_connect = cannot_connect, .timed_out = timed_out};
-    srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     char name[256];
-    hio_path_name(argv[2], name, sizeof name);
+    hio_start(argc, argv, "ccdeck-incusexec SOCKET INSTANCE [SECONDS] < LENGTH NEWLINE EXEC-BODY STDIN...", 1,
+              (hio_client){.fail = fail, .cannot_connect = cannot_connect, .timed_out = timed_out}, name, sizeof name);
+    srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 
     // Signals for the command are noted, then sent on over the control stream (as the CLI does).
     sigset_t block, none;

@@ -272,11 +272,15 @@ struct IncusEndToEndTests {
         try #require(launched.status.succeeded, "\(launched.stderr)")
         defer { _ = try? incus(["delete", "-f", name]) }
         let client = (TestPaths.ccdeckBinary as NSString).deletingLastPathComponent + "/ccdeck-incusexec"
+        /// The exec request for `script`, with its length first, as ccdeck writes it.
+        func request(_ script: String) -> String {
+            let body = #"{"command":["/bin/sh","-c",\#(DockerDirectRun.quote(script))],"wait-for-websocket":true,"interactive":false,"#
+                + #""environment":{},"user":1000,"group":1000,"cwd":"/"}"#
+            return "\(body.utf8.count)\n" + body
+        }
         func exec(_ script: String, input: Data, instance: String? = nil) throws -> ProcessRunner.Output {
-            let body = Data(#"{"command":["/bin/sh","-c",\#(DockerDirectRun.quote(script))],"wait-for-websocket":true,"interactive":false,"#.utf8)
-                + Data(#""environment":{},"user":1000,"group":1000,"cwd":"/"}"#.utf8)
-            return try ProcessRunner.run(Command(client, ["/var/lib/incus/unix.socket", instance ?? name, "30"], environment: EngineEnvironment.host),
-                                         input: Data("\(body.count)\n".utf8) + body + input, timeout: 60)
+            try ProcessRunner.run(Command(client, ["/var/lib/incus/unix.socket", instance ?? name, "30"], environment: EngineEnvironment.host),
+                                  input: Data(request(script).utf8) + input, timeout: 60)
         }
         let big = Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
         let counted = try exec("wc -c; echo to-stderr >&2; exit 3", input: big)
@@ -286,11 +290,8 @@ struct IncusEndToEndTests {
         #expect(unread.status == .exited(0) && unread.stdout == "2000000\n", "\(unread)")
 
         // SIGTERM to the client reaches the command, once it runs (as the CLI forwards it).
-        let script = "trap 'echo got-term; exit 7' TERM; echo ready; sleep 30 & wait"
-        let body = #"{"command":["/bin/sh","-c",\#(DockerDirectRun.quote(script))],"wait-for-websocket":true,"interactive":false,"#
-            + #""environment":{},"user":1000,"group":1000,"cwd":"/"}"#
         var env = EngineEnvironment.host
-        env["PREFIX"] = "\(body.utf8.count)\n" + body
+        env["PREFIX"] = request("trap 'echo got-term; exit 7' TERM; echo ready; sleep 30 & wait")
         env["CLIENT"] = client
         env["NAME"] = name
         let signalled = try ProcessRunner.run(Command("/bin/sh", ["-c", """

@@ -160,11 +160,15 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
             if let client = Self.execClient(environment: environment) { prep.choices["client"] = client }
         }
 
-        if !ephemeral, let found = api("/1.0/instances/" + UnixHTTP.escape(name)) {
-            overSocket()
-            if found != .null { return try reuse(found, name: name, devices: devices, prep: prep, progress: progress) }
-        } else if !ephemeral, let existing = try instance(name) {
-            return try reuse(existing, name: name, devices: devices, prep: prep, progress: progress)
+        if !ephemeral {
+            if let found = api("/1.0/instances/" + UnixHTTP.escape(name)) {
+                if found != .null {
+                    overSocket()
+                    return try reuse(found, name: name, devices: devices, prep: prep, progress: progress)
+                }
+            } else if let existing = try listedInstance(name) {
+                return try reuse(existing, name: name, devices: devices, prep: prep, progress: progress)
+            }
         }
         // A new instance in one request to incusd, made and started (none of it secret); the CLI's
         // `incus launch` is the same request and a client start (~16 ms) and a question before it.
@@ -318,9 +322,9 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
         return .commandFailed("incus launch", why)
     }
 
-    /// The instance as `incus list` shows it, or nil when there is none.
-    func instance(_ name: String) throws -> JSONValue? {
-        if let answer = api("/1.0/instances/" + UnixHTTP.escape(name)) { return answer == .null ? nil : answer }
+    /// The instance as `incus list` shows it, or nil when there is none (when the socket is not
+    /// ccdeck's to ask).
+    func listedInstance(_ name: String) throws -> JSONValue? {
         let out = try query(["list", name, "--format", "json"], what: "incus list")
         guard out.status.succeeded, case .array(let items)? = JSONValue.parse(Data(out.stdout.utf8)) else { return nil }
         return items.first { $0["name"]?.stringValue == name }
@@ -412,9 +416,9 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
     /// instance is stopped at once (an ephemeral one goes with it), then deleted; one already gone
     /// is fine. false when the socket is not ccdeck's to use.
     func removeByAPI(_ name: String) throws -> Bool {
-        guard let found = api("/1.0/instances/" + UnixHTTP.escape(name)) else { return false }
-        guard found != .null else { return true }
         let path = "/1.0/instances/" + UnixHTTP.escape(name)
+        guard let found = api(path) else { return false }
+        guard found != .null else { return true }
         let what = "incus delete \(InertText.line(name))"
         let status = found["status_code"]?.wholeNumber(in: 0...999) ?? 0
         if status != 0 && status != Self.stoppedCode {
@@ -577,32 +581,28 @@ public struct IncusBackend: SandboxBackend, ImageBuilder {
     /// (the CLI is asked instead; a user outside incus-admin reaches incusd through another).
     func act<Body: Encodable>(_ method: String, _ path: String, _ body: Body?, what: String) throws -> Acted? {
         guard let socket = apiSocket else { return nil }
-        let http = UnixHTTP(socketPath: socket, timeout: queryTimeout)
-        let answer: UnixHTTP.Response
-        do {
-            answer = try http.request(method, path, body: try body.map { try JSONEncoder().encode($0) })
-        } catch UnixHTTP.Failure.cannotConnect {
-            return nil
-        } catch UnixHTTP.Failure.timedOut {
-            throw BackendError.timedOut(what, queryTimeout)
-        } catch {
-            throw BackendError.commandFailed(what, "incusd gave no answer (\(error))")
+        // One exchange; nil when nothing could be sent.
+        func send(_ method: String, _ path: String, _ data: Data?, timeout: TimeInterval) throws -> UnixHTTP.Response? {
+            do {
+                return try UnixHTTP(socketPath: socket, timeout: timeout).request(method, path, body: data)
+            } catch UnixHTTP.Failure.cannotConnect {
+                return nil
+            } catch UnixHTTP.Failure.timedOut {
+                throw BackendError.timedOut(what, queryTimeout)
+            } catch {
+                throw BackendError.commandFailed(what, "incusd gave no answer (\(error))")
+            }
         }
+        guard let answer = try send(method, path, try body.map { try JSONEncoder().encode($0) }, timeout: queryTimeout) else { return nil }
         let reply = JSONValue.parse(answer.body)
         let why = InertText.line(reply?["error"]?.stringValue ?? answer.text)
         if answer.status == 404 { return .notFound(why) }
         guard answer.succeeded, let reply else { return .failed(why) }
         guard reply["type"]?.stringValue == "async", let operation = reply["operation"]?.stringValue else { return .done }
         // incusd holds the answer until the operation ends (or the timeout passes; then it says Running).
-        var waiting = http
-        waiting.timeout = queryTimeout + 5
-        let ended: UnixHTTP.Response
-        do {
-            ended = try waiting.get(operation + "/wait?timeout=\(Int(queryTimeout.rounded(.up)))")
-        } catch UnixHTTP.Failure.timedOut {
-            throw BackendError.timedOut(what, queryTimeout)
-        } catch {
-            throw BackendError.commandFailed(what, "incusd gave no answer (\(error))")
+        guard let ended = try send("GET", operation + "/wait?timeout=\(Int(queryTimeout.rounded(.up)))", nil,
+                                   timeout: queryTimeout + 5) else {
+            throw BackendError.commandFailed(what, "incusd stopped answering on \(socket)")
         }
         let result = JSONValue.parse(ended.body)
         if let error = result?["error"]?.stringValue, !error.isEmpty { return .failed(InertText.line(error)) }

@@ -19,6 +19,10 @@ typedef struct {
 
 extern hio_client hio;
 
+// Takes `SOCKET NAME [SECONDS]` from argv (else prints `usage` and exits with `usage_status`) into
+// `hio`, with `client`'s ways of failing; NAME percent-encoded into `name`.
+void hio_start(int argc, char **argv, const char *usage, int usage_status, hio_client client, char *name, size_t size);
+
 int hio_write_all(int fd, const void *data, size_t n);
 void hio_append(buf_t *b, const void *data, size_t n);
 // Drops the first `n` bytes.
