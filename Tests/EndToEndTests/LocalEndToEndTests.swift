@@ -164,4 +164,26 @@ struct LocalEndToEndTests {
         let badFile = try CCDeckInvocation.run(arguments(workspace), environment: env)
         #expect(badFile.status == .exited(2) && badFile.stderr.contains("egress.conf:2:"), "\(badFile.output)")
     }
+
+    /// The run's first record, written before anything starts, already names its proxy (one
+    /// write, not two, on the way to every allowlisted run's start): a ccdeck killed right after
+    /// it leaves a record that says the sandbox would depend on ccdeck's egress proxy, and no
+    /// sandbox.
+    @Test func theFirstRecordNamesTheRunsProxy() throws {
+        let workspace = home.path + "/project"
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        let model = try ModelServer(scenario: "write_and_bash", logDirectory: home.path, workspace: workspace)
+        var env = try environment(model, token: EngineEnvironment.canaryToken())
+        env["CCDECK_FAULT"] = "after-record-write"
+        let killed = try CCDeckInvocation.run(arguments(workspace), environment: env)
+        #expect(killed.status == .signaled(SIGKILL), "\(killed.output)")
+        env["CCDECK_FAULT"] = nil
+        let store = RunStore(environment: env)
+        let record = try #require(store.list().first)
+        #expect(record.egress?.enforcement == .allowlist, "\(String(describing: record.egress))")
+        #expect(record.egress?.hosts == ["127.0.0.1"], "\(String(describing: record.egress))")
+        #expect(record.state != .running && record.state != .succeeded, "\(record.state)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: store.root + "/local")) ?? []).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: workspace + "/hello.txt"))
+    }
 }

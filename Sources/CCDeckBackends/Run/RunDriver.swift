@@ -165,8 +165,10 @@ public final class RunDriver {
         record.credentials = CredentialRecord(
             delivery: delivery, exposure: token.map { CredentialExposure.of($0, delivery: delivery) } ?? .nothing)
         trace.mark("before the run")
+        // The run's folder and the driver's lock now; its first record once its egress is settled
+        // (below): one write then says everything the sandbox will depend on before it starts.
         let lock: DriverLock
-        do { lock = try store.create(record) } catch {
+        do { lock = try store.createFolder(for: record) } catch {
             throw Failure.setup("cannot create the run under \(store.runsDirectory): \(Self.words(error))", record: nil)
         }
         defer { lock.release() }
@@ -219,8 +221,12 @@ public final class RunDriver {
             sinks.releaseReserve()
             throw fail("\(error)")
         }
-        trace.mark("egress")
         defer { releaseEgress(record.id) }
+        do { try store.save(record) } catch {
+            sinks.releaseReserve()
+            throw Failure.setup("cannot create the run under \(store.runsDirectory): \(Self.words(error))", record: nil)
+        }
+        trace.mark("egress, first record")
         /// A setup step a stop may end early (an image build): nil when it ran, the stopped record
         /// when the stop came first; its error fails the run.
         func untilStopped(_ step: () throws -> Void) throws -> RunRecord? {
@@ -330,8 +336,8 @@ public final class RunDriver {
     /// the list, or the record saying the filter is off or not in this mode's power.
     private func holdEgress(_ request: RunRequest, _ record: inout RunRecord, _ spec: inout RunSpec) throws {
         let policy = try request.egress ?? EgressConfig.standardPolicy(environment: environment)
-        // Unfiltered, the record says so with the save that starts the run (one save less on
-        // its path); a proxy, which the sandbox will depend on, is recorded before it starts.
+        // Recorded by the run's first save, which follows: a proxy, which the sandbox will depend
+        // on (and a ccdeck adopting the run starts again), is on disk before the sandbox starts.
         if policy.allowAll {
             record.egress = EgressRecord(enforcement: .allowAll, hosts: [])
             return
@@ -350,7 +356,6 @@ public final class RunDriver {
         egressProxy = try startProxy(policy, endpoint: endpoint, runID: record.id, after: nil)
         spec.egress = endpoint
         record.egress = egressProxy?.record
-        try? store.save(record)
     }
 
     /// Stops the proxy and removes its socket folder (twice is harmless).

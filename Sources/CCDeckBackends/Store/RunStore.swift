@@ -59,6 +59,15 @@ public struct RunStore: Sendable {
     /// Creates the run's directory (private to the user), takes the driver's lock and writes the
     /// first record. The lock comes first, so no reader ever sees a live record without a driver.
     public func create(_ record: RunRecord) throws -> DriverLock {
+        let lock = try createFolder(for: record)
+        try save(record)
+        return lock
+    }
+
+    /// The run's directory (private to the user) and the driver's lock, with no record yet: for a
+    /// driver whose first save waits until what the record must say before the sandbox starts is
+    /// settled (its egress), so it is written once. Listings skip a folder without a record.
+    public func createFolder(for record: RunRecord) throws -> DriverLock {
         try checkRoom()
         try FileManager.default.createDirectory(atPath: runsDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
@@ -67,7 +76,6 @@ public struct RunStore: Sendable {
         guard let lock = DriverLock(path: driverLockPath(for: record.id)) else {
             throw RunStoreError.unreadable(driverLockPath(for: record.id), "cannot take the run's lock")
         }
-        try save(record)
         return lock
     }
 
