@@ -26,7 +26,7 @@ public struct FolderSandboxes: Sendable {
     public func create(_ spec: RunSpec) throws -> String {
         guard let dir = directory(spec.sandboxName) else { throw BackendError.unavailable(kind, "bad sandbox name") }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let mark = try JSONSerialization.data(withJSONObject: spec.mark, options: [.sortedKeys])
+        let mark = try RunStore.encoder.encode(spec.mark)
         // Written whole by rename, unsynced: they are made on the run's path to its start.
         try RunStore.replace(dir + "/mark.json", with: mark)
         try RunStore.replace(dir + "/workspace", with: Data(spec.workspace.utf8))
@@ -68,7 +68,7 @@ public struct FolderSandboxes: Sendable {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         return names.sorted().compactMap { name in
             guard let dir = directory(name), let data = FileManager.default.contents(atPath: dir + "/mark.json"),
-                  let mark = try? JSONSerialization.jsonObject(with: data) as? [String: String],
+                  let mark = try? RunStore.decoder.decode([String: String].self, from: data),
                   mark[Mark.store] == store else { return nil }
             let created = (try? FileManager.default.attributesOfItem(atPath: dir + "/mark.json"))?[.modificationDate] as? Date
             return SandboxResource(id: name, name: name, backend: kind, runID: mark[Mark.run],
