@@ -141,3 +141,12 @@ public struct CCDeckInterrupted: Sendable {
         return CCDeckInterrupted(status: status, stdout: out, stderr: err, acted: acted)
     }
 }
+
+extension RunStore {
+    /// A run's folder, its driver's lock and its first record, as a driver makes them.
+    public func create(_ record: RunRecord) throws -> DriverLock {
+        let lock = try createFolder(for: record)
+        try save(record)
+        return lock
+    }
+}

@@ -167,10 +167,11 @@ public final class RunDriver {
         trace.mark("before the run")
         // The run's folder and the driver's lock now; its first record once its egress is settled
         // (below): one write then says everything the sandbox will depend on before it starts.
-        let lock: DriverLock
-        do { lock = try store.createFolder(for: record) } catch {
-            throw Failure.setup("cannot create the run under \(store.runsDirectory): \(Self.words(error))", record: nil)
+        func cannotCreate(_ error: Error) -> Failure {
+            .setup("cannot create the run under \(store.runsDirectory): \(Self.words(error))", record: nil)
         }
+        let lock: DriverLock
+        do { lock = try store.createFolder(for: record) } catch { throw cannotCreate(error) }
         defer { lock.release() }
         if preview.cut {
             // A long prompt is kept whole beside the record, not in it: listings stay light.
@@ -224,7 +225,7 @@ public final class RunDriver {
         defer { releaseEgress(record.id) }
         do { try store.save(record) } catch {
             sinks.releaseReserve()
-            throw Failure.setup("cannot create the run under \(store.runsDirectory): \(Self.words(error))", record: nil)
+            throw cannotCreate(error)
         }
         trace.mark("egress, first record")
         /// A setup step a stop may end early (an image build): nil when it ran, the stopped record

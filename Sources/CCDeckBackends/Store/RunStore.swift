@@ -56,17 +56,10 @@ public struct RunStore: Sendable {
     /// Held (flock) by whichever ccdeck drives the run, for as long as it does.
     public func driverLockPath(for id: String) -> String { directory(for: id) + "/driver.lock" }
 
-    /// Creates the run's directory (private to the user), takes the driver's lock and writes the
-    /// first record. The lock comes first, so no reader ever sees a live record without a driver.
-    public func create(_ record: RunRecord) throws -> DriverLock {
-        let lock = try createFolder(for: record)
-        try save(record)
-        return lock
-    }
-
-    /// The run's directory (private to the user) and the driver's lock, with no record yet: for a
-    /// driver whose first save waits until what the record must say before the sandbox starts is
-    /// settled (its egress), so it is written once. Listings skip a folder without a record.
+    /// The run's directory (private to the user) and the driver's lock, with no record yet: the
+    /// driver writes the first record once what it must say before the sandbox starts is settled
+    /// (its egress), so it is written once. The lock comes first, so no reader ever sees a live
+    /// record without a driver; listings skip a folder without a record.
     public func createFolder(for record: RunRecord) throws -> DriverLock {
         try checkRoom()
         try FileManager.default.createDirectory(atPath: runsDirectory, withIntermediateDirectories: true,
