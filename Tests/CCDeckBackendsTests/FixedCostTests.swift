@@ -320,3 +320,124 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: dir + "/run/changes.git"))
     }
 }
+
+/// A folder ccdeck made that only gained files is read without git (issue 15: two git
+/// processes fewer beside the sandbox's wind-down); its reading must be git's, byte for byte.
+@Suite struct FreshFolderReadingTests {
+    let dir = NSTemporaryDirectory() + "ccdeck-fresh-\(UUID().uuidString.prefix(8))"
+
+    /// The same folder read in this process and by git, each in its own run folder.
+    func bothReadings(_ ws: String) throws -> (own: ChangeTracker.Comparison, git: ChangeTracker.Comparison, ownFolder: [String]) {
+        let env = ProcessInfo.processInfo.environment
+        let own = dir + "/own-\(UUID().uuidString.prefix(6))", viaGit = dir + "/git-\(UUID().uuidString.prefix(6))"
+        for d in [own, viaGit] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        let mine = try #require(ChangeTracker(workspace: ws, runDirectory: own, environment: env, sharedDirectory: dir))
+        var git = try #require(ChangeTracker(workspace: ws, runDirectory: viaGit, environment: env, sharedDirectory: dir))
+        git.readsFreshFoldersItself = false
+        let a = try #require(mine.compare(baseline: ChangeTracker.freshBaseline))
+        let b = try #require(git.compare(baseline: ChangeTracker.freshBaseline))
+        return (a, b, try FileManager.default.contentsOfDirectory(atPath: own))
+    }
+
+    func write(_ ws: String, _ path: String, _ bytes: [UInt8], executable: Bool = false) throws {
+        let full = ws + "/" + path
+        try FileManager.default.createDirectory(atPath: String(full[..<full.lastIndex(of: "/")!]), withIntermediateDirectories: true)
+        try Data(bytes).write(to: URL(fileURLWithPath: full))
+        if executable { chmod(full, 0o755) }
+    }
+
+    @Test func theHashIsGits() {
+        #expect(SHA1.hex(Array("blob 0\0".utf8)) == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391")
+        #expect(SHA1.hex(Array("abc".utf8)) == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(SHA1.hex([UInt8](repeating: 0x61, count: 1_000)) == "291e9a6c66994949b57ba5e650361e98fc36b1ba")
+    }
+
+    @Test func newFilesOfEveryKindAreReadAsGitReadsThem() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ws = dir + "/ws"
+        try Workspace.createFresh(at: ws)
+        try write(ws, "hello.txt", Array("hi\n".utf8))
+        try write(ws, "no-newline.txt", Array("one\ntwo".utf8))
+        try write(ws, "b c.txt", Array("with a space\n".utf8))
+        try write(ws, "empty", [])
+        try write(ws, "bin.dat", [0x61, 0, 0x62, 0x0A])
+        try write(ws, "late-nul.txt", [UInt8](repeating: 0x61, count: 8_100) + [0, 0x0A])
+        try write(ws, "crlf.txt", Array("a\r\nb\r\n".utf8))
+        try write(ws, "src/run.sh", Array("#!/bin/sh\necho ok\n".utf8), executable: true)
+        try write(ws, "src/deep/é.md", Array("# é\n\n".utf8))
+        try write(ws, "a.b", Array("x\n".utf8))
+        try write(ws, "a-b/c", Array("y\n".utf8))
+        try write(ws, "a/c", Array("z\n".utf8))
+        try FileManager.default.createDirectory(atPath: ws + "/empty-dir", withIntermediateDirectories: true)
+        symlink("hello.txt", ws + "/link")
+        let r = try bothReadings(ws)
+        #expect(r.ownFolder.isEmpty, "no git ran: nothing written in the run's folder (\(r.ownFolder))")
+        #expect(r.own.changes == r.git.changes)
+        #expect(String(decoding: r.own.patch, as: UTF8.self) == String(decoding: r.git.patch, as: UTF8.self))
+        #expect(r.own.changes.files.count == 13)
+    }
+
+    @Test func nothingDoneAndPackageJSONDeletedAreGitsAnswersToo() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ws = dir + "/ws"
+        try Workspace.createFresh(at: ws)
+        let untouched = try bothReadings(ws)
+        #expect(untouched.own.changes.files.isEmpty && untouched.own.patch.isEmpty && untouched.git.patch.isEmpty)
+        unlink(ws + "/package.json")
+        try write(ws, "index.js", Array("console.log(1)\n".utf8))
+        let r = try bothReadings(ws)
+        #expect(r.ownFolder.isEmpty)
+        #expect(r.own.changes == r.git.changes && r.own.patch == r.git.patch)
+        #expect(r.own.changes.files.map(\.kind) == [.added, .deleted])
+    }
+
+    /// What this reading does not say is left to git: the answer is git's either way.
+    @Test(arguments: ["edited", "executable", "gitignore", "git", "quote", "newline", "fifo", "large"])
+    func anythingElseIsReadByGit(kind: String) throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ws = dir + "/ws"
+        try Workspace.createFresh(at: ws)
+        try write(ws, "hello.txt", Array("hi\n".utf8))
+        switch kind {
+        case "edited": try write(ws, "package.json", Array("{}\n".utf8))
+        case "executable": chmod(ws + "/package.json", 0o755)
+        case "gitignore": try write(ws, "sub/.gitignore", Array("hello.txt\n*.log\n".utf8)); try write(ws, "sub/x.log", [0x61])
+        case "git": try write(ws, "inner/.git/HEAD", Array("ref: refs/heads/main\n".utf8))
+        case "quote": try write(ws, "say \"hi\".txt", Array("hi\n".utf8))
+        case "newline": try write(ws, "two\nlines", Array("hi\n".utf8))
+        case "fifo": mkfifo(ws + "/pipe", 0o644)
+        default: try write(ws, "big.txt", [UInt8](repeating: 0x0A, count: FreshFolderReading.maxBytes + 1))
+        }
+        #expect(FreshFolderReading.read(workspace: ws) == nil)
+        let r = try bothReadings(ws)
+        #expect(r.own.changes == r.git.changes && r.own.patch == r.git.patch)
+    }
+
+    /// Random folders of new files (names, depths, contents, modes) read both ways.
+    @Test func randomFoldersAreReadAsGitReadsThem() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = SystemRandomNumberGenerator()
+        let names = ["a", "b", "a.b", "a-b", "B", "z z", "é", "0", "_x", "index.ts", "package.jsonx"]
+        for round in 0..<12 {
+            let ws = dir + "/ws\(round)"
+            try Workspace.createFresh(at: ws)
+            if Bool.random(using: &rng) { unlink(ws + "/package.json") }
+            for _ in 0..<Int.random(in: 1...12, using: &rng) {
+                let depth = Int.random(in: 1...3, using: &rng)
+                let path = (0..<depth).map { _ in names.randomElement(using: &rng)! }.joined(separator: "/")
+                // A name already taken, or under a file: drawn again next time.
+                if FileManager.default.fileExists(atPath: ws + "/" + path) || path == "package.json" { continue }
+                if Int.random(in: 0..<8, using: &rng) == 0, !path.contains("/") {
+                    symlink(names.randomElement(using: &rng)!, ws + "/" + path)
+                    continue
+                }
+                let alphabet: [UInt8] = Array("ab \n\n\t\r{}é".utf8) + (Bool.random(using: &rng) ? [0] : [])
+                let bytes = (0..<Int.random(in: 0...200, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+                try? write(ws, path, bytes, executable: Int.random(in: 0..<4, using: &rng) == 0)
+            }
+            let r = try bothReadings(ws)
+            #expect(r.own.changes == r.git.changes, "round \(round)")
+            #expect(String(decoding: r.own.patch, as: UTF8.self) == String(decoding: r.git.patch, as: UTF8.self), "round \(round)")
+        }
+    }
+}

@@ -20,6 +20,9 @@ public struct ChangeTracker: Sendable {
     /// so comparing a folder ccdeck made costs no git process for its baseline; nil: made in the
     /// run's own repository each time.
     public let sharedDirectory: String?
+    /// Whether a folder ccdeck made, holding only new files, is read without git (off: always git,
+    /// which the tests compare it with).
+    public var readsFreshFoldersItself = true
     /// The patch is kept up to this size; the list of files is always whole.
     public static let maxPatchBytes = 8 << 20
 
@@ -98,6 +101,9 @@ public struct ChangeTracker: Sendable {
         let parts = baseline.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { return nil }
         let began = Self.fileSystemNow()
+        if baseline == Self.freshBaseline, readsFreshFoldersItself, let read = FreshFolderReading.read(workspace: workspace) {
+            return Comparison(changes: read.changes, patch: read.patch, began: began)
+        }
         var (kind, base) = (parts[0], parts[1])
         let env: [String: String]
         if baseline == Self.freshBaseline, let shared = sharedFreshTree(), let readOnly = sharedEnvironment(shared.repository) {
