@@ -392,7 +392,7 @@ import Glibc
     }
 
     /// What this reading does not say is left to git: the answer is git's either way.
-    @Test(arguments: ["edited", "executable", "gitignore", "git", "quote", "newline", "fifo", "large"])
+    @Test(arguments: ["edited", "executable", "gitignore", "git", "quote", "newline", "fifo", "large", "folders", "short name"])
     func anythingElseIsReadByGit(kind: String) throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let ws = dir + "/ws"
@@ -406,9 +406,19 @@ import Glibc
         case "quote": try write(ws, "say \"hi\".txt", Array("hi\n".utf8))
         case "newline": try write(ws, "two\nlines", Array("hi\n".utf8))
         case "fifo": mkfifo(ws + "/pipe", 0o644)
+        case "short name": try write(ws, "GIT~1/x", Array("hi\n".utf8))
+        case "folders":
+            for i in 0...FreshFolderReading.maxNames { mkdir(ws + "/d\(i)", 0o755) }
         default: try write(ws, "big.txt", [UInt8](repeating: 0x0A, count: FreshFolderReading.maxBytes + 1))
         }
         #expect(FreshFolderReading.read(workspace: ws) == nil)
+        if kind == "short name" {
+            // git refuses to add it (core.protectNTFS): no reading either way.
+            try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+            let t = try #require(ChangeTracker(workspace: ws, runDirectory: dir + "/run", environment: ProcessInfo.processInfo.environment))
+            #expect(t.compare(baseline: ChangeTracker.freshBaseline) == nil)
+            return
+        }
         let r = try bothReadings(ws)
         #expect(r.own.changes == r.git.changes && r.own.patch == r.git.patch)
     }

@@ -13,10 +13,12 @@ enum FreshFolderReading {
     /// Beyond these, git reads the folder (its reading streams; this one holds the files).
     static let maxFiles = 512
     static let maxBytes = 1 << 20
+    /// Names looked at, folders included (a tree of empty folders is git's to walk too).
+    static let maxNames = 4096
 
     static func read(workspace: String) -> (changes: WorkspaceChanges, patch: Data)? {
         var entries: [WholeFilePatch.Entry] = []
-        var total = 0
+        var total = 0, names = 0
         var packageJSONSeen = false
         func walk(_ directory: String, _ prefix: [UInt8]) -> Bool {
             guard let dir = opendir(directory) else { return false }
@@ -24,8 +26,12 @@ enum FreshFolderReading {
             while let entry = readdir(dir) {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
                 if name == [0x2E] || name == [0x2E, 0x2E] { continue }
-                // git's own names (.git, .gitignore, .gitattributes, …) change what git reads.
+                names += 1
+                if names > maxNames { return false }
+                // git's own names (.git, .gitignore, .gitattributes, …) change what git reads, and
+                // names Windows would read as them (`git~1`, `.git.`) git refuses to add.
                 if name.count >= 4, name[0] == 0x2E, String(decoding: name[1...3], as: UTF8.self).lowercased() == "git" { return false }
+                if name.contains(UInt8(ascii: "~")) { return false }
                 let path = prefix + name
                 let full = directory + "/" + String(decoding: name, as: UTF8.self)
                 guard WholeFilePatch.printsPlain(path) else { return false }
