@@ -392,7 +392,7 @@ import Glibc
     }
 
     /// What this reading does not say is left to git: the answer is git's either way.
-    @Test(arguments: ["edited", "executable", "gitignore", "git", "quote", "newline", "fifo", "large", "folders", "short name"])
+    @Test(arguments: ["edited", "executable", "gitignore", "git", "quote", "newline", "fifo", "large", "folders", "deep", "short name"])
     func anythingElseIsReadByGit(kind: String) throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let ws = dir + "/ws"
@@ -407,6 +407,7 @@ import Glibc
         case "newline": try write(ws, "two\nlines", Array("hi\n".utf8))
         case "fifo": mkfifo(ws + "/pipe", 0o644)
         case "short name": try write(ws, "GIT~1/x", Array("hi\n".utf8))
+        case "deep": try write(ws, Array(repeating: "d", count: FreshFolderReading.maxDepth + 1).joined(separator: "/") + "/x", [0x61])
         case "folders":
             for i in 0...FreshFolderReading.maxNames { mkdir(ws + "/d\(i)", 0o755) }
         default: try write(ws, "big.txt", [UInt8](repeating: 0x0A, count: FreshFolderReading.maxBytes + 1))

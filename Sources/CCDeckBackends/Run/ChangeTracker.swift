@@ -22,7 +22,7 @@ public struct ChangeTracker: Sendable {
     public let sharedDirectory: String?
     /// Whether a folder ccdeck made, holding only new files, is read without git (off: always git,
     /// which the tests compare it with).
-    public var readsFreshFoldersItself = true
+    var readsFreshFoldersItself = true
     /// The patch is kept up to this size; the list of files is always whole.
     public static let maxPatchBytes = 8 << 20
 

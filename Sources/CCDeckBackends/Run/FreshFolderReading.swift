@@ -15,13 +15,15 @@ enum FreshFolderReading {
     static let maxBytes = 1 << 20
     /// Names looked at, folders included (a tree of empty folders is git's to walk too).
     static let maxNames = 4096
+    /// Folders deep, so the walk's recursion stays small on any thread's stack.
+    static let maxDepth = 64
 
     static func read(workspace: String) -> (changes: WorkspaceChanges, patch: Data)? {
         var entries: [WholeFilePatch.Entry] = []
         var total = 0, names = 0
         var packageJSONSeen = false
-        func walk(_ directory: String, _ prefix: [UInt8]) -> Bool {
-            guard let dir = opendir(directory) else { return false }
+        func walk(_ directory: String, _ prefix: [UInt8], depth: Int) -> Bool {
+            guard depth <= maxDepth, let dir = opendir(directory) else { return false }
             defer { closedir(dir) }
             while let entry = readdir(dir) {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
@@ -39,7 +41,7 @@ enum FreshFolderReading {
                 guard lstat(full, &st) == 0 else { return false }
                 switch st.st_mode & S_IFMT {
                 case S_IFDIR:
-                    guard walk(full, path + [0x2F]) else { return false }
+                    guard walk(full, path + [0x2F], depth: depth + 1) else { return false }
                     continue
                 case S_IFREG, S_IFLNK: break
                 default: return false
@@ -58,7 +60,7 @@ enum FreshFolderReading {
             }
             return true
         }
-        guard walk(workspace, []) else { return nil }
+        guard walk(workspace, [], depth: 0) else { return nil }
         if !packageJSONSeen {
             entries.append(.init(path: Array("package.json".utf8), mode: "100644", content: Array(Workspace.packageJSON.utf8), change: .deleted))
         }
