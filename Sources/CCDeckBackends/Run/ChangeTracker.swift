@@ -231,9 +231,7 @@ public struct ChangeTracker: Sendable {
             guard let dir = opendir(path) else { return false }
             defer { closedir(dir) }
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
+                let name = String(decoding: FreshFolderReading.name(of: entry), as: UTF8.self)
                 if name == "." || name == ".." || name == ".git" { continue }
                 if !walk(path + "/" + name) { return false }
             }

@@ -26,7 +26,7 @@ enum FreshFolderReading {
             guard depth <= maxDepth, let dir = opendir(directory) else { return false }
             defer { closedir(dir) }
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+                let name = Self.name(of: entry)
                 if name == [0x2E] || name == [0x2E, 0x2E] { continue }
                 names += 1
                 if names > maxNames { return false }
@@ -64,16 +64,20 @@ enum FreshFolderReading {
         if !packageJSONSeen {
             entries.append(.init(path: Array("package.json".utf8), mode: "100644", content: Array(Workspace.packageJSON.utf8), change: .deleted))
         }
-        let order = entries.indices.sorted { entries[$0].path.lexicographicallyPrecedes(entries[$1].path) }
-        let sorted = order.map { entries[$0] }
-        let files = order.map { i -> WorkspaceChanges.File in
-            let e = entries[i]
-            let lines = e.isBinary ? nil : e.lineCount
-            return WorkspaceChanges.File(kind: e.change == .added ? .added : .deleted, path: String(decoding: e.path, as: UTF8.self),
-                                         size: Int64(e.content.count), additions: e.isBinary ? nil : e.change == .added ? lines : 0,
-                                         deletions: e.isBinary ? nil : e.change == .added ? 0 : lines)
+        entries.sort { $0.path.lexicographicallyPrecedes($1.path) }
+        let files = entries.map { e -> WorkspaceChanges.File in
+            // `--numstat`: a whole file's lines on its side, none on the other; nothing for a binary one.
+            let lines = e.isBinary ? nil : e.lineCount, none = e.isBinary ? nil : 0
+            let added = e.change == .added
+            return WorkspaceChanges.File(kind: added ? .added : .deleted, path: String(decoding: e.path, as: UTF8.self),
+                                         size: Int64(e.content.count), additions: added ? lines : none, deletions: added ? none : lines)
         }
-        return (WorkspaceChanges(baseline: "the snapshot taken at its start", files: files), Data(WholeFilePatch.patch(sorted)))
+        return (WorkspaceChanges(baseline: "the snapshot taken at its start", files: files), Data(WholeFilePatch.patch(entries)))
+    }
+
+    /// A directory entry's name, as bytes.
+    static func name(of entry: UnsafeMutablePointer<dirent>) -> [UInt8] {
+        withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
     }
 
     /// A regular file's bytes, never through a link or a pipe put in its place since it was looked at.
